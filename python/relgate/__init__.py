@@ -1,0 +1,13 @@
+"""relgate: a release pipeline for LLMs.
+
+A release is an immutable, content-addressed manifest (model, prompt template, routing, eval
+dataset, previous release). Every release passes register, gate, roll and observe, and every
+decision emits a hash-chained receipt; open-weight releases carry a weight attestation.
+"""
+
+from __future__ import annotations
+
+from relgate import errors
+from relgate._native import __version__
+
+__all__ = ["__version__", "errors"]

@@ -1,0 +1,3 @@
+from relgate.cli import main
+
+main()

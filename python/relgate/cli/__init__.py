@@ -1,0 +1,35 @@
+"""The `relgate` command line. One module per command group; this one only assembles them."""
+
+from __future__ import annotations
+
+import typer
+
+from relgate import __version__
+
+app = typer.Typer(
+    name="relgate",
+    help="relgate: register, gate, roll and observe LLM releases, with receipts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"relgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """relgate: a release pipeline for LLMs."""
+
+
+def main() -> None:
+    """Entry point of the `relgate` script."""
+    app()
