@@ -9,34 +9,32 @@ use relgate_core::CoreError;
 /// Python), so the hierarchy is defined once and Python code can raise the same classes.
 pub fn to_pyerr(py: Python<'_>, err: CoreError) -> PyErr {
     let message = err.to_string();
-    let (class, kwargs): (&str, Vec<(&str, Py<PyAny>)>) = match &err {
+    let (class, path, rule): (&str, Option<String>, Option<&str>) = match &err {
         CoreError::Integrity { path, rule, .. } => (
             "IntegrityError",
-            vec![
-                ("path", path.display().to_string().into_pyobject(py).unwrap().into_any().unbind()),
-                ("rule", rule.into_pyobject(py).unwrap().into_any().unbind()),
-            ],
+            Some(path.display().to_string()),
+            Some(rule),
         ),
-        CoreError::InvalidInput(_) => ("InvalidInputError", vec![]),
-        CoreError::NotFound(_) => ("NotFoundError", vec![]),
         CoreError::Io { path, .. } => (
             "IntegrityError",
-            vec![
-                ("path", path.display().to_string().into_pyobject(py).unwrap().into_any().unbind()),
-                ("rule", "io".into_pyobject(py).unwrap().into_any().unbind()),
-            ],
+            Some(path.display().to_string()),
+            Some("io"),
         ),
+        CoreError::InvalidInput(_) => ("InvalidInputError", None, None),
+        CoreError::NotFound(_) => ("NotFoundError", None, None),
     };
     let build = || -> PyResult<PyErr> {
-        let module = py.import("relgate.errors")?;
-        let cls = module.getattr(class)?;
-        let kw = PyDict::new(py);
-        for (k, v) in kwargs {
-            kw.set_item(k, v)?;
+        let cls = py.import("relgate.errors")?.getattr(class)?;
+        let kwargs = PyDict::new(py);
+        if let Some(path) = path {
+            kwargs.set_item("path", path)?;
         }
-        let instance = cls.call((message.clone(),), Some(&kw))?;
-        Ok(PyErr::from_value(instance))
+        if let Some(rule) = rule {
+            kwargs.set_item("rule", rule)?;
+        }
+        Ok(PyErr::from_value(cls.call((message,), Some(&kwargs))?))
     };
+    // If relgate.errors itself cannot be imported, that import error is the better report.
     build().unwrap_or_else(|e| e)
 }
 
