@@ -44,8 +44,29 @@ test: dev ## run the Rust and Python test suites
 demo: dev ## run the end-to-end demo on embedded defaults
 	$(PY) -m relgate.demo $(DEMO_ARGS)
 
+# Generated gRPC code: protoc writes `from relgate.v1 import ...`; the package lives at
+# relgate._proto.relgate.v1, so the imports are rewritten after generation.
+PROTO_SRC := $(wildcard proto/relgate/v1/*.proto)
+PROTO_OUT := python/relgate/_proto
+define gen_proto
+rm -rf $(1)/relgate && mkdir -p $(1)/relgate/v1 && \
+$(PY) -m grpc_tools.protoc -Iproto --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) $(PROTO_SRC) && \
+sed -i -E 's/^from relgate\.v1 import/from relgate._proto.relgate.v1 import/' $(1)/relgate/v1/*.py $(1)/relgate/v1/*.pyi && \
+touch $(1)/__init__.py $(1)/relgate/__init__.py $(1)/relgate/v1/__init__.py
+endef
+
+.PHONY: proto
+proto: $(DEPS_STAMP) ## regenerate python/relgate/_proto from proto/ (grpcio-tools)
+	$(call gen_proto,$(PROTO_OUT))
+
+.PHONY: proto-check
+proto-check: $(DEPS_STAMP) ## fail if the generated gRPC code is not what `make proto` writes
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(call gen_proto,$$tmp) && \
+	diff -r -x __pycache__ "$$tmp" $(PROTO_OUT) && echo "proto-check: generated code is current"
+
 .PHONY: lint
-lint: dev ## ruff, mypy --strict, stubtest, cargo fmt --check, clippy
+lint: dev proto-check ## ruff, mypy --strict, stubtest, cargo fmt --check, clippy, proto-check
 	$(PY) -m ruff check python tests benches
 	$(PY) -m ruff format --check python tests benches
 	$(PY) -m mypy
