@@ -2,6 +2,10 @@
 
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+#[path = "merkle.rs"]
+mod merkle;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    merkle::register(m)?;
     Ok(())
 }
