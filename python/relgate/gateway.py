@@ -1,0 +1,721 @@
+"""The gateway: an OpenAI-compatible HTTP front door that routes live traffic to releases.
+
+Per request: parse, read the routing snapshot reference once (admission: the snapshot is
+pinned), classify (traffic class, slice, session bucket), choose the release, render that
+release's prompt template into the messages, forward to that release's endpoint (pooled aiohttp
+client), answer with ``x-relgate-release: <sha256>`` (streaming: SSE bytes passed through as
+they arrive), record a :class:`~relgate.traces.Trace`.
+
+Hosting. ``relgate serve`` runs the gateway inside its own event loop::
+
+    gw = await start_gateway(snapshot, host="127.0.0.1", port=8080)
+    gw.swap(snapshot.with_weight(500))        # atomic; visible to the next admission
+    result = await gw.drain(deadline_s=30)    # wait for requests pinned to older snapshots
+    gw.traces.p95(sha, 60.0)                  # monitors read the TraceStore
+    await gw.stop()
+
+Synchronous callers (a controller on its own thread, benches) use :class:`GatewayThread`, which
+runs the same :class:`Gateway` on a private loop in a daemon thread and offers the same verbs.
+
+Swap. :meth:`Gateway.swap` replaces one attribute; CPython makes that a single atomic store, so
+it is safe from any thread and needs no lock on the request path. Versions must increase, so a
+stale writer cannot reinstate an old snapshot. Drain waits for the requests admitted under older
+versions; at the deadline it can cut the stragglers off (they are recorded with status 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future as ThreadFuture
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from relgate.errors import InvalidInputError, InvalidTransitionError, NotFoundError
+from relgate.routing import (
+    RELEASE_HEADER,
+    SLICE_HEADER,
+    TRACE_HEADER,
+    Classification,
+    ReleaseRoute,
+    RoutingSnapshot,
+    message_text,
+)
+from relgate.traces import Trace, TraceStore
+
+T = TypeVar("T")
+
+_JSON = "application/json"
+# Fields that steer relgate and mean nothing to a model server.
+_STRIP_FIELDS = ("metadata",)
+
+
+@dataclass(frozen=True, slots=True)
+class SwapRecord:
+    """A completed swap: versions and the store-clock time the new snapshot became visible."""
+
+    old_version: int | None
+    new_version: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """Outcome of waiting for requests pinned to snapshots older than ``before_version``."""
+
+    before_version: int
+    waited_for: int
+    finished: int
+    cut_off: int
+    elapsed_s: float
+
+    @property
+    def complete(self) -> bool:
+        """True when every old request finished before the deadline."""
+        return self.cut_off == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A non-streaming answer from one release (used to replay traces through a release)."""
+
+    status: int
+    answer: str
+    latency_s: float
+    release_sha256: str
+    error: str = ""
+
+
+@dataclass(slots=True)
+class _Admission:
+    version: int
+    task: asyncio.Task[Any] | None
+    done: asyncio.Future[None]
+    cut_off: bool = False
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What one forward produced so far; the handler records it whatever way the forward ends."""
+
+    status: int = 502
+    answer: str = ""
+    error: str = ""
+    out: web.StreamResponse | None = None
+
+
+def _error_body(status: int, message: str, kind: str) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return web.json_response(body, status=status)
+
+
+def _answer_of(payload: Mapping[str, Any]) -> str:
+    choices = payload.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+        msg = choices[0].get("message")
+        if isinstance(msg, Mapping) and isinstance(msg.get("content"), str):
+            return str(msg["content"])
+    return ""
+
+
+class _SseText:
+    """Collects ``choices[0].delta.content`` from SSE bytes split at arbitrary points."""
+
+    __slots__ = ("_buf", "parts")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self.parts: list[str] = []
+
+    def feed(self, chunk: bytes) -> None:
+        self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            line = line.strip()
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]" or not data:
+                continue
+            try:
+                obj = json.loads(data)
+                delta = obj["choices"][0].get("delta") or {}
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                continue
+            content = delta.get("content") if isinstance(delta, Mapping) else None
+            if isinstance(content, str):
+                self.parts.append(content)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class Gateway:
+    """The data plane. Create it, then ``await start(host, port)`` on the loop that will run it.
+
+    ``snapshot`` may be None: requests then get 503 until the first :meth:`swap`.
+    ``backend_timeout_s`` bounds one forwarded request; ``max_shadow_in_flight`` bounds mirrored
+    shadow requests (extra mirrors are skipped, never queued).
+    """
+
+    def __init__(
+        self,
+        snapshot: RoutingSnapshot | None,
+        *,
+        traces: TraceStore | None = None,
+        backend_timeout_s: float = 300.0,
+        max_connections: int = 512,
+        max_shadow_in_flight: int = 64,
+    ) -> None:
+        self._snapshot = snapshot
+        self.traces = traces if traces is not None else TraceStore()
+        self._timeout = aiohttp.ClientTimeout(total=backend_timeout_s)
+        self._max_connections = max_connections
+        self._max_shadow = max_shadow_in_flight
+        self._swap_lock = threading.Lock()
+        self._swaps: list[SwapRecord] = []
+        self._inflight: dict[int, _Admission] = {}
+        self._seq = 0
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+        self.host = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application (routes only; :meth:`start` also opens the client pool)."""
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._handle_chat)
+        app.router.add_post("/v1/traces/{trace_id}/feedback", self._handle_feedback)
+        app.router.add_get("/v1/models", self._handle_models)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Bind and serve on ``host:port`` (port 0: any free port, read it from ``.port``)."""
+        self._loop = asyncio.get_running_loop()
+        self._session = aiohttp.ClientSession(
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300),
+        )
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.host, self.port = host, int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self, drain_deadline_s: float = 5.0) -> DrainResult:
+        """Drain every in-flight request (bounded by the deadline), then close."""
+        result = await self._drain_where(lambda a: True, -1, drain_deadline_s, cut_off=True)
+        for task in list(self._shadow_tasks):
+            task.cancel()
+        if self._shadow_tasks:
+            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+        return result
+
+    # -- routing state -----------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> RoutingSnapshot | None:
+        """The live snapshot (what the next request will pin)."""
+        return self._snapshot
+
+    @property
+    def swaps(self) -> list[SwapRecord]:
+        """Every swap so far, oldest first."""
+        return list(self._swaps)
+
+    def swap(self, snapshot: RoutingSnapshot) -> SwapRecord:
+        """Make ``snapshot`` live for every request admitted from now on. Thread-safe.
+
+        Raises InvalidTransitionError unless ``snapshot.version`` is higher than the live one.
+        """
+        with self._swap_lock:
+            old = self._snapshot
+            if old is not None and snapshot.version <= old.version:
+                raise InvalidTransitionError(
+                    f"snapshot version {snapshot.version} is not newer than live {old.version}"
+                )
+            self._snapshot = snapshot
+            # Taken after the store: any admission stamped later than `at` has read the new one.
+            rec = SwapRecord(
+                None if old is None else old.version, snapshot.version, self.traces.clock()
+            )
+            self._swaps.append(rec)
+            return rec
+
+    def in_flight(self, version: int | None = None) -> int:
+        """Requests being served (pinned to ``version`` if given)."""
+        return sum(
+            1 for a in list(self._inflight.values()) if version is None or a.version == version
+        )
+
+    async def drain(
+        self, deadline_s: float, before_version: int | None = None, *, cut_off: bool = True
+    ) -> DrainResult:
+        """Wait until requests pinned to snapshots older than ``before_version`` finish.
+
+        ``before_version`` defaults to the live version. Requests still running at the deadline
+        are cancelled when ``cut_off`` (recorded with status 503, error "drain deadline"), else
+        left running and counted in ``cut_off`` all the same.
+        """
+        snap = self._snapshot
+        if before_version is None:
+            before_version = snap.version if snap is not None else 0
+        bv = before_version
+        return await self._drain_where(lambda a: a.version < bv, bv, deadline_s, cut_off=cut_off)
+
+    async def _drain_where(
+        self, pred: Callable[[_Admission], bool], bv: int, deadline_s: float, *, cut_off: bool
+    ) -> DrainResult:
+        t0 = time.perf_counter()
+        pending = [a for a in list(self._inflight.values()) if pred(a)]
+        futs = [a.done for a in pending]
+        finished = len(futs)
+        late: list[_Admission] = []
+        if futs:
+            _, still = await asyncio.wait(futs, timeout=max(deadline_s, 0.0))
+            late = [a for a in pending if a.done in still]
+            finished -= len(late)
+            if cut_off and late:
+                for a in late:
+                    a.cut_off = True
+                    if a.task is not None:
+                        a.task.cancel()
+                await asyncio.wait([a.done for a in late], timeout=1.0)
+        return DrainResult(bv, len(futs), finished, len(late), time.perf_counter() - t0)
+
+    # -- forwarding --------------------------------------------------------------------------
+
+    def _forward_body(self, body: Mapping[str, Any], route: ReleaseRoute) -> dict[str, Any]:
+        out = {k: v for k, v in body.items() if k not in _STRIP_FIELDS}
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidInputError("messages: expected a non-empty list")
+        meta = body.get("metadata")
+        out["messages"] = route.prompt_template.render_messages(
+            messages, meta if isinstance(meta, Mapping) else None
+        )
+        out["model"] = route.model
+        return out
+
+    async def complete(
+        self,
+        route: ReleaseRoute,
+        prompt: str,
+        *,
+        variables: Mapping[str, str] | None = None,
+        slice: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        """Ask one release for a non-streaming answer, outside the routing split.
+
+        The release's own template is applied. This is how the replay monitor runs a recorded
+        trace through the candidate; nothing is recorded as a trace.
+        """
+        if self._session is None:
+            raise InvalidTransitionError("gateway not started")
+        body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt}], **(extra or {})}
+        if variables:
+            body["metadata"] = dict(variables)
+        fwd = self._forward_body(body, route)
+        fwd["stream"] = False
+        headers = {SLICE_HEADER: slice} if slice else {}
+        t0 = time.perf_counter()
+        try:
+            async with self._session.post(route.completions_url, json=fwd, headers=headers) as r:
+                raw = await r.read()
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError) as e:
+            return Completion(502, "", time.perf_counter() - t0, route.release_sha256, repr(e))
+        answer, err = "", ""
+        if status == 200:
+            try:
+                answer = _answer_of(json.loads(raw))
+            except ValueError:
+                status, err = 502, "backend sent invalid JSON"
+        else:
+            err = raw[:500].decode("utf-8", "replace")
+        return Completion(status, answer, time.perf_counter() - t0, route.release_sha256, err)
+
+    async def _handle_models(self, request: web.Request) -> web.Response:
+        snap = self._snapshot
+        routes = snap.routes() if snap is not None else ()
+        data = [
+            {"id": r.model, "object": "model", "relgate_release": r.release_sha256} for r in routes
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _handle_feedback(self, request: web.Request) -> web.Response:
+        trace_id = request.match_info["trace_id"]
+        try:
+            body = await request.json()
+            grade = body.get("grade") if isinstance(body, dict) else None
+            trace = self.traces.set_feedback(trace_id, grade)
+        except (ValueError, InvalidInputError) as e:
+            return _error_body(400, str(e), "invalid_request_error")
+        except NotFoundError as e:
+            return _error_body(404, str(e), "not_found_error")
+        return web.json_response({"id": trace.id, "feedback_grade": trace.feedback_grade})
+
+    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        t0 = time.perf_counter()
+        try:
+            body = await request.json(loads=json.loads)
+        except ValueError:
+            return _error_body(400, "body is not valid JSON", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error_body(400, "body must be a JSON object", "invalid_request_error")
+        clock = self.traces.clock
+        # Admission: stamp first, then read the reference once (see SwapRecord.at).
+        admitted_at = clock()
+        snap = self._snapshot
+        if snap is None:
+            return _error_body(503, "no release is live", "unavailable")
+        cls = snap.classify(request.headers, body, request.remote or "")
+        route, role = snap.choose(cls)
+        try:
+            fwd = self._forward_body(body, route)
+        except InvalidInputError as e:
+            return _error_body(400, str(e), "invalid_request_error")
+        trace_id = "tr_" + uuid.uuid4().hex
+        prompt = message_text(body["messages"][-1]) if body["messages"] else ""
+        meta = body.get("metadata")
+        variables = (
+            tuple(sorted((k, v) for k, v in meta.items() if isinstance(v, str) and k != "slice"))
+            if isinstance(meta, dict)
+            else ()
+        )
+        mirror = snap.mirror_target(cls)
+        if mirror is not None:
+            self._start_shadow(mirror, body, cls, snap.version, prompt, variables)
+
+        loop = asyncio.get_running_loop()
+        self._seq += 1
+        seq = self._seq
+        stream = bool(fwd.get("stream"))
+        ex = _Exchange()
+        forward = (
+            self._forward_stream(request, route, fwd, cls, trace_id, ex)
+            if stream
+            else self._forward_json(route, fwd, cls, trace_id, ex)
+        )
+        # The forward runs as its own task so a drain deadline can cut it off and still answer.
+        inner = loop.create_task(forward)
+        adm = _Admission(snap.version, inner, loop.create_future())
+        self._inflight[seq] = adm
+        try:
+            try:
+                return await inner
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if not adm.cut_off or (me is not None and me.cancelling()):
+                    ex.status, ex.error = 499, "client closed request"
+                    raise
+                ex.status, ex.error = 503, "drain deadline"
+                if ex.out is not None:
+                    return ex.out
+                return self._backend_error(503, ex.error, route, trace_id)
+            except Exception as e:
+                ex.status, ex.error = 500, f"gateway error: {e.__class__.__name__}"
+                raise
+        finally:
+            del self._inflight[seq]
+            if not adm.done.done():
+                adm.done.set_result(None)
+            self.traces.record(
+                Trace(
+                    id=trace_id,
+                    time=clock(),
+                    slice=cls.slice,
+                    traffic_class=cls.traffic_class,
+                    prompt=prompt,
+                    answer=ex.answer,
+                    latency_s=time.perf_counter() - t0,
+                    status=ex.status,
+                    release_sha256=route.release_sha256,
+                    session_bucket=cls.bucket,
+                    admitted_at=admitted_at,
+                    snapshot_version=snap.version,
+                    role=role,
+                    stream=stream,
+                    variables=variables,
+                    error=ex.error,
+                )
+            )
+
+    def _headers(self, route: ReleaseRoute, trace_id: str) -> dict[str, str]:
+        return {RELEASE_HEADER: route.release_sha256, TRACE_HEADER: trace_id}
+
+    async def _forward_json(
+        self,
+        route: ReleaseRoute,
+        fwd: dict[str, Any],
+        cls: Classification,
+        trace_id: str,
+        ex: _Exchange,
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id}
+        try:
+            async with self._session.post(route.completions_url, json=fwd, headers=hdrs) as r:
+                raw = await r.read()
+                status = r.status
+                ctype = r.headers.get("Content-Type", _JSON)
+        except TimeoutError:
+            return self._fail(ex, 504, "backend timed out", route, trace_id)
+        except aiohttp.ClientError as e:
+            return self._fail(
+                ex, 502, f"backend unreachable: {e.__class__.__name__}", route, trace_id
+            )
+        if status == 200:
+            try:
+                ex.answer = _answer_of(json.loads(raw))
+            except ValueError:
+                return self._fail(ex, 502, "backend sent invalid JSON", route, trace_id)
+        else:
+            ex.error = raw[:500].decode("utf-8", "replace")
+        ex.status = status
+        resp = web.Response(body=raw, status=status, headers=self._headers(route, trace_id))
+        resp.content_type = ctype.split(";")[0]
+        return resp
+
+    def _backend_error(
+        self, status: int, msg: str, route: ReleaseRoute, trace_id: str
+    ) -> web.Response:
+        resp = _error_body(status, msg, "backend_error")
+        resp.headers.update(self._headers(route, trace_id))
+        return resp
+
+    def _fail(
+        self, ex: _Exchange, status: int, msg: str, route: ReleaseRoute, trace_id: str
+    ) -> web.Response:
+        ex.status, ex.error = status, msg
+        return self._backend_error(status, msg, route, trace_id)
+
+    async def _forward_stream(
+        self,
+        request: web.Request,
+        route: ReleaseRoute,
+        fwd: dict[str, Any],
+        cls: Classification,
+        trace_id: str,
+        ex: _Exchange,
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id}
+        sse = _SseText()
+        try:
+            async with self._session.post(route.completions_url, json=fwd, headers=hdrs) as r:
+                if r.status != 200:
+                    raw = await r.read()
+                    ex.status, ex.error = r.status, raw[:500].decode("utf-8", "replace")
+                    resp = web.Response(
+                        body=raw, status=r.status, headers=self._headers(route, trace_id)
+                    )
+                    resp.content_type = r.headers.get("Content-Type", _JSON).split(";")[0]
+                    return resp
+                out = web.StreamResponse(
+                    status=200,
+                    headers={
+                        **self._headers(route, trace_id),
+                        "Content-Type": "text/event-stream",
+                        "Cache-Control": "no-cache",
+                    },
+                )
+                ex.out = out
+                await out.prepare(request)
+                try:
+                    async for chunk in r.content.iter_any():
+                        sse.feed(chunk)
+                        await out.write(chunk)
+                finally:
+                    ex.answer = sse.text
+            await out.write_eof()
+            ex.status = 200
+            return out
+        except (TimeoutError, aiohttp.ClientError) as e:
+            status = 504 if isinstance(e, TimeoutError) else 502
+            err = f"backend failed: {e.__class__.__name__}"
+            if ex.out is None:
+                return self._fail(ex, status, err, route, trace_id)
+            # Headers already went out with 200: the stream just ends; the trace keeps the truth.
+            ex.status, ex.error = status, err
+            with contextlib.suppress(ConnectionError):
+                await ex.out.write_eof()
+            return ex.out
+        except ConnectionResetError:
+            ex.status, ex.error = 499, "client closed request"
+            assert ex.out is not None
+            return ex.out
+
+    # -- shadow ------------------------------------------------------------------------------
+
+    def _start_shadow(
+        self,
+        route: ReleaseRoute,
+        body: Mapping[str, Any],
+        cls: Classification,
+        version: int,
+        prompt: str,
+        variables: tuple[tuple[str, str], ...],
+    ) -> None:
+        if len(self._shadow_tasks) >= self._max_shadow:
+            return
+        task = asyncio.create_task(self._shadow(route, body, cls, version, prompt, variables))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(
+        self,
+        route: ReleaseRoute,
+        body: Mapping[str, Any],
+        cls: Classification,
+        version: int,
+        prompt: str,
+        variables: tuple[tuple[str, str], ...],
+    ) -> None:
+        clock = self.traces.clock
+        admitted = clock()
+        trace_id = "tr_" + uuid.uuid4().hex
+        try:
+            fwd = self._forward_body(body, route)
+        except InvalidInputError:
+            return
+        fwd["stream"] = False
+        t0 = time.perf_counter()
+        ex = _Exchange()
+        await self._forward_json(route, fwd, cls, trace_id, ex)
+        self.traces.record(
+            Trace(
+                id=trace_id,
+                time=clock(),
+                slice=cls.slice,
+                traffic_class=cls.traffic_class,
+                prompt=prompt,
+                answer=ex.answer,
+                latency_s=time.perf_counter() - t0,
+                status=ex.status,
+                release_sha256=route.release_sha256,
+                session_bucket=cls.bucket,
+                admitted_at=admitted,
+                snapshot_version=version,
+                role="candidate",
+                shadow=True,
+                variables=variables,
+                error=ex.error,
+            )
+        )
+
+
+async def start_gateway(
+    snapshot: RoutingSnapshot | None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **options: Any,
+) -> Gateway:
+    """Create a :class:`Gateway` on the running loop and start serving; ``.port`` is bound."""
+    gw = Gateway(snapshot, **options)
+    await gw.start(host, port)
+    return gw
+
+
+class GatewayThread:
+    """A :class:`Gateway` on a private event loop in a daemon thread, with blocking verbs.
+
+    For synchronous hosts (a controller thread, benchmarks). ``swap`` does not hop threads: it
+    is the same atomic store as :meth:`Gateway.swap`.
+    """
+
+    def __init__(
+        self, gateway: Gateway, loop: asyncio.AbstractEventLoop, thread: threading.Thread
+    ) -> None:
+        self.gateway = gateway
+        self._loop = loop
+        self._thread = thread
+
+    @classmethod
+    def start(
+        cls,
+        snapshot: RoutingSnapshot | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **options: Any,
+    ) -> GatewayThread:
+        """Start the loop thread and the gateway on it; returns once the port is bound."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="relgate-gateway", daemon=True)
+        thread.start()
+        fut = asyncio.run_coroutine_threadsafe(start_gateway(snapshot, host, port, **options), loop)
+        try:
+            gw = fut.result(timeout=30)
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            raise
+        return cls(gw, loop, thread)
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        return self.gateway.port
+
+    @property
+    def traces(self) -> TraceStore:
+        """The gateway's trace store."""
+        return self.gateway.traces
+
+    def swap(self, snapshot: RoutingSnapshot) -> SwapRecord:
+        """Atomic snapshot swap (see :meth:`Gateway.swap`)."""
+        return self.gateway.swap(snapshot)
+
+    def call(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        """Run a coroutine on the gateway's loop and wait for its result."""
+
+        async def wrap() -> T:
+            return await coro
+
+        fut: ThreadFuture[T] = asyncio.run_coroutine_threadsafe(wrap(), self._loop)
+        return fut.result(timeout)
+
+    def drain(
+        self, deadline_s: float, before_version: int | None = None, *, cut_off: bool = True
+    ) -> DrainResult:
+        """Blocking :meth:`Gateway.drain`."""
+        return self.call(self.gateway.drain(deadline_s, before_version, cut_off=cut_off))
+
+    def stop(self, drain_deadline_s: float = 5.0) -> DrainResult:
+        """Drain, close the gateway and end the loop thread."""
+        try:
+            return self.call(self.gateway.stop(drain_deadline_s))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+
+__all__ = [
+    "Completion",
+    "DrainResult",
+    "Gateway",
+    "GatewayThread",
+    "SwapRecord",
+    "start_gateway",
+]

@@ -1,0 +1,267 @@
+"""Traces of served requests and per-release latency/status windows.
+
+Every request the gateway handles becomes a :class:`Trace`. Traces live in bounded per-slice
+ring buffers (``collections.deque(maxlen=...)``), so memory stays flat however long the gateway
+runs; the replay monitor reads them with :meth:`TraceStore.recent`. Each finished request also
+feeds a per-release event window (time, latency, status) from which the rollout monitors read
+``p95`` and ``error_rate`` over a sliding time window. The clock is injectable so tests and
+simulations can move time by hand.
+
+Quantiles are exact nearest-rank over the window (``sorted[ceil(q*n) - 1]``): the monitors
+compare two releases' p95 within 1.2x, which a coarse bucketed histogram would blur.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+from relgate.errors import InvalidInputError, NotFoundError
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """One request as the gateway saw it.
+
+    ``time`` is the finish time on the store's clock; ``admitted_at`` the admission time on the
+    same clock (the moment the routing snapshot was pinned); ``snapshot_version`` the version of
+    that snapshot. ``prompt`` is the client's last user message before templating and
+    ``variables`` the template variables it supplied, so a trace can be replayed through another
+    release's template. ``status`` is the HTTP status returned to the client (499: the client
+    went away; 503 with ``error`` "drain deadline": cut off by a drain).
+    """
+
+    id: str
+    time: float
+    slice: str
+    traffic_class: str
+    prompt: str
+    answer: str
+    latency_s: float
+    status: int
+    release_sha256: str
+    session_bucket: int
+    feedback_grade: float | None = None
+    admitted_at: float = 0.0
+    snapshot_version: int = 0
+    role: str = "stable"
+    shadow: bool = False
+    stream: bool = False
+    variables: tuple[tuple[str, str], ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCounts:
+    """Requests of one release in a window, by status class."""
+
+    total: int
+    ok: int
+    client_errors: int
+    server_errors: int
+
+    @property
+    def error_rate(self) -> float:
+        """Share of 5xx (0.0 when there were no requests)."""
+        return self.server_errors / self.total if self.total else 0.0
+
+
+class TraceStore:
+    """Bounded trace buffers and latency/status windows, safe to use from several threads.
+
+    ``per_slice`` bounds each slice's buffer; ``max_slices`` bounds how many slices are kept
+    (the least recently written slice is dropped first); ``window_events`` bounds each release's
+    event window and ``max_releases`` how many releases are tracked; events older than
+    ``max_window_s`` are discarded on write.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_slice: int = 1000,
+        max_slices: int = 256,
+        window_events: int = 200_000,
+        max_releases: int = 32,
+        max_window_s: float = 3600.0,
+        clock: Clock = time.time,
+    ) -> None:
+        if min(per_slice, max_slices, window_events, max_releases) < 1 or max_window_s <= 0:
+            raise InvalidInputError("TraceStore bounds must be positive")
+        self.clock = clock
+        self._per_slice = per_slice
+        self._max_slices = max_slices
+        self._window_events = window_events
+        self._max_releases = max_releases
+        self._max_window_s = max_window_s
+        self._lock = threading.Lock()
+        # (slice, shadow) -> ring buffer; ordered by last write for eviction of whole slices.
+        self._buffers: OrderedDict[tuple[str, bool], deque[Trace]] = OrderedDict()
+        self._by_id: dict[str, Trace] = {}
+        self._feedback: dict[str, float] = {}
+        self._events: OrderedDict[str, deque[tuple[float, float, int]]] = OrderedDict()
+        self._recorded = 0
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def record(self, trace: Trace) -> None:
+        """Add a finished request's trace and feed its release's window."""
+        with self._lock:
+            self._recorded += 1
+            key = (trace.slice, trace.shadow)
+            buf = self._buffers.get(key)
+            if buf is None:
+                buf = self._buffers[key] = deque(maxlen=self._per_slice)
+                while len(self._buffers) > self._max_slices:
+                    _, dropped = self._buffers.popitem(last=False)
+                    for t in dropped:
+                        self._forget(t.id)
+            else:
+                self._buffers.move_to_end(key)
+            if len(buf) == buf.maxlen:
+                self._forget(buf[0].id)
+            buf.append(trace)
+            self._by_id[trace.id] = trace
+
+            ev = self._events.get(trace.release_sha256)
+            if ev is None:
+                ev = self._events[trace.release_sha256] = deque(maxlen=self._window_events)
+                while len(self._events) > self._max_releases:
+                    self._events.popitem(last=False)
+            else:
+                self._events.move_to_end(trace.release_sha256)
+            ev.append((trace.time, trace.latency_s, trace.status))
+            horizon = trace.time - self._max_window_s
+            while ev and ev[0][0] < horizon:
+                ev.popleft()
+
+    def _forget(self, trace_id: str) -> None:
+        self._by_id.pop(trace_id, None)
+        self._feedback.pop(trace_id, None)
+
+    def set_feedback(self, trace_id: str, grade: object) -> Trace:
+        """Attach a user's grade in [0, 1] to a trace still in the buffers."""
+        if (
+            isinstance(grade, bool)
+            or not isinstance(grade, int | float)
+            or not (math.isfinite(grade) and 0.0 <= grade <= 1.0)
+        ):
+            raise InvalidInputError(f"grade: expected a number in [0, 1], got {grade!r}")
+        with self._lock:
+            trace = self._by_id.get(trace_id)
+            if trace is None:
+                raise NotFoundError(f"trace {trace_id!r} not found (unknown or evicted)")
+            self._feedback[trace_id] = float(grade)
+            return replace(trace, feedback_grade=float(grade))
+
+    # -- reading traces --------------------------------------------------------------------
+
+    def _with_feedback(self, t: Trace) -> Trace:
+        fb = self._feedback.get(t.id)
+        return t if fb is None else replace(t, feedback_grade=fb)
+
+    def get(self, trace_id: str) -> Trace:
+        """One trace by id (with its feedback grade)."""
+        with self._lock:
+            t = self._by_id.get(trace_id)
+            if t is None:
+                raise NotFoundError(f"trace {trace_id!r} not found (unknown or evicted)")
+            return self._with_feedback(t)
+
+    def recent(
+        self,
+        slice: str,
+        n: int,
+        release: str | None = None,
+        *,
+        shadow: bool = False,
+        status: int | None = 200,
+    ) -> list[Trace]:
+        """Up to ``n`` most recent traces of ``slice``, newest first.
+
+        ``release`` keeps only traces served by that sha256; ``status`` keeps only that status
+        (default 200: a replay needs an answer; None keeps all); ``shadow`` reads the mirrored
+        traces of shadow mode instead of served ones.
+        """
+        out: list[Trace] = []
+        with self._lock:
+            buf = self._buffers.get((slice, shadow), ())
+            for t in reversed(buf):
+                if len(out) >= n:
+                    break
+                if release is not None and t.release_sha256 != release:
+                    continue
+                if status is not None and t.status != status:
+                    continue
+                out.append(self._with_feedback(t))
+        return out
+
+    def slices(self, *, shadow: bool = False) -> list[str]:
+        """Slices that currently hold traces."""
+        with self._lock:
+            return sorted(s for (s, sh), buf in self._buffers.items() if sh == shadow and buf)
+
+    def all_traces(self) -> Iterator[Trace]:
+        """Every buffered trace (a copy taken under the lock), oldest first per slice."""
+        with self._lock:
+            items = [self._with_feedback(t) for buf in self._buffers.values() for t in buf]
+        return iter(items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_id)
+
+    @property
+    def recorded(self) -> int:
+        """Traces recorded since start (including evicted ones)."""
+        return self._recorded
+
+    # -- windows ---------------------------------------------------------------------------
+
+    def _window(self, release: str, window_s: float) -> list[tuple[float, float, int]]:
+        if window_s <= 0:
+            raise InvalidInputError("window must be positive")
+        cutoff = self.clock() - window_s
+        with self._lock:
+            ev = self._events.get(release)
+            if not ev:
+                return []
+            out: list[tuple[float, float, int]] = []
+            for e in reversed(ev):
+                if e[0] < cutoff:
+                    break
+                out.append(e)
+            return out
+
+    def counts(self, release: str, window_s: float) -> StatusCounts:
+        """Requests of ``release`` finished in the last ``window_s`` seconds, by status class."""
+        ev = self._window(release, window_s)
+        c4 = sum(1 for e in ev if 400 <= e[2] < 500)
+        c5 = sum(1 for e in ev if e[2] >= 500)
+        ok = sum(1 for e in ev if e[2] < 400)
+        return StatusCounts(len(ev), ok, c4, c5)
+
+    def error_rate(self, release: str, window_s: float) -> float:
+        """Share of 5xx among ``release``'s requests in the window (0.0 if none)."""
+        return self.counts(release, window_s).error_rate
+
+    def quantile(self, release: str, window_s: float, q: float) -> float | None:
+        """Nearest-rank latency quantile in seconds over the window; None without data."""
+        if not 0.0 < q <= 1.0:
+            raise InvalidInputError("q must be in (0, 1]")
+        lat = sorted(e[1] for e in self._window(release, window_s))
+        if not lat:
+            return None
+        return lat[max(0, math.ceil(q * len(lat)) - 1)]
+
+    def p95(self, release: str, window_s: float) -> float | None:
+        """p95 latency in seconds of ``release`` over the window; None without data."""
+        return self.quantile(release, window_s, 0.95)
+
+
+__all__ = ["Clock", "StatusCounts", "Trace", "TraceStore"]
