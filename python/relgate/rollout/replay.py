@@ -1,0 +1,162 @@
+"""Trace-replay quality for a checkpoint: the gate's statistic on production traces.
+
+For each slice, up to ``cap`` recent traces are replayed through the candidate (the answers are
+given to this function; fetching them is the caller's I/O). Each replayed trace gets graded
+references:
+
+- the stable release's served answer, graded 1 (or the trace's feedback grade when a user
+  graded it), and
+- the slice's negative anchors (the suite's human-graded-bad answers plus hedges), graded 0.
+
+The judge scores ``agree(answer, reference)`` for the candidate's answers and, the same way, for
+the stable release's own answers. Per slice, ``rho = Spearman(agree, grade)`` over the slice's
+rows (``relgate.stats.spearman_grouped``, tie-averaged ranks, one group per slice), the ceiling is
+the stable answers' rho, and ``q = rho / ceiling`` as at the gate.
+
+A judge that raises, or returns the wrong shape or non-finite scores, yields a reading with
+``judge_error`` set: the quality monitor reads it as INCONCLUSIVE, never as success.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from relgate.canonical import canonical_json, sha256_hex
+from relgate.errors import InvalidInputError
+from relgate.rollout.monitors import QualityReading, SliceQuality
+
+__all__ = [
+    "ReplayTrace",
+    "ScoreFn",
+    "SpearmanFn",
+    "replay_quality",
+    "select_recent",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ScoreFn = Callable[[Sequence[str], Sequence[str]], Any]
+"""``score(answers, references) -> array`` of agreement in [0, 1], one per pair."""
+SpearmanFn = Callable[[FloatArray, FloatArray, IntArray], Any]
+"""``spearman(x, y, offsets) -> array`` of per-group Spearman rho (NaN when undefined)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTrace:
+    """What replay needs of one production trace served by the stable release."""
+
+    trace_id: str
+    slice: str
+    prompt: str
+    stable_answer: str
+    time: float
+    feedback_grade: float | None = None
+
+
+def select_recent(traces: Iterable[ReplayTrace], cap: int) -> dict[str, list[ReplayTrace]]:
+    """Up to ``cap`` most recent traces per slice (newest first; ties broken by trace id so
+    the selection is deterministic)."""
+    if cap < 1:
+        raise InvalidInputError(f"replay cap must be >= 1, got {cap}")
+    by_slice: dict[str, list[ReplayTrace]] = defaultdict(list)
+    for t in traces:
+        by_slice[t.slice].append(t)
+    return {
+        name: sorted(rows, key=lambda t: (-t.time, t.trace_id))[:cap]
+        for name, rows in sorted(by_slice.items())
+    }
+
+
+def _default_spearman(x: FloatArray, y: FloatArray, offsets: IntArray) -> Any:
+    # Resolved at call time: the native statistics live in relgate.stats (Rust), and the rest of
+    # the rollout package must import where they are being rebuilt.
+    stats = importlib.import_module("relgate.stats")
+    return stats.spearman_grouped(x, y, offsets, nan_policy="propagate")
+
+
+def replay_quality(
+    traces_by_slice: Mapping[str, Sequence[ReplayTrace]],
+    candidate_answers: Mapping[str, str],
+    anchors: Mapping[str, Sequence[str]],
+    score: ScoreFn,
+    *,
+    cap: int = 50,
+    judge_sha256: str | None = None,
+    spearman: SpearmanFn | None = None,
+) -> QualityReading:
+    """Score the candidate against the stable release on replayed traces, per slice.
+
+    ``candidate_answers`` maps trace id to the candidate's answer; traces without one (the
+    candidate failed to answer) are left out of the rows and of ``n``. A slice with no anchors
+    has constant grades, so its rho is NaN and its verdict INCONCLUSIVE: anchors are what make
+    the statistic meaningful.
+    """
+    if cap < 1:
+        raise InvalidInputError(f"replay cap must be >= 1, got {cap}")
+    names: list[str] = []
+    counts: list[int] = []
+    offsets = [0]
+    cand_rows: list[str] = []
+    stable_rows: list[str] = []
+    refs: list[str] = []
+    grades: list[float] = []
+    sample: dict[str, list[str]] = {}
+    for name in sorted(traces_by_slice):
+        chosen = [t for t in traces_by_slice[name][:cap] if t.trace_id in candidate_answers]
+        if not chosen:
+            continue
+        negatives = list(anchors.get(name, ()))
+        for t in chosen:
+            if t.slice != name:
+                raise InvalidInputError(
+                    f"trace {t.trace_id} of slice {t.slice} listed under {name}"
+                )
+            grade = 1.0 if t.feedback_grade is None else float(t.feedback_grade)
+            for ref, g in ((t.stable_answer, grade), *((a, 0.0) for a in negatives)):
+                cand_rows.append(candidate_answers[t.trace_id])
+                stable_rows.append(t.stable_answer)
+                refs.append(ref)
+                grades.append(g)
+        names.append(name)
+        counts.append(len(chosen))
+        offsets.append(len(refs))
+        sample[name] = sorted(t.trace_id for t in chosen)
+    sample_sha = sha256_hex(canonical_json(sample))
+    if not names:
+        return QualityReading(judge_sha256=judge_sha256, sample_sha256=sample_sha)
+
+    try:
+        # One judge call for both arms: a remote judge pays its round trip once.
+        raw = score([*cand_rows, *stable_rows], [*refs, *refs])
+        scores = np.asarray(raw, dtype=np.float64).reshape(-1)
+        if scores.shape != (2 * len(refs),):
+            raise ValueError(f"judge returned {scores.shape[0]} scores for {2 * len(refs)} pairs")
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("judge returned non-finite scores")
+    except Exception as exc:
+        # Any judge failure (network, model, shape) is evidence of nothing: INCONCLUSIVE, with
+        # the error recorded so a human can see why the rollout paused.
+        return QualityReading(
+            judge_error=f"{type(exc).__name__}: {exc}",
+            judge_sha256=judge_sha256,
+            sample_sha256=sample_sha,
+        )
+
+    fn = spearman or _default_spearman
+    y = np.asarray(grades, dtype=np.float64)
+    off = np.asarray(offsets, dtype=np.int64)
+    half = len(refs)
+    rho = np.asarray(fn(np.ascontiguousarray(scores[:half]), y, off), dtype=np.float64)
+    ceiling = np.asarray(fn(np.ascontiguousarray(scores[half:]), y, off), dtype=np.float64)
+    slices = tuple(
+        SliceQuality(slice=name, n=counts[i], rho=float(rho[i]), ceiling=float(ceiling[i]))
+        for i, name in enumerate(names)
+    )
+    return QualityReading(slices=slices, judge_sha256=judge_sha256, sample_sha256=sample_sha)
