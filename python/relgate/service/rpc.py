@@ -137,7 +137,8 @@ class _Guard:
         self.role = role
         self.request_cls = request_cls
 
-    async def enter(self, raw: bytes, context: Context) -> tuple[Message, Call]:
+    async def authenticate(self, context: Context) -> Principal:
+        """The caller's principal (AuthError: UNAUTHENTICATED)."""
         metadata: tuple[tuple[str, str | bytes], ...] = tuple(
             (str(k), v) for k, v in (context.invocation_metadata() or ())
         )
@@ -146,8 +147,12 @@ class _Guard:
         if principal is None:
             # A store query: keep it off the event loop.
             principal = await asyncio.to_thread(auth.authenticate, metadata)
-        call = Call(principal=principal, role=self.role, context=context)
+        return principal
+
+    def admit(self, raw: bytes, principal: Principal, context: Context) -> tuple[Message, Call]:
+        """Role check (AuthError: PERMISSION_DENIED), then the decoded request."""
         Authenticator.authorize(principal, self.role)
+        call = Call(principal=principal, role=self.role, context=context)
         return decode(self.request_cls, raw), call
 
 
@@ -155,10 +160,11 @@ def _unary_behavior(guard: _Guard, impl: UnaryImpl | None) -> Callable[..., Awai
     async def behavior(raw: bytes, context: Context) -> bytes:
         start = time.perf_counter()
         code = "UNKNOWN"
-        call: Call | None = None
+        principal: Principal | None = None
         try:
             try:
-                request, call = await guard.enter(raw, context)
+                principal = await guard.authenticate(context)
+                request, call = guard.admit(raw, principal, context)
                 if impl is None:
                     code = "UNIMPLEMENTED"
                     await _unimplemented(context, guard.method)
@@ -169,8 +175,9 @@ def _unary_behavior(guard: _Guard, impl: UnaryImpl | None) -> Callable[..., Awai
                 raise
             except Exception as exc:
                 failure: Exception = exc
-            code = (status_for(failure, authenticated=call is not None) or _INTERNAL).name
-            await _abort(context, guard.method, failure, call is not None)
+            authenticated = principal is not None
+            code = (status_for(failure, authenticated=authenticated) or _INTERNAL).name
+            await _abort(context, guard.method, failure, authenticated)
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
@@ -184,10 +191,11 @@ def _stream_behavior(guard: _Guard, impl: StreamImpl | None) -> Callable[..., As
     async def behavior(raw: bytes, context: Context) -> AsyncIterator[bytes]:
         start = time.perf_counter()
         code = "UNKNOWN"
-        call: Call | None = None
+        principal: Principal | None = None
         try:
             try:
-                request, call = await guard.enter(raw, context)
+                principal = await guard.authenticate(context)
+                request, call = guard.admit(raw, principal, context)
                 if impl is None:
                     code = "UNIMPLEMENTED"
                     await _unimplemented(context, guard.method)
@@ -199,8 +207,9 @@ def _stream_behavior(guard: _Guard, impl: StreamImpl | None) -> Callable[..., As
                 raise
             except Exception as exc:
                 failure: Exception = exc
-            code = (status_for(failure, authenticated=call is not None) or _INTERNAL).name
-            await _abort(context, guard.method, failure, call is not None)
+            authenticated = principal is not None
+            code = (status_for(failure, authenticated=authenticated) or _INTERNAL).name
+            await _abort(context, guard.method, failure, authenticated)
         except (asyncio.CancelledError, GeneratorExit):
             code = "CANCELLED"
             raise

@@ -42,21 +42,29 @@ class VerifyReceiptsRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class BrokenLink(_message.Message):
-    __slots__ = ("index", "receipt_sha256", "reason")
+    __slots__ = ("index", "receipt_sha256", "reason", "detail")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_SHA256_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     index: int
     receipt_sha256: str
     reason: str
-    def __init__(self, index: _Optional[int] = ..., receipt_sha256: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    detail: str
+    def __init__(self, index: _Optional[int] = ..., receipt_sha256: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class VerifyReceiptsResponse(_message.Message):
-    __slots__ = ("ok", "receipts", "first_error")
+    __slots__ = ("ok", "receipts", "first_error", "tree_size", "root_hex", "public_key_b64")
     OK_FIELD_NUMBER: _ClassVar[int]
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     FIRST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HEX_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_B64_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     receipts: int
     first_error: BrokenLink
-    def __init__(self, ok: _Optional[bool] = ..., receipts: _Optional[int] = ..., first_error: _Optional[_Union[BrokenLink, _Mapping]] = ...) -> None: ...
+    tree_size: int
+    root_hex: str
+    public_key_b64: str
+    def __init__(self, ok: _Optional[bool] = ..., receipts: _Optional[int] = ..., first_error: _Optional[_Union[BrokenLink, _Mapping]] = ..., tree_size: _Optional[int] = ..., root_hex: _Optional[str] = ..., public_key_b64: _Optional[str] = ...) -> None: ...

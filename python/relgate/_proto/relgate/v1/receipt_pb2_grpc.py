@@ -70,7 +70,8 @@ class ReceiptServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyReceipts(self, request, context):
-        """Export and verify the server's own chain; names the first broken link. Needs role viewer.
+        """Export and verify the server's own chain against its own signing key; names the first
+        broken link. Needs role viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
