@@ -1,0 +1,54 @@
+"""Receipts: hash-chained records of every decision (DESIGN section 6).
+
+- ``model``: the receipt value and its canonical body (``Receipt``, ``RECEIPT_KINDS``).
+- ``tree``: the tenant's RFC 6962 Merkle tree over receipts and Ed25519 signed tree heads.
+- ``bundle``: export a self-contained bundle and verify it offline.
+"""
+
+from __future__ import annotations
+
+from relgate.receipts.bundle import (
+    BUNDLE_FORMAT,
+    REASONS,
+    BrokenLink,
+    BundleReport,
+    export_bundle,
+    verify_bundle,
+)
+from relgate.receipts.model import (
+    BODY_FIELDS,
+    RECEIPT_KINDS,
+    Receipt,
+    format_time,
+    make_receipt,
+    receipt_from_dict,
+    weights_evidence,
+)
+from relgate.receipts.tree import (
+    MerkleLevels,
+    SignedTreeHead,
+    TreeHeadSigner,
+    leaf_hashes,
+    sign_tree_head,
+)
+
+__all__ = [
+    "BODY_FIELDS",
+    "BUNDLE_FORMAT",
+    "REASONS",
+    "RECEIPT_KINDS",
+    "BrokenLink",
+    "BundleReport",
+    "MerkleLevels",
+    "Receipt",
+    "SignedTreeHead",
+    "TreeHeadSigner",
+    "export_bundle",
+    "format_time",
+    "leaf_hashes",
+    "make_receipt",
+    "receipt_from_dict",
+    "sign_tree_head",
+    "verify_bundle",
+    "weights_evidence",
+]

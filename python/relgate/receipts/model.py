@@ -1,0 +1,211 @@
+"""The receipt value (DESIGN section 6): what a decision leaves behind, hash-chained.
+
+A receipt's body is canonical JSON (RFC 8785) of exactly these fields: ``kind``, ``tenant``,
+``release_sha256``, ``evidence``, ``actor``, ``reason``, ``time`` (RFC 3339, UTC),
+``prev_receipt_sha256`` (the tenant chain: the tenant's previous receipt, null for its first)
+and ``prev_release_receipt_sha256`` (the release chain: the previous receipt about the same
+release in the same tenant, null for the first). ``receipt_sha256`` is SHA-256 over the body.
+``seq`` is not in the body: it is the receipt's leaf index in the tenant's Merkle tree, which
+the tenant chain already fixes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from relgate.canonical import canonical_json, sha256_hex
+from relgate.errors import InvalidInputError
+from relgate.manifest import ReleaseManifest
+
+__all__ = [
+    "BODY_FIELDS",
+    "RECEIPT_KINDS",
+    "Receipt",
+    "format_time",
+    "make_receipt",
+    "receipt_from_dict",
+    "weights_evidence",
+]
+
+#: Every decision kind a receipt can record. Later issues add kinds here, never remove them.
+RECEIPT_KINDS: tuple[str, ...] = (
+    "register",
+    "gate_pass",
+    "gate_fail",
+    "gate_override",
+    "checkpoint_promote",
+    "checkpoint_hold",
+    "checkpoint_inconclusive",
+    "auto_rollback",
+    "manual_rollback",
+    "shadow_start",
+    "shadow_end",
+    "rollout_start",
+    "rollout_complete",
+    "rollout_abort",
+    "reattest",
+)
+
+#: The fields of a receipt body, in no particular order (canonical JSON sorts them).
+BODY_FIELDS: frozenset[str] = frozenset(
+    {
+        "kind",
+        "tenant",
+        "release_sha256",
+        "evidence",
+        "actor",
+        "reason",
+        "time",
+        "prev_receipt_sha256",
+        "prev_release_receipt_sha256",
+    }
+)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MAX_ACTOR = 256
+_MAX_REASON = 64 * 1024
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2026-11-26T22:04:18.123456Z``."""
+    if moment.tzinfo is None:
+        raise InvalidInputError("receipt time must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One receipt. Build it with ``make_receipt`` (which computes ``receipt_sha256``) or
+    read it from the store; ``evidence`` must not be mutated."""
+
+    kind: str
+    tenant: str
+    release_sha256: str
+    evidence: dict[str, Any]
+    actor: str
+    reason: str
+    time: str
+    prev_receipt_sha256: str | None
+    prev_release_receipt_sha256: str | None
+    receipt_sha256: str
+    seq: int
+
+    def body(self) -> dict[str, Any]:
+        """The hashed part, as a plain dict."""
+        return {
+            "kind": self.kind,
+            "tenant": self.tenant,
+            "release_sha256": self.release_sha256,
+            "evidence": self.evidence,
+            "actor": self.actor,
+            "reason": self.reason,
+            "time": self.time,
+            "prev_receipt_sha256": self.prev_receipt_sha256,
+            "prev_release_receipt_sha256": self.prev_release_receipt_sha256,
+        }
+
+    def canonical_body(self) -> bytes:
+        """RFC 8785 canonical JSON of ``body()``: what ``receipt_sha256`` is taken over."""
+        return canonical_json(self.body())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the body plus ``receipt_sha256`` and ``seq``."""
+        return {**self.body(), "receipt_sha256": self.receipt_sha256, "seq": self.seq}
+
+
+def _check_sha(name: str, value: str | None, *, nullable: bool) -> None:
+    if value is None and nullable:
+        return
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise InvalidInputError(f"{name} must be 64 lowercase hex characters")
+
+
+def make_receipt(
+    *,
+    kind: str,
+    tenant: str,
+    release_sha256: str,
+    evidence: dict[str, Any],
+    actor: str,
+    reason: str,
+    time: str,
+    prev_receipt_sha256: str | None,
+    prev_release_receipt_sha256: str | None,
+    seq: int,
+) -> Receipt:
+    """Validate the fields and compute ``receipt_sha256`` over the canonical body."""
+    if kind not in RECEIPT_KINDS:
+        raise InvalidInputError(f"unknown receipt kind {kind!r}; known: {', '.join(RECEIPT_KINDS)}")
+    if not tenant or len(tenant) > _MAX_ACTOR:
+        raise InvalidInputError("tenant must be 1 to 256 characters")
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > _MAX_ACTOR:
+        raise InvalidInputError("actor must be 1 to 256 characters, not blank")
+    if not isinstance(reason, str) or len(reason) > _MAX_REASON:
+        raise InvalidInputError(f"reason must be a string of at most {_MAX_REASON} characters")
+    if not isinstance(evidence, dict):
+        raise InvalidInputError("evidence must be a JSON object")
+    _check_sha("release_sha256", release_sha256, nullable=False)
+    _check_sha("prev_receipt_sha256", prev_receipt_sha256, nullable=True)
+    _check_sha("prev_release_receipt_sha256", prev_release_receipt_sha256, nullable=True)
+    body: dict[str, Any] = {
+        "kind": kind,
+        "tenant": tenant,
+        "release_sha256": release_sha256,
+        "evidence": evidence,
+        "actor": actor,
+        "reason": reason,
+        "time": time,
+        "prev_receipt_sha256": prev_receipt_sha256,
+        "prev_release_receipt_sha256": prev_release_receipt_sha256,
+    }
+    # canonical_json raises InvalidInputError for evidence that JSON cannot carry.
+    return Receipt(**body, receipt_sha256=sha256_hex(canonical_json(body)), seq=seq)
+
+
+def receipt_from_dict(data: dict[str, Any]) -> Receipt:
+    """Rebuild a receipt from ``to_dict()`` output without recomputing its sha (the caller
+    verifies). Raises ``InvalidInputError`` when fields are missing or of the wrong type."""
+    missing = (BODY_FIELDS | {"receipt_sha256", "seq"}) - data.keys()
+    if missing:
+        raise InvalidInputError(f"receipt lacks field(s): {', '.join(sorted(missing))}")
+    if not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
+        raise InvalidInputError("receipt seq must be an integer")
+    return Receipt(**{k: data[k] for k in (*BODY_FIELDS, "receipt_sha256", "seq")})
+
+
+def weights_evidence(manifest: ReleaseManifest, measured: dict[str, Any] | None) -> dict[str, Any]:
+    """What a receipt says about the weights (DESIGN section 6).
+
+    Open weights: the attestation measured at decision time (root, scheme, sizes) and whether
+    it equals the one registered in the manifest. Closed weights (API models): that weights
+    cannot be attested, and why; the receipt still covers the decision chain.
+    """
+    model = manifest.model
+    if model.kind == "api":
+        return {
+            "attestable": False,
+            "why": (
+                f"closed-weight API model {model.provider}/{model.model}: the provider does not "
+                "expose the weights, so they cannot be measured; this receipt covers the "
+                "decision chain only"
+            ),
+        }
+    registered = manifest.weights_attestation
+    if measured is None:
+        return {
+            "attestable": True,
+            "measured": None,
+            "registered_root": registered.get("root") if registered else None,
+            "why": "weights were not reachable from the control plane at decision time",
+        }
+    summary = {k: measured[k] for k in ("root", "scheme", "tensors", "bytes") if k in measured}
+    return {
+        "attestable": True,
+        "measured": summary,
+        "registered_root": registered.get("root") if registered else None,
+        "matches_registered": registered is not None
+        and registered.get("root") == measured.get("root"),
+    }

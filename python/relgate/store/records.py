@@ -1,0 +1,57 @@
+"""Values the store hands out (frozen dataclasses; rows never change, so neither do these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from relgate.manifest import ReleaseManifest
+from relgate.receipts.model import Receipt
+
+__all__ = ["ApiKey", "Fact", "RegisterResult", "StoredRelease"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRelease:
+    """A registered release: the manifest plus who registered it, where and when (RFC 3339)."""
+
+    sha256: str
+    release_id: str
+    manifest: ReleaseManifest
+    tenant: str
+    actor: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResult:
+    """``created`` is False when the same content was registered before; ``receipt`` is then
+    the original register receipt (no second one is written)."""
+
+    release: StoredRelease
+    created: bool
+    receipt: Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One append-only state row about a release (a gate result, a rollout step), written in
+    the same transaction as the receipt that records the decision behind it."""
+
+    seq: int
+    release_sha: str
+    kind: str
+    payload: dict[str, Any]
+    receipt_sha256: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key, stored by hash only. ``role`` is viewer, releaser or admin."""
+
+    key_hash: str
+    role: str
+    name: str
+    tenant: str
+    created_at: str

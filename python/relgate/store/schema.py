@@ -1,0 +1,150 @@
+"""The store's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Append-only by construction: the code has no UPDATE or DELETE path for releases, receipts,
+facts, tree heads or anchors, and the schema refuses both anyway. Migration 0001 installs
+BEFORE UPDATE and BEFORE DELETE triggers on each of those tables (SQLite:
+``RAISE(ABORT, ...)``; PostgreSQL: a plpgsql function that raises, plus a BEFORE TRUNCATE
+trigger), so a direct ``UPDATE receipts ...`` from any client fails.
+
+Chains cannot fork, whatever the code does: ``prev_receipt_sha256`` is NOT NULL (a tenant's
+first receipt links to the ``GENESIS`` sentinel, not NULL, because NULLs never collide in a
+UNIQUE index) and UNIQUE per tenant, so two receipts can never name the same predecessor; the
+release chain has the same constraint per (tenant, release), and ``seq`` (the Merkle leaf
+index) is UNIQUE per tenant. A release has at most one register receipt (a partial unique
+index). API keys are the one mutable table (revocation is a later need); no code updates them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "GENESIS",
+    "anchors",
+    "api_keys",
+    "facts",
+    "metadata",
+    "receipts",
+    "releases",
+    "tree_heads",
+]
+
+#: Stands for "no previous receipt" in the database (the receipt body says null).
+GENESIS = "0" * 64
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+SHA = 64
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("sha256", String(SHA), primary_key=True),
+    Column("release_id", String(16), nullable=False, unique=True),
+    Column("tenant", String(256), nullable=False, index=True),
+    # Canonical JSON of the manifest: exactly the bytes the sha256 is taken over.
+    Column("manifest", Text, nullable=False),
+    Column("previous_release", String(SHA), ForeignKey("releases.sha256"), nullable=True),
+    Column("actor", String(256), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("receipt_sha256", String(SHA), primary_key=True),
+    Column("tenant", String(256), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("release_sha256", String(SHA), ForeignKey("releases.sha256"), nullable=False),
+    Column("prev_receipt_sha256", String(SHA), nullable=False),
+    Column("prev_release_receipt_sha256", String(SHA), nullable=False),
+    # Canonical JSON of the body: receipt_sha256 is SHA-256 over these bytes.
+    Column("body", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    CheckConstraint("seq >= 0", name="seq_nonnegative"),
+    UniqueConstraint("tenant", "seq"),
+    UniqueConstraint("tenant", "prev_receipt_sha256"),
+    UniqueConstraint("tenant", "release_sha256", "prev_release_receipt_sha256"),
+    Index(
+        "uq_receipts_one_register_per_release",
+        "release_sha256",
+        unique=True,
+        sqlite_where=text("kind = 'register'"),
+        postgresql_where=text("kind = 'register'"),
+    ),
+)
+
+facts = Table(
+    "facts",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("release_sha256", String(SHA), ForeignKey("releases.sha256"), nullable=False),
+    Column("tenant", String(256), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("receipt_sha256", String(SHA), ForeignKey("receipts.receipt_sha256"), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_facts_release_kind", "release_sha256", "kind"),
+)
+
+tree_heads = Table(
+    "tree_heads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(256), nullable=False),
+    Column("tree_size", Integer, nullable=False),
+    Column("root_hex", String(SHA), nullable=False),
+    Column("timestamp", String(32), nullable=False),
+    Column("signature_b64", String(128), nullable=False),
+    Column("public_key_b64", String(64), nullable=False),
+    Index("ix_tree_heads_tenant_size", "tenant", "tree_size"),
+)
+
+anchors = Table(
+    "anchors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(256), nullable=False),
+    Column("tree_size", Integer, nullable=False),
+    Column("root_hex", String(SHA), nullable=False),
+    Column("sink", String(64), nullable=False),
+    # Where the sink put it or what it answered (a file path, a token, command output).
+    Column("ref", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_hash", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("tenant", String(256), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    CheckConstraint("role IN ('viewer', 'releaser', 'admin')", name="role_known"),
+)
+
+#: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).
+APPEND_ONLY_TABLES: tuple[str, ...] = ("releases", "receipts", "facts", "tree_heads", "anchors")

@@ -1,0 +1,674 @@
+"""The store: releases, receipts, facts, tree heads, anchors and API keys.
+
+SQLAlchemy Core over SQLite (the default: ``DATA_DIR/relgate.db`` in WAL mode) or PostgreSQL
+(by URL); the schema is created and upgraded by the bundled Alembic migrations on ``open``.
+
+Guarantees:
+
+- Append-only: there is no UPDATE or DELETE statement in this module, and the schema's
+  triggers refuse them (see ``relgate.store.schema``).
+- Atomic decisions: a receipt and the facts it records (or a release and its register
+  receipt) commit in one transaction, so a crash leaves both or neither.
+- No forks: every write transaction is serialized per tenant before it reads the chain head
+  (SQLite: ``BEGIN IMMEDIATE``, which takes the database's write lock; PostgreSQL:
+  ``pg_advisory_xact_lock`` on the tenant), and the schema's UNIQUE constraints reject a
+  second receipt on the same predecessor even if that ever failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from relgate.canonical import canonical_json
+from relgate.errors import (
+    IntegrityError,
+    InvalidInputError,
+    ManifestConflictError,
+    NotFoundError,
+    RelgateError,
+)
+from relgate.manifest import ReleaseManifest
+from relgate.receipts.model import Receipt, format_time, make_receipt, weights_evidence
+from relgate.store import schema
+from relgate.store.migrate import upgrade_to_head
+from relgate.store.records import ApiKey, Fact, RegisterResult, StoredRelease
+
+__all__ = ["Store"]
+
+_ROLES = ("viewer", "releaser", "admin")
+_RETRIES = 5
+
+
+class Store:
+    """Durable state of one relgate deployment. Thread-safe; open once per process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        data_dir: Path,
+        clock: Callable[[], datetime],
+        weights_root: Path | None,
+    ) -> None:
+        self._engine = engine
+        self._pg = engine.dialect.name == "postgresql"
+        self.data_dir = data_dir
+        self._clock = clock
+        self._weights_root = weights_root
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        data_dir: Path,
+        clock: Callable[[], datetime] | None = None,
+        weights_root: Path | None = None,
+    ) -> Store:
+        """Open (creating and migrating as needed) the store.
+
+        ``url`` None means ``sqlite:///DATA_DIR/relgate.db``; ``postgresql://...`` URLs use
+        psycopg 3. ``clock`` (default: UTC now) stamps receipts; ``weights_root`` resolves
+        relative weight paths in manifests (default: the working directory).
+        """
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if url is None:
+            url = f"sqlite:///{data_dir / 'relgate.db'}"
+        engine = _create_engine(url)
+        store = cls(
+            engine,
+            data_dir=data_dir,
+            clock=clock or (lambda: datetime.now(UTC)),
+            weights_root=weights_root,
+        )
+        with store._transaction(lock_key="relgate-migrations") as conn:
+            upgrade_to_head(conn)
+        return store
+
+    def close(self) -> None:
+        """Release all database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    # ---- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, lock_key: str) -> Iterator[Connection]:
+        """A write transaction serialized against every other writer of ``lock_key``."""
+        with self._engine.connect() as conn:
+            # Read by the SQLite "begin" hook below: writers start with BEGIN IMMEDIATE.
+            conn.execution_options(relgate_write=True)
+            with conn.begin():
+                if self._pg:
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_id(lock_key)}
+                    )
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _now(self) -> str:
+        return format_time(self._clock())
+
+    # ---- releases -----------------------------------------------------------------------
+
+    def register_release(
+        self,
+        manifest: ReleaseManifest,
+        *,
+        actor: str,
+        tenant: str = "default",
+        expected_sha256: str | None = None,
+        attest: bool = True,
+    ) -> RegisterResult:
+        """Register a release and write its register receipt, atomically.
+
+        Open weights reachable from here are attested first (``attest=False`` skips that);
+        a supplied attestation that differs from the measured one raises ``IntegrityError``.
+        Idempotent: the same content returns the stored release with ``created=False`` and
+        its original receipt. ``expected_sha256`` that differs from the computed sha raises
+        ``ManifestConflictError``; an unknown ``previous_release`` raises ``NotFoundError``.
+        """
+        _check_name("tenant", tenant)
+        _check_name("actor", actor)
+        if attest:
+            manifest = manifest.with_attestation(self._weights_root)
+        sha = manifest.sha256
+        if expected_sha256 is not None and expected_sha256 != sha:
+            raise ManifestConflictError(
+                f"expected release {expected_sha256} but the manifest's content hashes to {sha}"
+            )
+        for attempt in range(_RETRIES):
+            try:
+                return self._register_once(manifest, actor=actor, tenant=tenant)
+            except sa.exc.IntegrityError:
+                # Another tenant's writer inserted the same release between our read and our
+                # insert (tenants do not serialize against each other on PostgreSQL): the
+                # transaction rolled back, and the next attempt finds the stored release.
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _register_once(
+        self, manifest: ReleaseManifest, *, actor: str, tenant: str
+    ) -> RegisterResult:
+        sha = manifest.sha256
+        with self._transaction(lock_key=tenant) as conn:
+            existing = _release_row(conn, sha)
+            if existing is not None:
+                receipt_row = conn.execute(
+                    sa.select(schema.receipts).where(
+                        schema.receipts.c.release_sha256 == sha,
+                        schema.receipts.c.kind == "register",
+                    )
+                ).one()
+                return RegisterResult(
+                    release=_stored_release(existing),
+                    created=False,
+                    receipt=_receipt(receipt_row),
+                )
+            previous = manifest.previous_release
+            if previous is not None and _release_row(conn, previous) is None:
+                raise NotFoundError(f"previous_release {previous} is not a registered release")
+            now = self._now()
+            receipt = self._next_receipt(
+                conn,
+                kind="register",
+                tenant=tenant,
+                release_sha=sha,
+                evidence={
+                    "manifest_sha256": sha,
+                    "release_id": manifest.release_id,
+                    "previous_release": previous,
+                    "weights": weights_evidence(manifest, manifest.weights_attestation),
+                },
+                actor=actor,
+                reason="release registered",
+                now=now,
+            )
+            conn.execute(
+                schema.releases.insert().values(
+                    sha256=sha,
+                    release_id=manifest.release_id,
+                    tenant=tenant,
+                    manifest=manifest.canonical_bytes().decode("utf-8"),
+                    previous_release=previous,
+                    actor=actor,
+                    created_at=now,
+                )
+            )
+            self._insert_receipt(conn, receipt, now=now)
+            stored = StoredRelease(
+                sha256=sha,
+                release_id=manifest.release_id,
+                manifest=manifest,
+                tenant=tenant,
+                actor=actor,
+                created_at=now,
+            )
+            return RegisterResult(release=stored, created=True, receipt=receipt)
+
+    def get_release(self, sha_or_release_id: str) -> StoredRelease:
+        """The release with this sha256 or ``rel_`` id; ``NotFoundError`` if none."""
+        key = sha_or_release_id.strip()
+        col = schema.releases.c.release_id if key.startswith("rel_") else schema.releases.c.sha256
+        if not _looks_like_handle(key):
+            raise InvalidInputError(
+                f"{sha_or_release_id!r} is neither a release sha256 (64 hex) nor a rel_ id"
+            )
+        with self._read() as conn:
+            row = conn.execute(sa.select(schema.releases).where(col == key)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no release {key}")
+        return _stored_release(row)
+
+    def list_releases(self, *, tenant: str = "default", limit: int = 100) -> list[StoredRelease]:
+        """The tenant's releases, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(schema.releases)
+                .where(schema.releases.c.tenant == tenant)
+                .order_by(schema.releases.c.created_at.desc(), schema.releases.c.sha256)
+                .limit(max(0, limit))
+            ).all()
+        return [_stored_release(r) for r in rows]
+
+    # ---- decisions ----------------------------------------------------------------------
+
+    def record_decision(
+        self,
+        *,
+        tenant: str,
+        release_sha: str,
+        kind: str,
+        evidence: dict[str, Any],
+        actor: str,
+        reason: str,
+        facts: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> Receipt:
+        """Write one decision's receipt and its facts in one transaction (both or neither).
+
+        The tenant chain is serialized, so concurrent decisions never fork it. Raises
+        ``NotFoundError`` for an unknown release and ``InvalidInputError`` for bad fields.
+        """
+        _check_name("tenant", tenant)
+        _check_name("actor", actor)
+        if kind == "register":
+            raise InvalidInputError("register receipts are written by register_release")
+        fact_rows = []
+        for fact_kind, payload in facts:
+            if not isinstance(fact_kind, str) or not fact_kind or len(fact_kind) > 64:
+                raise InvalidInputError("fact kind must be 1 to 64 characters")
+            if not isinstance(payload, dict):
+                raise InvalidInputError(f"fact {fact_kind!r}: payload must be a JSON object")
+            fact_rows.append((fact_kind, canonical_json(payload).decode("utf-8")))
+        with self._transaction(lock_key=tenant) as conn:
+            if _release_row(conn, release_sha) is None:
+                raise NotFoundError(f"no release {release_sha}")
+            now = self._now()
+            receipt = self._next_receipt(
+                conn,
+                kind=kind,
+                tenant=tenant,
+                release_sha=release_sha,
+                evidence=evidence,
+                actor=actor,
+                reason=reason,
+                now=now,
+            )
+            self._insert_receipt(conn, receipt, now=now)
+            for fact_kind, payload_json in fact_rows:
+                conn.execute(
+                    schema.facts.insert().values(
+                        release_sha256=release_sha,
+                        tenant=tenant,
+                        kind=fact_kind,
+                        payload=payload_json,
+                        receipt_sha256=receipt.receipt_sha256,
+                        created_at=now,
+                    )
+                )
+            return receipt
+
+    def _next_receipt(
+        self,
+        conn: Connection,
+        *,
+        kind: str,
+        tenant: str,
+        release_sha: str,
+        evidence: dict[str, Any],
+        actor: str,
+        reason: str,
+        now: str,
+    ) -> Receipt:
+        r = schema.receipts.c
+        head = conn.execute(
+            sa.select(r.receipt_sha256, r.seq)
+            .where(r.tenant == tenant)
+            .order_by(r.seq.desc())
+            .limit(1)
+        ).one_or_none()
+        release_head = conn.execute(
+            sa.select(r.receipt_sha256)
+            .where(r.tenant == tenant, r.release_sha256 == release_sha)
+            .order_by(r.seq.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        return make_receipt(
+            kind=kind,
+            tenant=tenant,
+            release_sha256=release_sha,
+            evidence=evidence,
+            actor=actor,
+            reason=reason,
+            time=now,
+            prev_receipt_sha256=head.receipt_sha256 if head is not None else None,
+            prev_release_receipt_sha256=release_head,
+            seq=head.seq + 1 if head is not None else 0,
+        )
+
+    def _insert_receipt(self, conn: Connection, receipt: Receipt, *, now: str) -> None:
+        conn.execute(
+            schema.receipts.insert().values(
+                receipt_sha256=receipt.receipt_sha256,
+                tenant=receipt.tenant,
+                seq=receipt.seq,
+                kind=receipt.kind,
+                release_sha256=receipt.release_sha256,
+                prev_receipt_sha256=receipt.prev_receipt_sha256 or schema.GENESIS,
+                prev_release_receipt_sha256=receipt.prev_release_receipt_sha256 or schema.GENESIS,
+                body=receipt.canonical_body().decode("utf-8"),
+                created_at=now,
+            )
+        )
+
+    def facts(self, release_sha: str, kind: str | None = None) -> list[Fact]:
+        """Facts about a release in the order they were written, optionally of one kind."""
+        f = schema.facts.c
+        query = sa.select(schema.facts).where(f.release_sha256 == release_sha)
+        if kind is not None:
+            query = query.where(f.kind == kind)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(f.seq)).all()
+        return [
+            Fact(
+                seq=row.seq,
+                release_sha=row.release_sha256,
+                kind=row.kind,
+                payload=json.loads(row.payload),
+                receipt_sha256=row.receipt_sha256,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+
+    # ---- receipts -----------------------------------------------------------------------
+
+    def list_receipts(
+        self,
+        *,
+        tenant: str = "default",
+        release_sha: str | None = None,
+        limit: int | None = None,
+        after_seq: int | None = None,
+    ) -> list[Receipt]:
+        """The tenant's receipts in chain order (oldest first), optionally only those about
+        one release, only those after ``after_seq``, and at most ``limit`` of them."""
+        r = schema.receipts.c
+        query = sa.select(schema.receipts).where(r.tenant == tenant)
+        if release_sha is not None:
+            query = query.where(r.release_sha256 == release_sha)
+        if after_seq is not None:
+            query = query.where(r.seq > after_seq)
+        query = query.order_by(r.seq)
+        if limit is not None:
+            query = query.limit(max(0, limit))
+        with self._read() as conn:
+            return [_receipt(row) for row in conn.execute(query)]
+
+    def receipt_rows(self, *, tenant: str = "default") -> list[tuple[int, str, str]]:
+        """``(seq, receipt_sha256, stored canonical body)`` for every receipt of the tenant, in
+        chain order, without parsing: what the Merkle tree and bundle export need."""
+        r = schema.receipts.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(r.seq, r.receipt_sha256, r.body).where(r.tenant == tenant).order_by(r.seq)
+            ).all()
+        return [(row.seq, row.receipt_sha256, row.body) for row in rows]
+
+    def receipt_shas(self, *, tenant: str = "default") -> list[str]:
+        """Every ``receipt_sha256`` of the tenant in chain order: the Merkle tree's leaves."""
+        r = schema.receipts.c
+        with self._read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(r.receipt_sha256).where(r.tenant == tenant).order_by(r.seq)
+                ).scalars()
+            )
+
+    def tenants(self) -> list[str]:
+        """Every tenant that has at least one receipt."""
+        with self._read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(schema.receipts.c.tenant)
+                    .distinct()
+                    .order_by(schema.receipts.c.tenant)
+                ).scalars()
+            )
+
+    def export_bundle(
+        self, *, tenant: str = "default", inclusion_proofs: bool = True
+    ) -> dict[str, Any]:
+        """A self-contained, JSON-ready bundle of the tenant's receipts (see
+        ``relgate.receipts.bundle``), with a fresh signed tree head over all of them."""
+        from relgate.receipts.bundle import export_bundle  # receipts.bundle imports Store
+
+        return export_bundle(self, tenant=tenant, inclusion_proofs=inclusion_proofs)
+
+    # ---- tree heads and anchors (written by relgate.receipts / relgate.anchor) ---------
+
+    def add_tree_head(
+        self,
+        *,
+        tenant: str,
+        tree_size: int,
+        root_hex: str,
+        timestamp: str,
+        signature_b64: str,
+        public_key_b64: str,
+    ) -> None:
+        """Append a signed tree head."""
+        with self._transaction(lock_key=tenant) as conn:
+            conn.execute(
+                schema.tree_heads.insert().values(
+                    tenant=tenant,
+                    tree_size=tree_size,
+                    root_hex=root_hex,
+                    timestamp=timestamp,
+                    signature_b64=signature_b64,
+                    public_key_b64=public_key_b64,
+                )
+            )
+
+    def tree_heads(self, *, tenant: str = "default") -> list[dict[str, Any]]:
+        """Signed tree heads of the tenant, oldest first, as plain dicts."""
+        t = schema.tree_heads.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    t.tenant,
+                    t.tree_size,
+                    t.root_hex,
+                    t.timestamp,
+                    t.signature_b64,
+                    t.public_key_b64,
+                )
+                .where(t.tenant == tenant)
+                .order_by(t.id)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def add_anchor(
+        self, *, tenant: str, tree_size: int, root_hex: str, sink: str, ref: str
+    ) -> None:
+        """Append the record of one tree head anchored to one sink."""
+        with self._transaction(lock_key=tenant) as conn:
+            conn.execute(
+                schema.anchors.insert().values(
+                    tenant=tenant,
+                    tree_size=tree_size,
+                    root_hex=root_hex,
+                    sink=sink,
+                    ref=ref,
+                    created_at=self._now(),
+                )
+            )
+
+    def anchors(self, *, tenant: str = "default") -> list[dict[str, Any]]:
+        """Anchor records of the tenant, oldest first, as plain dicts."""
+        a = schema.anchors.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(a.tenant, a.tree_size, a.root_hex, a.sink, a.ref, a.created_at)
+                .where(a.tenant == tenant)
+                .order_by(a.id)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    # ---- API keys -----------------------------------------------------------------------
+
+    def add_api_key(self, *, key_hash: str, role: str, name: str, tenant: str = "default") -> None:
+        """Store an API key by its hash (never the key itself)."""
+        if role not in _ROLES:
+            raise InvalidInputError(f"role must be one of {', '.join(_ROLES)}, not {role!r}")
+        if not key_hash or len(key_hash) > 128:
+            raise InvalidInputError("key_hash must be 1 to 128 characters")
+        _check_name("name", name)
+        _check_name("tenant", tenant)
+        try:
+            with self._transaction(lock_key=tenant) as conn:
+                conn.execute(
+                    schema.api_keys.insert().values(
+                        key_hash=key_hash,
+                        role=role,
+                        name=name,
+                        tenant=tenant,
+                        created_at=self._now(),
+                    )
+                )
+        except sa.exc.IntegrityError as exc:
+            raise InvalidInputError("an API key with this hash already exists") from exc
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, or None."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(schema.api_keys).where(schema.api_keys.c.key_hash == key_hash)
+            ).one_or_none()
+        if row is None:
+            return None
+        return ApiKey(
+            key_hash=row.key_hash,
+            role=row.role,
+            name=row.name,
+            tenant=row.tenant,
+            created_at=row.created_at,
+        )
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InvalidInputError(f"not a database URL: {url!r}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise InvalidInputError("the SQLite store needs a file (WAL does not apply in memory)")
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise InvalidInputError(
+        f"unsupported store {parsed.get_backend_name()!r}: use sqlite or postgresql"
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN (pysqlite's implicit BEGIN is DEFERRED, which
+    # lets two writers read the same chain head before either takes the write lock).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed receipt survives power loss, not only a process crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("relgate_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _lock_id(key: str) -> int:
+    """A signed 64-bit advisory lock id for ``key`` (stable across processes)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+def _check_name(what: str, value: str) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 256:
+        raise InvalidInputError(f"{what} must be 1 to 256 characters, not blank")
+
+
+def _looks_like_handle(key: str) -> bool:
+    hexpart = key[4:] if key.startswith("rel_") else key
+    want = 12 if key.startswith("rel_") else 64
+    return len(hexpart) == want and all(c in "0123456789abcdef" for c in hexpart)
+
+
+def _release_row(conn: Connection, sha: str) -> sa.Row[Any] | None:
+    return conn.execute(
+        sa.select(schema.releases).where(schema.releases.c.sha256 == sha)
+    ).one_or_none()
+
+
+def _stored_release(row: sa.Row[Any]) -> StoredRelease:
+    try:
+        manifest = ReleaseManifest.parse(row.manifest, fmt="json")
+    except RelgateError as exc:
+        raise IntegrityError(
+            f"stored manifest of {row.sha256} no longer validates: {exc}",
+            rule="stored_manifest_invalid",
+        ) from exc
+    if manifest.sha256 != row.sha256:
+        raise IntegrityError(
+            f"stored manifest of {row.sha256} hashes to {manifest.sha256}: altered in the database",
+            rule="stored_manifest_altered",
+            expected=row.sha256,
+            actual=manifest.sha256,
+        )
+    return StoredRelease(
+        sha256=row.sha256,
+        release_id=row.release_id,
+        manifest=manifest,
+        tenant=row.tenant,
+        actor=row.actor,
+        created_at=row.created_at,
+    )
+
+
+def _receipt(row: sa.Row[Any]) -> Receipt:
+    body = json.loads(row.body)
+    return Receipt(
+        kind=body["kind"],
+        tenant=body["tenant"],
+        release_sha256=body["release_sha256"],
+        evidence=body["evidence"],
+        actor=body["actor"],
+        reason=body["reason"],
+        time=body["time"],
+        prev_receipt_sha256=body["prev_receipt_sha256"],
+        prev_release_receipt_sha256=body["prev_release_receipt_sha256"],
+        receipt_sha256=row.receipt_sha256,
+        seq=row.seq,
+    )

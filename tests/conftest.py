@@ -1,0 +1,125 @@
+"""Shared fixtures: a store on SQLite, and on PostgreSQL too when one is configured.
+
+``RELGATE_TEST_POSTGRES_URL`` (``.ci/postgres.sh`` prints it) names a database whose user may
+create databases; each PostgreSQL-backed test gets a fresh database, dropped afterwards (the
+append-only triggers would refuse any other cleanup).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from relgate.store import Store
+from sqlalchemy.engine import Connection
+
+POSTGRES_URL = os.environ.get("RELGATE_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+API_MANIFEST: dict[str, Any] = {
+    "model": {
+        "kind": "api",
+        "provider": "openai",
+        "model": "gpt-4o-mini-2024-07-18",
+        "endpoint": "https://api.openai.com/v1",
+    },
+    "prompt_template": {
+        "ref": "support-qa@3",
+        "system": "You answer customer questions. Say so when you do not know.",
+        "template": "Question: {question}\nAnswer:",
+        "variables": ["question"],
+    },
+    "routing": {"matchers": [{"domain": "legal"}]},
+    "dataset": {"ref": "truthfulqa-graded@1", "sha256": "ab" * 32},
+    "previous_release": None,
+}
+
+
+@pytest.fixture
+def api_manifest() -> dict[str, Any]:
+    """A valid closed-weight manifest as plain data (a fresh copy per test)."""
+    return copy.deepcopy(API_MANIFEST)
+
+
+class StepClock:
+    """A clock that advances one second per reading: deterministic receipt times."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> StepClock:
+    return StepClock()
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None (SQLite in tmp_path) or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    pytest.importorskip("psycopg")
+    import sqlalchemy as sa
+
+    assert POSTGRES_URL is not None
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"relgate_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str | None, tmp_path: Path, clock: StepClock) -> Iterator[Store]:
+    """An open, migrated store; parametrized over the configured backends."""
+    opened = Store.open(store_url, data_dir=tmp_path / "data", clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@contextmanager
+def _bypass_append_only(store: Store, table: str) -> Iterator[Connection]:
+    """A raw connection on which ``table``'s append-only triggers are off: what an attacker
+    with database access can do. The triggers come back afterwards (PostgreSQL) or stay
+    dropped (SQLite; the test's store is thrown away)."""
+    engine = store._engine
+    with engine.begin() as conn:
+        if store.dialect == "sqlite":
+            for event in ("update", "delete"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_{event}")
+        else:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        yield conn
+        if store.dialect != "sqlite":
+            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+@pytest.fixture
+def bypass_append_only() -> Callable[[Store, str], AbstractContextManager[Connection]]:
+    """``with bypass_append_only(store, "receipts") as conn: conn.exec_driver_sql(...)``."""
+    return _bypass_append_only
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Parametrize here (not in the fixture) so test ids say which backend ran.
+    if "store_url" in metafunc.fixturenames:
+        metafunc.parametrize("store_url", BACKENDS, indirect=True)
