@@ -27,7 +27,8 @@ Timeline format (YAML or JSON)::
         minute: {minute_start: 1440, slices: {law: {q: 0.5, n: 40}}}  # observer, after 100%
     expect: [checkpoint_promote, checkpoint_promote]   # optional: receipt kinds, in order
 
-Events at the same time apply in file order, commands before the tick that reads them.
+Events at the same time apply in file order, commands before the tick that reads them. The
+simulation ends at a terminal phase (completed, aborted, rolled back); later events are unused.
 """
 
 from __future__ import annotations
