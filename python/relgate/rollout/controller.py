@@ -70,9 +70,8 @@ class Routing(Protocol):
     def set_weight(self, weight_bp: int) -> None:
         """Serve the candidate to sessions with ``bucket < weight_bp``."""
 
-    def swap_to(self, release: str | None) -> None:
-        """Make ``release`` the only release served (None: the candidate has nothing to fall
-        back on, a cold start; the gateway stops serving it)."""
+    def swap_to(self, release: str) -> None:
+        """Make ``release`` the only release served: model, prompt and routing together."""
 
     def set_shadow(self, enabled: bool) -> None:
         """Mirror traffic to the candidate without serving its answers."""
@@ -120,12 +119,14 @@ class RolloutController:
         routing: Routing,
         record: RecordFn,
         log: FactLog | None = None,
+        rollout_id: str = "",
     ) -> None:
         if (stable is None) != spec.cold_start:
             raise InvalidInputError(
                 "a rollout without a stable release is a cold start (spec.cold_start), and only"
             )
         self.spec = spec
+        self.rollout_id = rollout_id
         self.candidate = candidate
         self.stable = stable
         self._clock = clock
@@ -148,6 +149,7 @@ class RolloutController:
         readings: Callable[[], Readings],
         routing: Routing,
         record: RecordFn,
+        rollout_id: str = "",
     ) -> RolloutController:
         """Rebuild a controller from persisted facts alone (after a crash) and reconcile the
         routing with them. The spec, candidate and stable come from the STARTED fact."""
@@ -164,6 +166,7 @@ class RolloutController:
             routing=routing,
             record=record,
             log=log,
+            rollout_id=rollout_id,
         )
         controller.reconcile()
         return controller
@@ -253,13 +256,21 @@ class RolloutController:
         if not s.started:
             return
         if s.rolled_back_at is not None:
-            self._routing.swap_to(self.stable)
+            self._route_back()
         elif s.completed_at is not None:
             self._routing.swap_to(self.candidate)
         elif self.spec.cold_start:
             self._routing.set_shadow(s.shadow_ended_at is None)
         elif s.step_index >= 0:
             self._routing.set_weight(s.step_weight_bp)
+
+    def _route_back(self) -> None:
+        # A cold start has no previous release: going back means ending the shadow. (The phase
+        # function never asks to roll a completed cold start back; see phase._observing.)
+        if self.stable is None:
+            self._routing.set_shadow(False)
+        else:
+            self._routing.swap_to(self.stable)
 
     def _drain_commands(self, now: float) -> list[Fact]:
         out: list[Fact] = []
@@ -303,6 +314,7 @@ class RolloutController:
 
     def _evidence(self, decision: PhaseDecision, now: float) -> dict[str, Any]:
         return {
+            "rollout_id": self.rollout_id,
             "candidate": self.candidate,
             "stable": self.stable,
             "phase": str(decision.phase),
@@ -354,12 +366,11 @@ class RolloutController:
                 data = {"actor": "controller", "reason": decision.reason, "source": "inconclusive"}
                 facts.append(Fact(FactKind.PAUSE, now, data))
             case Action.ROLLBACK | Action.REVERT:
-                if self.spec.cold_start and s.completed_at is None:
-                    self._routing.set_shadow(False)
+                self._route_back()
+                if decision.action is Action.REVERT:
+                    cause = "abort"
                 else:
-                    self._routing.swap_to(self.stable)
-                cause = "abort" if decision.action is Action.REVERT else "monitor"
-                cause = decision.evidence.get("cause", cause) if cause != "abort" else cause
+                    cause = str(decision.evidence.get("cause", "monitor"))
                 facts.append(Fact(FactKind.ROLLED_BACK, now, {"cause": cause, "to": self.stable}))
             case Action.NONE:  # pragma: no cover - tick stops before applying NONE
                 return

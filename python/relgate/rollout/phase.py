@@ -169,7 +169,19 @@ def _observing(spec: RolloutSpec, status: RolloutStatus) -> PhaseDecision:
     if status.observe_ended_at is not None:
         return _decision(Phase.COMPLETED, status, "completed; observer ended")
     floor = spec.thresholds.quality_floor
-    verdict = evaluate_observer(spec.observer, floor, status.minutes)
+    # Only minutes that start once the candidate serves everything count.
+    done = status.completed_at if status.completed_at is not None else 0.0
+    minutes = [m for m in status.minutes if m.minute_start >= done]
+    verdict = evaluate_observer(spec.observer, floor, minutes)
+    if verdict.fire and spec.cold_start:
+        # No previous release to return to: swapping "back" would serve nothing. The breach is
+        # reported in the phase's reason for a human (or a manual rollback to an older sha).
+        return _decision(
+            Phase.OBSERVING,
+            status,
+            f"observer breach with no previous release (cold start): {verdict.reason}",
+            evidence=verdict.evidence,
+        )
     if verdict.fire:
         return _decision(
             Phase.OBSERVING,

@@ -244,7 +244,7 @@ class _CaptureRouting:
     def set_weight(self, weight_bp: int) -> None:
         self.calls.append((self._clock[0], "set_weight", weight_bp))
 
-    def swap_to(self, release: str | None) -> None:
+    def swap_to(self, release: str) -> None:
         self.calls.append((self._clock[0], "swap_to", release))
 
     def set_shadow(self, enabled: bool) -> None:

@@ -250,8 +250,8 @@ class RolloutStatus:
         latency = errors = quality = None
         at = self.step_entered_at or 0.0
         for r in self.readings:
-            latency = r.latency or latency
-            errors = r.errors or errors
-            quality = r.quality or quality
+            latency = r.latency if r.latency is not None else latency
+            errors = r.errors if r.errors is not None else errors
+            quality = r.quality if r.quality is not None else quality
             at = r.at
         return Reading(at=at, latency=latency, errors=errors, quality=quality)

@@ -64,7 +64,7 @@ class RecordingRouting:
     def set_weight(self, weight_bp: int) -> None:
         self.calls.append(("set_weight", weight_bp))
 
-    def swap_to(self, release: str | None) -> None:
+    def swap_to(self, release: str) -> None:
         self.calls.append(("swap_to", release))
 
     def set_shadow(self, enabled: bool) -> None:

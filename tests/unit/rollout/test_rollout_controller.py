@@ -251,3 +251,14 @@ def test_construction_checks() -> None:
     log = MemoryFactLog([Fact(FactKind.STARTED, 0.0, {"candidate": "other", "spec": {}})])
     with pytest.raises(InvalidInputError, match="another candidate"):
         Harness(log=log)
+
+
+def test_abort_during_shadow_ends_the_shadow() -> None:
+    h = Harness(RolloutSpec(cold_start=True, shadow_s=3_600))
+    h.step(0)
+    h.controller.abort("oncall", "bad answers in the shadow log")
+    assert h.step(60) is Phase.ABORTED
+    assert h.routing.calls == [("set_shadow", True), ("set_shadow", False)]
+    assert h.kinds == ["shadow_start", "manual_rollback"]
+    h.crash_and_resume()
+    assert h.routing.calls == [("set_shadow", False)]

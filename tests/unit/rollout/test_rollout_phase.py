@@ -239,3 +239,27 @@ def test_compute_phase_is_pure() -> None:
     first = compute_phase(SPEC, status, T0 + 240)
     assert compute_phase(SPEC, status, T0 + 240) == first
     assert status == before
+
+
+def test_observer_counts_only_minutes_after_completion() -> None:
+    bad = {"law": {"q": 0.3, "n": 30}}
+    before = [fact(FactKind.MINUTE, T0 + 10 * i, minute_start=T0 + 10 * i, slices=bad)
+              for i in range(2)]  # fmt: skip
+    after = [fact(FactKind.MINUTE, T0 + 560, minute_start=T0 + 500, slices=bad)]
+    status = started(*before, fact(FactKind.COMPLETED, T0 + 500), *after)
+    assert compute_phase(SPEC, status, T0 + 600).action is Action.NONE
+
+
+def test_cold_start_observer_breach_has_nothing_to_roll_back_to() -> None:
+    spec = RolloutSpec(cold_start=True, shadow_s=60)
+    bad = {"law": {"q": 0.3, "n": 30}}
+    status = RolloutStatus.from_facts([
+        fact(FactKind.STARTED, T0, candidate="v1", stable=None, spec=spec.to_dict()),
+        fact(FactKind.SHADOW_STARTED, T0),
+        fact(FactKind.COMPLETED, T0 + 100),
+        *(fact(FactKind.MINUTE, T0 + 200 + 60 * i, minute_start=T0 + 140 + 60 * i, slices=bad)
+          for i in range(3)),
+    ])  # fmt: skip
+    d = compute_phase(spec, status, T0 + 400)
+    assert (d.phase, d.action) == (Phase.OBSERVING, Action.NONE)
+    assert "no previous release" in d.reason
