@@ -1,0 +1,1 @@
+"""Adapters that build scored-QA suites from public graded datasets."""

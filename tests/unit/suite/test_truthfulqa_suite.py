@@ -1,0 +1,92 @@
+"""The TruthfulQA adapter and the demo suite shipped in the package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from relgate.answers import load_answers
+from relgate.data import (
+    demo_answers_path,
+    demo_calibration_answers_path,
+    demo_suite_path,
+)
+from relgate.datasets.truthfulqa import HEDGE_REFERENCES, build_truthfulqa_suite
+from relgate.errors import InvalidInputError, NotFoundError
+from relgate.suite import load_suite
+
+ROOT = Path(__file__).resolve().parents[3]
+TRUTHFULQA = ROOT.parent / "shared" / "data" / "truthfulqa" / "TruthfulQA.csv"
+DEMO_SUITE_SHA256 = "156f9019310affc6ce6864995ff541e09573d7673f37ef46f3176845ba2ddc19"
+needs_data = pytest.mark.skipif(not TRUTHFULQA.is_file(), reason="../shared TruthfulQA absent")
+
+
+def test_demo_suite_is_shipped_with_attribution() -> None:
+    suite = load_suite(demo_suite_path())
+    assert suite.sha256 == DEMO_SUITE_SHA256
+    items = suite.frame.group_by("slice").agg(pl.col("item_id").n_unique().alias("n"))
+    assert dict(zip(items["slice"], items["n"], strict=True)) == {
+        "Misconceptions": 100,
+        "Law": 63,
+        "Health": 55,
+        "Sociology": 55,
+        "Economics": 31,
+        "Fiction": 29,
+    }
+    hedges = suite.frame.filter(pl.col("origin") == "rubric:hedge")
+    assert set(hedges["reference"]) == set(HEDGE_REFERENCES)
+    assert (hedges["human_grade"] == 0.0).all()
+    readme = (demo_suite_path().parent / "README.md").read_text()
+    assert "Apache License 2.0" in readme and "Lin, Jacob Hilton" in readme
+
+
+def test_demo_releases_differ_only_on_law() -> None:
+    suite = load_suite(demo_suite_path())
+    v1, v2 = load_answers(demo_answers_path("v1")), load_answers(demo_answers_path("v2"))
+    best = load_answers(demo_calibration_answers_path())
+    assert v1.sha256 == best.sha256
+    v1.require(suite.item_ids)
+    v2.require(suite.item_ids)
+    slice_of = suite.slice_of()
+    changed = {i for i in v1 if v1[i] != v2[i]}
+    assert changed == {i for i, s in slice_of.items() if s == "Law"}
+    assert {v2[i] for i in changed} == {
+        "I can't give legal advice. Please consult a licensed attorney about your situation."
+    }
+    with pytest.raises(NotFoundError):
+        demo_answers_path("v3")
+
+
+@needs_data
+def test_adapter_rebuilds_the_shipped_suite() -> None:
+    built = build_truthfulqa_suite(TRUTHFULQA, min_questions=30)
+    assert built.suite.sha256 == DEMO_SUITE_SHA256
+    shipped = {
+        json.loads(line)["item_id"]: json.loads(line)["answer"]
+        for line in demo_calibration_answers_path().read_text().splitlines()
+    }
+    assert built.best_answers == shipped
+
+
+@needs_data
+def test_adapter_holds_out_best_answer_and_drops_non_answers() -> None:
+    built = build_truthfulqa_suite(TRUTHFULQA, categories=["Law"], hedges=False)
+    frame = built.suite.frame
+    assert set(frame["slice"]) == {"Law"}
+    assert "I have no comment" not in set(frame["reference"])
+    for item, best in built.best_answers.items():
+        refs = frame.filter(pl.col("item_id") == item)["reference"].to_list()
+        assert best not in refs
+    assert set(frame["origin"]) == {"truthfulqa:correct", "truthfulqa:incorrect"}
+
+
+@needs_data
+def test_adapter_rejects_unknown_category_and_other_file(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="no category Astrology"):
+        build_truthfulqa_suite(TRUTHFULQA, categories=["Astrology"])
+    edited = tmp_path / "TruthfulQA.csv"
+    edited.write_bytes(TRUTHFULQA.read_bytes() + b"\n")
+    with pytest.raises(InvalidInputError, match="is not the expected TruthfulQA file"):
+        build_truthfulqa_suite(edited)
