@@ -37,7 +37,9 @@ class StepSpec:
     candidate has served ``min_requests`` requests in the step. ``deadline_s`` (seconds after the
     step was entered, or after the last resume) turns a hold that is not decided by then into
     INCONCLUSIVE: the rollout pauses for a human, it never passes by default. ``None`` means no
-    deadline, which only makes sense for a step without a hold (the final 100% step).
+    deadline, which only makes sense for a step without a hold (the final 100% step). A final
+    step given a hold is judged by the same monitors, so its readings provider must supply a
+    comparison window (at 100% the stable release serves nothing live).
     """
 
     weight_bp: int

@@ -262,3 +262,28 @@ def test_abort_during_shadow_ends_the_shadow() -> None:
     assert h.kinds == ["shadow_start", "manual_rollback"]
     h.crash_and_resume()
     assert h.routing.calls == [("set_shadow", False)]
+
+
+def test_run_loop_sleeps_on_the_injected_clock_until_terminal() -> None:
+    h = Harness()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        h.clock.advance(seconds)
+        h.feed.push(good(200))  # the data plane keeps serving while the loop sleeps
+
+    def done() -> bool:
+        return h.controller.status.completed_at is not None
+
+    final = h.controller.run(stop=done, sleep=sleep, interval_s=30.0)
+    assert final.phase is Phase.OBSERVING
+    assert h.kinds == ["checkpoint_promote", "checkpoint_promote"]
+    assert max(slept) <= 30.0
+
+
+def test_run_returns_at_a_terminal_phase() -> None:
+    h = Harness()
+    h.feed.push(Readings(requests=300, latency=latency(1.5), errors=good().errors))
+    final = h.controller.run(stop=lambda: False, sleep=h.clock.advance, interval_s=5.0)
+    assert final.phase is Phase.ROLLED_BACK
