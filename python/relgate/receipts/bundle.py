@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,11 +104,22 @@ def export_bundle(
     rows = store.receipt_rows(tenant=tenant)
     shas = [sha for _seq, sha, _body in rows]
     levels = MerkleLevels(leaf_hashes(shas))
-    stamp = format_time(now or datetime.now(UTC))
-    head = signer.sign(
-        tenant=tenant, tree_size=len(shas), root_hex=levels.root().hex(), timestamp=stamp
-    )
-    store.add_tree_head(**head.to_dict())
+    stamp = format_time(now) if now is not None else store.now()
+    root_hex = levels.root().hex()
+    stored = store.tree_heads(tenant=tenant)
+    # Reuse the newest stored head when it already covers exactly these receipts (it may be
+    # the one that was anchored); otherwise sign a fresh one.
+    current = [
+        h
+        for h in stored
+        if (h["tree_size"], h["root_hex"], h["public_key_b64"])
+        == (len(shas), root_hex, signer.public_key_b64)
+    ]
+    if current:
+        head = SignedTreeHead.from_dict(current[-1])
+    else:
+        head = signer.sign(tenant=tenant, tree_size=len(shas), root_hex=root_hex, timestamp=stamp)
+        store.add_tree_head(**head.to_dict())
 
     receipts = []
     for index, (seq, sha, body) in enumerate(rows):
@@ -121,7 +132,7 @@ def export_bundle(
 
     older: list[dict[str, Any]] = []
     seen = {(head.tree_size, head.root_hex)}
-    for old in reversed(store.tree_heads(tenant=tenant)):
+    for old in reversed(stored):
         key = (old["tree_size"], old["root_hex"])
         if key in seen or old["tree_size"] > head.tree_size:
             continue
@@ -211,7 +222,7 @@ def verify_bundle(
         if proof is None or not merkle.verify_inclusion(
             leaf, index, final.tree_size, proof, final_root
         ):
-            first = _earliest(first, _proof_failure(entries, index, leaf, proof))
+            first = _earliest(first, _proof_failure(entries, index, leaf, proof, final, final_root))
             break
 
     if first is not None:
@@ -326,27 +337,44 @@ def _link_failure(
 
 
 def _proof_failure(
-    entries: list[dict[str, Any]], index: int, leaf: bytes, proof: list[bytes] | None
+    entries: list[dict[str, Any]],
+    index: int,
+    leaf: bytes,
+    proof: list[bytes] | None,
+    head: SignedTreeHead,
+    signed_root: bytes,
 ) -> BrokenLink:
     sha = entries[index]["receipt_sha256"]
     if proof is None:
         return BrokenLink(index, sha, "bad inclusion proof", "proof is not a list of hashes")
-    # An intact proof with a substituted leaf still fits the tree the bundle's own receipts
-    # build (the siblings did not change): then the receipt, not the proof, was altered.
-    shas = [e["receipt_sha256"] for e in entries]
+    shas = [e["receipt_sha256"] for e in entries[: head.tree_size]]
     try:
-        bundle_root = merkle.root(leaf_hashes(shas))
-        fits_bundle = merkle.verify_inclusion(leaf, index, len(shas), proof, bundle_root)
+        leaves = leaf_hashes(shas)
+        levels = MerkleLevels(leaves)
     except RelgateError:
-        fits_bundle = False
-    if fits_bundle:
-        return BrokenLink(
-            index,
-            sha,
-            "altered body",
-            "receipt and its receipt_sha256 were replaced: the signed tree holds another leaf",
-        )
-    return BrokenLink(index, sha, "bad inclusion proof", "audit path does not reach the root")
+        return BrokenLink(index, sha, "bad inclusion proof", "audit path does not reach the root")
+    if not merkle.verify_inclusion(leaf, index, len(leaves), proof, levels.root()):
+        return BrokenLink(index, sha, "bad inclusion proof", "audit path does not reach the root")
+    # The proof is intact (it fits the tree the bundle's own receipts build), so either this
+    # receipt was replaced, re-hashed included, or the signed head does not match the
+    # receipts. A replaced receipt leaves every other receipt's proof valid against the
+    # signed root; a wrong head leaves none valid.
+    other = len(leaves) - 1 if index != len(leaves) - 1 else 0
+    if other != index:
+        other_proof = _split(entries[other].get("inclusion_proof")) or levels.inclusion_proof(other)
+        if merkle.verify_inclusion(leaves[other], other, len(leaves), other_proof, signed_root):
+            return BrokenLink(
+                index,
+                sha,
+                "altered body",
+                "receipt and its receipt_sha256 were replaced: the signed tree holds another leaf",
+            )
+    return BrokenLink(
+        index,
+        sha,
+        "tree head mismatch",
+        f"signed tree head of size {head.tree_size} does not match the receipts",
+    )
 
 
 def _earliest(a: BrokenLink | None, b: BrokenLink) -> BrokenLink:

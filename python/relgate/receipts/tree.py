@@ -19,7 +19,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -268,7 +268,7 @@ def sign_tree_head(
         tenant=tenant,
         tree_size=len(shas),
         root_hex=root.hex(),
-        timestamp=format_time(now or datetime.now(UTC)),
+        timestamp=format_time(now) if now is not None else store.now(),
     )
     store.add_tree_head(**head.to_dict())
     return head

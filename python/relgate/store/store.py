@@ -138,7 +138,8 @@ class Store:
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
-    def _now(self) -> str:
+    def now(self) -> str:
+        """The store clock's current time, RFC 3339 UTC (what receipts are stamped with)."""
         return format_time(self._clock())
 
     # ---- releases -----------------------------------------------------------------------
@@ -201,7 +202,7 @@ class Store:
             previous = manifest.previous_release
             if previous is not None and _release_row(conn, previous) is None:
                 raise NotFoundError(f"previous_release {previous} is not a registered release")
-            now = self._now()
+            now = self.now()
             receipt = self._next_receipt(
                 conn,
                 kind="register",
@@ -296,7 +297,7 @@ class Store:
         with self._transaction(lock_key=tenant) as conn:
             if _release_row(conn, release_sha) is None:
                 raise NotFoundError(f"no release {release_sha}")
-            now = self._now()
+            now = self.now()
             receipt = self._next_receipt(
                 conn,
                 kind=kind,
@@ -513,7 +514,7 @@ class Store:
                     root_hex=root_hex,
                     sink=sink,
                     ref=ref,
-                    created_at=self._now(),
+                    created_at=self.now(),
                 )
             )
 
@@ -546,7 +547,7 @@ class Store:
                         role=role,
                         name=name,
                         tenant=tenant,
-                        created_at=self._now(),
+                        created_at=self.now(),
                     )
                 )
         except sa.exc.IntegrityError as exc:
