@@ -44,7 +44,7 @@ from relgate.rollout.observe import (
     sampled,
 )
 from relgate.rollout.phase import Action, Phase, PhaseDecision, compute_phase
-from relgate.rollout.replay import ReplayTrace, replay_quality, select_recent
+from relgate.rollout.replay import ReplayTrace, replay_quality, replayable, select_recent
 from relgate.rollout.simulate import SimulationResult, load_timeline, simulate
 from relgate.rollout.spec import (
     FULL_WEIGHT_BP,
@@ -98,6 +98,7 @@ __all__ = [
     "hold_progress",
     "load_timeline",
     "replay_quality",
+    "replayable",
     "sampled",
     "select_recent",
     "simulate",

@@ -31,12 +31,14 @@ import numpy.typing as npt
 from relgate.canonical import canonical_json, sha256_hex
 from relgate.errors import InvalidInputError
 from relgate.rollout.monitors import QualityReading, SliceQuality
+from relgate.traces import Trace
 
 __all__ = [
     "ReplayTrace",
     "ScoreFn",
     "SpearmanFn",
     "replay_quality",
+    "replayable",
     "select_recent",
 ]
 
@@ -58,6 +60,23 @@ class ReplayTrace:
     stable_answer: str
     time: float
     feedback_grade: float | None = None
+
+
+def replayable(traces: Iterable[Trace], stable_sha256: str) -> list[ReplayTrace]:
+    """The gateway traces that can be replayed: served by the stable release with a 2xx status
+    and an answer, not shadow traffic. The stable answer becomes a graded reference."""
+    return [
+        ReplayTrace(
+            trace_id=t.id,
+            slice=t.slice,
+            prompt=t.prompt,
+            stable_answer=t.answer,
+            time=t.time,
+            feedback_grade=t.feedback_grade,
+        )
+        for t in traces
+        if t.release_sha256 == stable_sha256 and 200 <= t.status < 300 and not t.shadow and t.answer
+    ]
 
 
 def select_recent(traces: Iterable[ReplayTrace], cap: int) -> dict[str, list[ReplayTrace]]:

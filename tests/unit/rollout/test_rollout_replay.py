@@ -14,6 +14,7 @@ from relgate.rollout import (
     Verdict,
     evaluate_quality,
     replay_quality,
+    replayable,
     select_recent,
 )
 from scipy import stats as sps
@@ -187,3 +188,25 @@ def test_native_spearman_agrees_with_scipy() -> None:
     for a, b in zip(native.slices, reference.slices, strict=True):
         assert a.rho == pytest.approx(b.rho, abs=1e-12)
         assert a.ceiling == pytest.approx(b.ceiling, abs=1e-12)
+
+
+def test_replayable_keeps_stable_2xx_live_traces_only() -> None:
+    from relgate.traces import Trace
+
+    def trace(i: int, **kw: Any) -> Trace:
+        base: dict[str, Any] = dict(
+            id=f"t{i}", time=float(i), slice="law", traffic_class="legal", prompt="p",
+            answer="a", latency_s=0.1, status=200, release_sha256="s" * 64, session_bucket=1,
+        )  # fmt: skip
+        base.update(kw)
+        return Trace(**base)
+
+    rows = [
+        trace(0, feedback_grade=0.5),
+        trace(1, release_sha256="c" * 64),  # served by the candidate
+        trace(2, status=503),
+        trace(3, shadow=True),
+        trace(4, answer=""),
+    ]
+    (only,) = replayable(rows, "s" * 64)
+    assert (only.trace_id, only.stable_answer, only.feedback_grade) == ("t0", "a", 0.5)
