@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from relgate import __version__
+from relgate.cli import keys, receipts, release, serve
 
 app = typer.Typer(
     name="relgate",
@@ -13,6 +14,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+app.add_typer(serve.app, name="serve")
+app.add_typer(release.app, name="release")
+app.add_typer(receipts.app, name="receipts")
+app.add_typer(keys.app, name="keys")
 
 
 def _version(value: bool) -> None:

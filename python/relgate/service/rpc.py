@@ -156,65 +156,79 @@ class _Guard:
         return decode(self.request_cls, raw), call
 
 
+class _Outcome:
+    """Records a call's code and latency exactly once, before the status leaves the server
+    (a client that scrapes /metrics right after its call returns sees that call)."""
+
+    def __init__(self, guard: _Guard) -> None:
+        self._guard = guard
+        self._start = time.perf_counter()
+        self._done = False
+
+    def record(self, code: str) -> None:
+        if not self._done:
+            self._done = True
+            elapsed = time.perf_counter() - self._start
+            self._guard.env.metrics.observe_rpc(self._guard.method, code, elapsed)
+
+
+async def _fail(
+    guard: _Guard, outcome: _Outcome, context: Context, exc: Exception, authenticated: bool
+) -> NoReturn:
+    outcome.record((status_for(exc, authenticated=authenticated) or _INTERNAL).name)
+    await _abort(context, guard.method, exc, authenticated)
+
+
 def _unary_behavior(guard: _Guard, impl: UnaryImpl | None) -> Callable[..., Awaitable[bytes]]:
     async def behavior(raw: bytes, context: Context) -> bytes:
-        start = time.perf_counter()
-        code = "UNKNOWN"
+        outcome = _Outcome(guard)
         principal: Principal | None = None
         try:
             try:
                 principal = await guard.authenticate(context)
                 request, call = guard.admit(raw, principal, context)
                 if impl is None:
-                    code = "UNIMPLEMENTED"
+                    outcome.record("UNIMPLEMENTED")
                     await _unimplemented(context, guard.method)
-                response = await impl(request, call)
-                code = "OK"
-                return response.SerializeToString()
+                response = (await impl(request, call)).SerializeToString()
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
-                failure: Exception = exc
-            authenticated = principal is not None
-            code = (status_for(failure, authenticated=authenticated) or _INTERNAL).name
-            await _abort(context, guard.method, failure, authenticated)
+                await _fail(guard, outcome, context, exc, principal is not None)
+            outcome.record("OK")
+            return response
         except asyncio.CancelledError:
-            code = "CANCELLED"
+            outcome.record("CANCELLED")
             raise
         finally:
-            guard.env.metrics.observe_rpc(guard.method, code, time.perf_counter() - start)
+            outcome.record("UNKNOWN")  # only if nothing above recorded (a handler's own abort)
 
     return behavior
 
 
 def _stream_behavior(guard: _Guard, impl: StreamImpl | None) -> Callable[..., AsyncIterator[bytes]]:
     async def behavior(raw: bytes, context: Context) -> AsyncIterator[bytes]:
-        start = time.perf_counter()
-        code = "UNKNOWN"
+        outcome = _Outcome(guard)
         principal: Principal | None = None
         try:
             try:
                 principal = await guard.authenticate(context)
                 request, call = guard.admit(raw, principal, context)
                 if impl is None:
-                    code = "UNIMPLEMENTED"
+                    outcome.record("UNIMPLEMENTED")
                     await _unimplemented(context, guard.method)
                 async for item in impl(request, call):
                     yield item.SerializeToString()
-                code = "OK"
-                return
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:
-                failure: Exception = exc
-            authenticated = principal is not None
-            code = (status_for(failure, authenticated=authenticated) or _INTERNAL).name
-            await _abort(context, guard.method, failure, authenticated)
+                await _fail(guard, outcome, context, exc, principal is not None)
+            outcome.record("OK")
         except (asyncio.CancelledError, GeneratorExit):
-            code = "CANCELLED"
+            outcome.record("CANCELLED")
             raise
         finally:
-            guard.env.metrics.observe_rpc(guard.method, code, time.perf_counter() - start)
+            outcome.record("UNKNOWN")
 
     return behavior
 

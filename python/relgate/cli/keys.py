@@ -1,0 +1,61 @@
+"""`relgate keys create`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from relgate.cli._common import (
+    ApiKeyOpt,
+    JsonOpt,
+    ServerOpt,
+    TenantOpt,
+    TlsCaOpt,
+    TlsOpt,
+    connect,
+    handle_errors,
+    print_json,
+)
+from relgate.errors import InvalidInputError
+
+app = typer.Typer(help="Manage API keys (admin).", no_args_is_help=True)
+
+ROLES = ("viewer", "releaser", "admin")
+
+
+@app.command("create")
+@handle_errors
+def create(
+    role: Annotated[str, typer.Option("--role", help="viewer, releaser or admin.")],
+    name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "",
+    tenant: TenantOpt = "",
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a key; prints the key once (it is stored hashed)."""
+    if role.lower() not in ROLES:
+        raise InvalidInputError(f"unknown role {role!r} (expected viewer, releaser or admin)")
+    with connect(server, api_key, tls, tls_ca) as client:
+        created = client.create_key(role.lower(), name=name, tenant=tenant)
+    if json_out:
+        print_json(
+            {
+                "key": created.key,
+                "role": role.lower(),
+                "name": created.name,
+                "tenant": created.tenant,
+                "key_sha256": created.key_sha256,
+            }
+        )
+        return
+    # The key alone on stdout (scriptable: KEY=$(relgate keys create ...)); the rest on stderr.
+    typer.echo(created.key)
+    typer.echo(
+        f"created {role.lower()} key {created.name!r} for tenant {created.tenant!r} "
+        "(shown once; store it now)",
+        err=True,
+    )

@@ -1,0 +1,86 @@
+"""`relgate serve`: the gRPC API, the web port (health, metrics) and anchoring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from relgate.cli._common import handle_errors
+
+app = typer.Typer(help="Run the relgate server.")
+
+
+@app.callback(invoke_without_command=True)
+@handle_errors
+def serve(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="State directory (store, keys).")],
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="Store URL (default: SQLite in --data-dir).", show_default=False
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    grpc_port: Annotated[int, typer.Option("--grpc-port", min=0, max=65535)] = 50051,
+    gateway_port: Annotated[
+        int, typer.Option("--gateway-port", min=0, max=65535, help="Reserved for the gateway.")
+    ] = 8080,
+    web_port: Annotated[int, typer.Option("--web-port", min=0, max=65535)] = 8081,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
+    anchor_dir: Annotated[
+        Path | None, typer.Option("--anchor-dir", help="Anchor signed tree heads here.")
+    ] = None,
+    anchor_command: Annotated[
+        str | None,
+        typer.Option("--anchor-command", help="Command that receives each signed tree head."),
+    ] = None,
+    anchor_interval: Annotated[
+        float, typer.Option("--anchor-interval", min=0.01, help="Seconds between anchors.")
+    ] = 300.0,
+    grace: Annotated[
+        float, typer.Option("--grace", min=0.0, help="Seconds calls in flight get on SIGTERM.")
+    ] = 10.0,
+    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+) -> None:
+    """Serve gRPC (--grpc-port) and /healthz, /metrics (--web-port) until SIGTERM."""
+    from relgate.service.server import create_server, run_until_signal
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log = logging.getLogger("relgate.serve")
+    argv = shlex.split(anchor_command) if anchor_command else None
+
+    async def main() -> None:
+        running = await create_server(
+            data_dir,
+            store_url=store,
+            host=host,
+            grpc_port=grpc_port,
+            web_port=web_port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            anchor_dir=anchor_dir,
+            anchor_command=argv,
+            anchor_interval=anchor_interval,
+        )
+        log.info("gateway port %d is reserved; the gateway is not served by this build",
+                 gateway_port)  # fmt: skip
+        key = running.admin_key_path or "(bootstrap key already issued)"
+        # One line on stdout with the bound ports: scripts and tests read it (ports may be 0).
+        print(
+            f"relgate serving grpc={running.address} web={running.web_url} admin_key={key}",
+            flush=True,
+        )
+        await run_until_signal(running, grace=grace)
+
+    asyncio.run(main())

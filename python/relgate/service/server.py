@@ -1,0 +1,332 @@
+"""The relgate server: gRPC API (grpc.aio), health, reflection, web port, anchoring.
+
+`create_server` starts everything and returns a `RunningServer` that knows its bound ports
+(tests pass port 0). `BackgroundServer` runs one on its own event-loop thread for tests,
+benchmarks and embedding; `run_until_signal` is what `relgate serve` runs (SIGTERM and
+SIGINT stop it gracefully: health turns NOT_SERVING, new calls are refused, calls in flight
+get `grace` seconds to finish, then the store closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from relgate.errors import InvalidInputError
+from relgate.receipts import TreeHeadSigner
+from relgate.service.auth import Authenticator, bootstrap_admin_key
+from relgate.service.rpc import RpcEnv, build_handler
+from relgate.service.schedule import AnchorSchedule
+from relgate.service.servicers.attestation import AttestationServicer
+from relgate.service.servicers.gate import GateServicer
+from relgate.service.servicers.key import KeyServicer
+from relgate.service.servicers.receipt import ReceiptServicer
+from relgate.service.servicers.release import ReleaseServicer
+from relgate.service.servicers.rollout import RolloutServicer
+from relgate.store import Store
+from relgate.web import Metrics, WebServer, start_web
+
+log = logging.getLogger("relgate.service")
+
+# A manifest may be up to 4 MiB (relgate.manifest.MAX_MANIFEST_BYTES); the envelope around
+# it is small. Anything larger is refused by gRPC itself with RESOURCE_EXHAUSTED before a
+# byte of it reaches Python.
+DEFAULT_MAX_MESSAGE_BYTES = 5 * 1024 * 1024
+
+
+class _AioHealth(Protocol):
+    """The asyncio health servicer of grpcio-health-checking (untyped upstream)."""
+
+    async def set(self, service: str, status: Any) -> None: ...
+    async def enter_graceful_shutdown(self) -> None: ...
+
+
+def _aio_health() -> _AioHealth:
+    servicer: _AioHealth = importlib.import_module("grpc_health.v1._async").HealthServicer()
+    return servicer
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+@dataclass
+class RunningServer:
+    """A started server. `grpc_port` and `web_port` are the bound ports."""
+
+    data_dir: Path
+    host: str
+    grpc_port: int
+    web_port: int
+    admin_key_path: Path | None
+    store: Store
+    metrics: Metrics
+    tls: bool
+    _grpc: grpc.aio.Server
+    _health: _AioHealth
+    _web: WebServer
+    _anchor: AnchorSchedule | None
+    _serving: list[bool] = field(default_factory=lambda: [True])
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def address(self) -> str:
+        """`host:port` of the gRPC API, as clients dial it."""
+        return _hostport(self.host, self.grpc_port)
+
+    @property
+    def web_url(self) -> str:
+        """Base URL of the web port."""
+        return f"http://{_hostport(self.host, self.web_port)}"
+
+    @property
+    def anchor(self) -> AnchorSchedule | None:
+        """The anchoring schedule, when one is configured."""
+        return self._anchor
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Graceful shutdown; safe to call twice."""
+        if not self._serving[0]:
+            await self._stopped.wait()
+            return
+        self._serving[0] = False
+        await self._health.enter_graceful_shutdown()
+        if self._anchor is not None:
+            await self._anchor.stop()
+        await self._grpc.stop(grace)
+        await self._web.stop()
+        await asyncio.to_thread(self.store.close)
+        self._stopped.set()
+        log.info("relgate server stopped")
+
+    async def wait_stopped(self) -> None:
+        """Return once `stop` has finished."""
+        await self._stopped.wait()
+
+
+async def create_server(
+    data_dir: Path | str,
+    *,
+    store_url: str | None = None,
+    host: str = "127.0.0.1",
+    grpc_port: int = 50051,
+    web_port: int = 8081,
+    tls_cert: Path | str | None = None,
+    tls_key: Path | str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    anchor_dir: Path | str | None = None,
+    anchor_command: Sequence[str] | None = None,
+    anchor_interval: float = 300.0,
+    weights_root: Path | str | None = None,
+) -> RunningServer:
+    """Open the store, issue the bootstrap admin key, and start gRPC, the web port and the
+    anchoring schedule. Ports may be 0 (the bound ones are on the result).
+
+    `weights_root` resolves relative weight paths of manifests (default: the working
+    directory). The store attests reachable open weights at register time.
+    """
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidInputError("TLS needs both a certificate and a key file")
+    credentials = None
+    if tls_cert is not None and tls_key is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())]
+        )
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = await asyncio.to_thread(
+        functools.partial(
+            Store.open,
+            store_url,
+            data_dir=root,
+            weights_root=Path(weights_root) if weights_root is not None else None,
+        )
+    )
+    try:
+        return await _start(
+            root, store, host, grpc_port, web_port, credentials, max_message_bytes,
+            anchor_dir, anchor_command, anchor_interval,
+        )  # fmt: skip
+    except BaseException:
+        await asyncio.to_thread(store.close)
+        raise
+
+
+async def _start(
+    root: Path,
+    store: Store,
+    host: str,
+    grpc_port: int,
+    web_port: int,
+    credentials: grpc.ServerCredentials | None,
+    max_message_bytes: int,
+    anchor_dir: Path | str | None,
+    anchor_command: Sequence[str] | None,
+    anchor_interval: float,
+) -> RunningServer:
+    admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store, root)
+    # Created (mode 0600) on first start; its public key is pinned when the server verifies.
+    signer = await asyncio.to_thread(TreeHeadSigner, root)
+    metrics = Metrics()
+    env = RpcEnv(authenticator=Authenticator(store), metrics=metrics)
+    servicers: list[Any] = [
+        ReleaseServicer(store, metrics),
+        ReceiptServicer(store, signer.public_key_b64),
+        KeyServicer(store),
+        AttestationServicer(),
+        GateServicer(),
+        RolloutServicer(),
+    ]
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # Without this a second server on the same port would silently share it.
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    server.add_generic_rpc_handlers([build_handler(s.descriptor, s.rpcs(), env) for s in servicers])
+    health_servicer = _aio_health()
+    add_health: Any = health_pb2_grpc.add_HealthServicer_to_server
+    add_health(health_servicer, server)
+    names = [s.descriptor.full_name for s in servicers]
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    target = _hostport(host, grpc_port)
+    try:
+        if credentials is not None:
+            bound = server.add_secure_port(target, credentials)
+        else:
+            bound = server.add_insecure_port(target)
+    except RuntimeError as exc:
+        raise InvalidInputError(f"cannot bind gRPC to {target}: {exc}") from None
+    if bound == 0:
+        raise InvalidInputError(f"cannot bind gRPC to {target}")
+    await server.start()
+    serving = [True]
+    try:
+        web = await start_web(metrics, lambda: serving[0], host=host, port=web_port)
+    except OSError as exc:
+        await server.stop(None)
+        raise InvalidInputError(f"cannot bind the web port {web_port} on {host}: {exc}") from None
+    anchor = None
+    if anchor_dir is not None or anchor_command:
+        anchor = AnchorSchedule(
+            store,
+            signer,
+            metrics,
+            anchor_dir=Path(anchor_dir) if anchor_dir is not None else None,
+            anchor_command=anchor_command,
+            interval=anchor_interval,
+        )
+        anchor.start()
+    running = RunningServer(
+        data_dir=root,
+        host=host,
+        grpc_port=bound,
+        web_port=web.port,
+        admin_key_path=admin_key_path,
+        store=store,
+        metrics=metrics,
+        tls=credentials is not None,
+        _grpc=server,
+        _health=health_servicer,
+        _web=web,
+        _anchor=anchor,
+        _serving=serving,
+    )
+    log.info("relgate server on %s (web %s)", running.address, running.web_url)
+    return running
+
+
+async def run_until_signal(running: RunningServer, *, grace: float = 10.0) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("signal received; shutting down (grace %.1fs)", grace)
+        await running.stop(grace)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+class BackgroundServer:
+    """A server on its own event-loop thread: `with BackgroundServer(dir, ...) as s:`.
+
+    Takes the keyword arguments of `create_server` (ports default to 0 here).
+    """
+
+    def __init__(self, data_dir: Path | str, **kwargs: Any) -> None:
+        kwargs.setdefault("grpc_port", 0)
+        kwargs.setdefault("web_port", 0)
+        self._data_dir = data_dir
+        self._kwargs = kwargs
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.server: RunningServer | None = None
+
+    def _submit(self, coro: Any) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def start(self) -> RunningServer:
+        """Start and return the running server."""
+        self._thread.start()
+        try:
+            self.server = self._submit(create_server(self._data_dir, **self._kwargs)).result()
+        except BaseException:
+            self._shutdown_loop()
+            raise
+        return self.server
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the server and its thread."""
+        if self.server is not None:
+            self._submit(self.server.stop(grace)).result()
+            self.server = None
+        self._shutdown_loop()
+
+    def _shutdown_loop(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        with contextlib.suppress(RuntimeError):
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
+        self._loop.close()
+
+    def __enter__(self) -> RunningServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "BackgroundServer",
+    "RunningServer",
+    "create_server",
+    "run_until_signal",
+]
