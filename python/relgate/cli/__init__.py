@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from relgate import __version__
-from relgate.cli import keys, receipts, release, serve
+from relgate.cli import keys, receipts, release, roll, serve
 
 app = typer.Typer(
     name="relgate",
@@ -20,6 +20,7 @@ app.add_typer(serve.app, name="serve")
 app.add_typer(release.app, name="release")
 app.add_typer(receipts.app, name="receipts")
 app.add_typer(keys.app, name="keys")
+app.add_typer(roll.app, name="roll")
 
 
 def _version(value: bool) -> None:
