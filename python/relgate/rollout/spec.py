@@ -12,12 +12,13 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from relgate.errors import InvalidInputError
 
 __all__ = [
     "FULL_WEIGHT_BP",
+    "GatePolicyFields",
     "MonitorThresholds",
     "ObserverSpec",
     "RolloutSpec",
@@ -27,6 +28,17 @@ __all__ = [
 FULL_WEIGHT_BP = 10_000
 
 QualityScale = Literal["normalized", "raw"]
+
+
+class GatePolicyFields(Protocol):
+    """The gate policy fields the quality monitor shares with the gate."""
+
+    @property
+    def floor(self) -> float: ...
+    @property
+    def scale(self) -> QualityScale: ...
+    @property
+    def min_ceiling(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +170,17 @@ class RolloutSpec:
                 raise InvalidInputError("rollout spec: cold_start must be a boolean")
             changes["cold_start"] = value
         return dataclasses.replace(self, **changes)
+
+    def with_gate_policy(self, policy: GatePolicyFields) -> RolloutSpec:
+        """A copy whose quality monitor uses the release's gate policy: the same floor, scale and
+        minimum ceiling (``relgate.manifest.GatePolicy`` or ``relgate.gate.GatePolicy``)."""
+        thresholds = dataclasses.replace(
+            self.thresholds,
+            quality_floor=float(policy.floor),
+            quality_scale=policy.scale,
+            min_ceiling=float(policy.min_ceiling),
+        )
+        return dataclasses.replace(self, thresholds=thresholds)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RolloutSpec:

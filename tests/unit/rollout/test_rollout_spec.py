@@ -59,3 +59,13 @@ def test_steps_override_is_a_full_list() -> None:
 def test_bad_overrides_are_named(overrides: dict[str, object], needle: str) -> None:
     with pytest.raises(InvalidInputError, match=needle):
         RolloutSpec().with_overrides(overrides)
+
+
+def test_quality_thresholds_come_from_the_gate_policy() -> None:
+    from relgate.manifest import GatePolicy
+
+    policy = GatePolicy(floor=0.7, scale="raw", min_ceiling=0.2)
+    spec = RolloutSpec().with_gate_policy(policy)
+    t = spec.thresholds
+    assert (t.quality_floor, t.quality_scale, t.min_ceiling) == (0.7, "raw", 0.2)
+    assert spec.observer.threshold(t.quality_floor) == pytest.approx(0.595)
