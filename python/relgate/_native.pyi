@@ -35,4 +35,45 @@ def merkle_verify_consistency(
 
 # --- stats (rust/relgate-py/src/stats.rs) ---
 
+import numpy as _np  # noqa: E402 (imports kept inside this section)
+import numpy.typing as _npt  # noqa: E402
+
+_F64Array = _npt.NDArray[_np.float64]
+_I64Array = _npt.NDArray[_np.int64]
+
+def spearman(x: _F64Array, y: _F64Array, nan_policy: str) -> float: ...
+def kendall_tau_b(x: _F64Array, y: _F64Array, nan_policy: str) -> float: ...
+def spearman_grouped(
+    x: _F64Array, y: _F64Array, offsets: _I64Array, nan_policy: str
+) -> _F64Array: ...
+def kendall_tau_b_grouped(
+    x: _F64Array, y: _F64Array, offsets: _I64Array, nan_policy: str
+) -> _F64Array: ...
+def bootstrap_ci_grouped(
+    x: _F64Array,
+    y: _F64Array,
+    offsets: _I64Array,
+    clusters: _I64Array | None,
+    statistic: str,
+    n_resamples: int,
+    confidence: float,
+    method: str,
+    seed: int,
+) -> tuple[_F64Array, _F64Array, _F64Array, _I64Array]: ...
+def paired_bootstrap_diff(
+    x_new: _F64Array,
+    x_old: _F64Array,
+    y: _F64Array,
+    offsets: _I64Array,
+    clusters: _I64Array,
+    statistic: str,
+    n_resamples: int,
+    confidence: float,
+    margin: float,
+    seed: int,
+) -> tuple[_F64Array, _F64Array, _F64Array, _F64Array, _I64Array]: ...
+def fisher_z_ci(rho: _F64Array, n: _F64Array, confidence: float) -> tuple[_F64Array, _F64Array]: ...
+def holm(pvalues: _F64Array) -> _F64Array: ...
+def benjamini_hochberg(pvalues: _F64Array) -> _F64Array: ...
+
 # --- end stats ---
