@@ -1,0 +1,85 @@
+"""Running the gate: answers -> judge scores (cached) -> calibration -> verdicts."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from relgate.answers import Answers
+from relgate.errors import GateError
+from relgate.gate.calibration import Calibration, calibrate
+from relgate.gate.result import GateResult, decide
+from relgate.gate.verdict import GatePolicy, GatePolicyLike, GateScores
+from relgate.judge.base import Judge, text_sha256
+from relgate.judge.cache import ScoreCache, score_rows
+from relgate.suite import Suite
+
+__all__ = ["run_gate", "score_release"]
+
+
+def score_release(
+    suite: Suite,
+    judge: Judge,
+    candidate: Answers,
+    previous: Answers | None = None,
+    *,
+    cache: ScoreCache | None = None,
+) -> GateScores:
+    """Judge every suite row against the candidate's (and the previous release's) answer."""
+    items = suite.frame["item_id"].to_list()
+    refs = suite.frame["reference"].to_list()
+    candidate.require(suite.item_ids)
+    x_new = score_rows(judge, items, [candidate[i] for i in items], refs, cache)
+    x_old = None
+    if previous is not None:
+        previous.require(suite.item_ids)
+        x_old = score_rows(judge, items, [previous[i] for i in items], refs, cache)
+    rows = pl.DataFrame(
+        {
+            "item_id": items,
+            "slice": suite.frame["slice"],
+            "reference_sha256": [text_sha256(r) for r in refs],
+            "human_grade": suite.frame["human_grade"],
+            "x_candidate": x_new,
+            "x_previous": pl.Series("x_previous", x_old, dtype=pl.Float64)
+            if x_old is not None
+            else pl.Series("x_previous", [None] * len(items), dtype=pl.Float64),
+        }
+    )
+    return GateScores(
+        rows=rows,
+        suite_sha256=suite.sha256,
+        judge_sha256=judge.judge_sha256,
+        candidate_sha256=candidate.sha256,
+        previous_sha256=previous.sha256 if previous is not None else None,
+    )
+
+
+def run_gate(
+    suite: Suite,
+    judge: Judge,
+    candidate: Answers,
+    previous: Answers | None = None,
+    *,
+    calibration: Calibration | None = None,
+    policy: GatePolicyLike | None = None,
+    cache: ScoreCache | None = None,
+) -> GateResult:
+    """Gate ``candidate`` on ``suite`` (against ``previous`` when given) and return the result.
+
+    Without ``calibration`` the judge is calibrated on the suite first (leave-one-out; see
+    ``relgate.gate.calibration``) with the policy's bootstrap settings.
+    """
+    policy = policy if policy is not None else GatePolicy()
+    if calibration is None:
+        calibration = calibrate(
+            suite,
+            judge,
+            cache=cache,
+            n_resamples=policy.n_resamples,
+            confidence=policy.confidence,
+            seed=policy.seed,
+        )
+    elif calibration.suite_sha256 != suite.sha256 or calibration.judge_sha256 != judge.judge_sha256:
+        raise GateError("calibration does not belong to this suite and judge")
+    scores = score_release(suite, judge, candidate, previous, cache=cache)
+    return decide(scores, calibration, policy)

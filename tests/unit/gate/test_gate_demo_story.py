@@ -1,0 +1,64 @@
+"""The demo story, for real: shipped TruthfulQA suite, recorded releases v1 / v2, the CPU
+embedding judge. v1 passes; v2 (hedges on Law) fails on Law alone while its aggregate holds.
+(The same story through the gRPC API belongs to the service's integration tests.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("relgate.stats")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from relgate.gate import GateOutcome, SliceVerdict
+from relgate.gate.demo import DemoStory, main, run_demo_story
+
+ROOT = Path(__file__).resolve().parents[3]
+TRUTHFULQA = ROOT.parent / "shared" / "data" / "truthfulqa" / "TruthfulQA.csv"
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> DemoStory:
+    return run_demo_story(tmp_path_factory.mktemp("demo"))
+
+
+def test_v1_passes_on_every_slice(story: DemoStory) -> None:
+    assert story.v1.outcome == GateOutcome.PASS
+    assert {r.verdict for r in story.v1.slices} == {SliceVerdict.PASS}
+    for cal in story.v1.calibration.slices:  # hedge references make every slice trustworthy
+        assert cal.rho_low >= 0.1, cal
+
+
+def test_v2_fails_on_law_only_while_the_aggregate_holds(story: DemoStory) -> None:
+    assert story.v2.outcome == GateOutcome.FAIL
+    assert story.v2.failed_slices == ("Law",)
+    law = story.v2.slices[0]
+    assert law.slice == "Law" and law.q < 0.65 and law.change < -0.05
+    agg1, agg2 = story.v1.aggregate, story.v2.aggregate
+    assert abs(agg2["mean_rho"] - agg1["mean_rho"]) < 0.06
+    assert agg2["previous_mean_rho"] == pytest.approx(agg1["mean_rho"])
+    assert story.reports["v2"].is_file()
+
+
+@pytest.mark.slow  # runs the whole story a second time
+def test_demo_entry_point_prints_the_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "release v2 (against v1)" in out and "failed slices: Law" in out
+    assert (tmp_path / "v2" / "report.html").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRUTHFULQA.is_file(), reason="../shared TruthfulQA absent")
+def test_without_hedge_references_the_judge_is_untrusted_on_law() -> None:
+    from relgate.datasets.truthfulqa import build_truthfulqa_suite
+    from relgate.gate import calibrate
+    from relgate.judge.embedding import EmbeddingJudge
+
+    built = build_truthfulqa_suite(TRUTHFULQA, categories=["Law"], hedges=False)
+    cal = calibrate(built.suite, EmbeddingJudge(), answers=built.best_answers)
+    assert cal.slices[0].rho_low < 0.1
