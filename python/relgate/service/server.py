@@ -47,6 +47,9 @@ log = logging.getLogger("relgate.service")
 # it is small. Anything larger is refused by gRPC itself with RESOURCE_EXHAUSTED before a
 # byte of it reaches Python.
 DEFAULT_MAX_MESSAGE_BYTES = 5 * 1024 * 1024
+# Replies may be larger (a long receipt list); this bounds what the server sends, while the
+# receive limit above is what protects it from clients. Bundles are streamed in chunks.
+MAX_SEND_BYTES = 64 * 1024 * 1024
 
 
 class _AioHealth(Protocol):
@@ -195,7 +198,7 @@ async def _start(
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max(MAX_SEND_BYTES, max_message_bytes)),
             # Without this a second server on the same port would silently share it.
             ("grpc.so_reuseport", 0),
         ]

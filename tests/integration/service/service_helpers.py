@@ -79,10 +79,17 @@ class ServeProcess:
     web_url: str
     data_dir: Path
     stderr_lines: list[str]
+    stderr_reader: threading.Thread
 
     @property
     def admin_key(self) -> str:
         return (self.data_dir / "admin.key").read_text().strip()
+
+    def log(self) -> str:
+        """Everything the server wrote to stderr; complete once the process has exited."""
+        if self.proc.poll() is not None:
+            self.stderr_reader.join(timeout=30)  # EOF follows exit
+        return "".join(self.stderr_lines)
 
     def signal(self, sig: signal.Signals) -> int:
         self.proc.send_signal(sig)
@@ -100,10 +107,11 @@ def start_serve(data_dir: Path, *extra: str, timeout: float = 60) -> ServeProces
     assert proc.stdout is not None and proc.stderr is not None
     stderr_lines: list[str] = []
     # Drain stderr continuously so the child never blocks on a full pipe.
-    threading.Thread(
+    stderr_reader = threading.Thread(
         target=lambda: stderr_lines.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]
         daemon=True,
-    ).start()
+    )
+    stderr_reader.start()
     found: list[str] = []
     reader = threading.Thread(target=lambda: found.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
@@ -113,7 +121,7 @@ def start_serve(data_dir: Path, *extra: str, timeout: float = 60) -> ServeProces
         proc.kill()
         proc.wait()
         raise AssertionError(f"serve did not start: {found} {''.join(stderr_lines)[-2000:]}")
-    return ServeProcess(proc, match.group(1), match.group(2), data_dir, stderr_lines)
+    return ServeProcess(proc, match.group(1), match.group(2), data_dir, stderr_lines, stderr_reader)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:

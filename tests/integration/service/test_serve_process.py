@@ -73,7 +73,7 @@ def test_sigterm_shuts_down_gracefully(serve_process: Callable[..., ServeProcess
     with RelgateClient(sp.address, api_key=sp.admin_key) as client:
         client.register_release(manifest_bytes(1))
     assert sp.signal(signal.SIGTERM) == 0
-    log = "".join(sp.stderr_lines)
+    log = sp.log()
     assert "shutting down" in log and "relgate server stopped" in log
     with (
         RelgateClient(sp.address, api_key=sp.admin_key, timeout=5) as client,
@@ -82,11 +82,11 @@ def test_sigterm_shuts_down_gracefully(serve_process: Callable[..., ServeProcess
         client.list_releases()
 
 
-def test_sigkill_during_registers_loses_nothing_acknowledged(
-    serve_process: Callable[..., ServeProcess], tmp_path: Path
-) -> None:
-    data = tmp_path / "crash"
-    sp = serve_process(data)
+def _hammer_then(
+    sp: ServeProcess, stop_server: Callable[[], None], *, acked_before: int = 40
+) -> list[str]:
+    """Register distinct manifests from 4 threads, run `stop_server` once `acked_before`
+    registers were acknowledged (calls still in flight), return every acknowledged sha."""
     acked: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -99,7 +99,7 @@ def test_sigkill_during_registers_loses_nothing_acknowledged(
                 try:
                     result = client.register_release(manifest_bytes(worker * 100_000 + i))
                 except errors.RelgateError:
-                    return  # the server died under us
+                    return  # the server went away under us
                 with lock:
                     acked.append(result.release.sha256)
 
@@ -107,25 +107,51 @@ def test_sigkill_during_registers_loses_nothing_acknowledged(
     for t in threads:
         t.start()
     try:
-        wait_for(lambda: len(acked) >= 40, timeout=60, what="40 acknowledged registers")
-        sp.proc.kill()  # SIGKILL while the workers still have calls in flight
-        sp.proc.wait(timeout=30)
+        wait_for(lambda: len(acked) >= acked_before, timeout=60, what="acknowledged registers")
+        stop_server()
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=60)
-    assert sp.proc.returncode == -signal.SIGKILL
+    return acked
 
-    restarted = serve_process(data)
-    with RelgateClient(restarted.address, api_key=restarted.admin_key) as client:
+
+def _check_after_restart(sp: ServeProcess, acked: list[str]) -> None:
+    with RelgateClient(sp.address, api_key=sp.admin_key) as client:
         releases = {r.sha256 for r in client.list_releases(limit=10_000)}
         receipts = client.list_receipts()
         verdict = client.verify_receipts()
-    # Every acknowledged register survived; every release has its register receipt and
-    # no receipt exists without its release (both or neither).
+    # Every acknowledged register survived; every release has its register receipt and no
+    # receipt exists without its release (both or neither).
     assert set(acked) <= releases
     register = [r.release_sha256 for r in receipts if r.kind == "register"]
     assert sorted(register) == sorted(releases)
     assert [r.seq for r in receipts] == list(range(len(receipts)))
     assert verdict.ok, verdict.first_error
     assert verdict.receipts == len(receipts)
+
+
+def test_sigkill_during_registers_loses_nothing_acknowledged(
+    serve_process: Callable[..., ServeProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "crash"
+    sp = serve_process(data)
+
+    def kill() -> None:
+        sp.proc.kill()  # SIGKILL while the workers still have calls in flight
+        sp.proc.wait(timeout=30)
+
+    acked = _hammer_then(sp, kill)
+    assert sp.proc.returncode == -signal.SIGKILL
+    _check_after_restart(serve_process(data), acked)
+
+
+def test_sigterm_during_registers_drains_and_exits_cleanly(
+    serve_process: Callable[..., ServeProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "drain"
+    sp = serve_process(data)
+    acked = _hammer_then(sp, lambda: sp.proc.send_signal(signal.SIGTERM))
+    assert sp.proc.wait(timeout=30) == 0
+    assert "relgate server stopped" in sp.log()
+    _check_after_restart(serve_process(data), acked)
