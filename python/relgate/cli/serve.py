@@ -44,6 +44,13 @@ def serve(
     anchor_interval: Annotated[
         float, typer.Option("--anchor-interval", min=0.01, help="Seconds between anchors.")
     ] = 300.0,
+    weights_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights-root",
+            help="Resolve relative weight paths of manifests here (default: working dir).",
+        ),
+    ] = None,
     grace: Annotated[
         float, typer.Option("--grace", min=0.0, help="Seconds calls in flight get on SIGTERM.")
     ] = 10.0,
@@ -72,6 +79,7 @@ def serve(
             anchor_dir=anchor_dir,
             anchor_command=argv,
             anchor_interval=anchor_interval,
+            weights_root=weights_root,
         )
         log.info("gateway port %d is reserved; the gateway is not served by this build",
                  gateway_port)  # fmt: skip
