@@ -219,11 +219,16 @@ class Gateway:
 
     async def stop(self, drain_deadline_s: float = 5.0) -> DrainResult:
         """Drain every in-flight request (bounded by the deadline), then close."""
+        t0 = time.perf_counter()
         result = await self._drain_where(lambda a: True, -1, drain_deadline_s, cut_off=True)
-        for task in list(self._shadow_tasks):
-            task.cancel()
+        # Mirrored shadow requests get what is left of the deadline, then are cancelled.
         if self._shadow_tasks:
-            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+            left = max(0.0, drain_deadline_s - (time.perf_counter() - t0))
+            _, late = await asyncio.wait(list(self._shadow_tasks), timeout=left)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import signal
@@ -35,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relgate.routing import SLICE_HEADER, message_text
+from relgate.routing import SLICE_HEADER, Matcher, PromptTemplate, ReleaseRoute, message_text
 
 DEFAULT_HEDGE = (
     "I can't give legal advice. Please consult a qualified professional about your situation."
@@ -241,3 +242,15 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def release_route_for(
+    backend: TestBackend, tag: str, *, matchers: tuple[Matcher, ...] = ()
+) -> ReleaseRoute:
+    """A TEST release served by ``backend``: sha256 of ``tag``, model ``model-<tag>``, system
+    ``system of <tag>`` and template ``[<tag>] {input}``, so echoes show all three."""
+    sha = hashlib.sha256(tag.encode()).hexdigest()
+    template = PromptTemplate(
+        f"system of {tag}", f"[{tag}] {{input}}", ("input",), ref=f"test/{tag}"
+    )
+    return ReleaseRoute(sha, backend.base_url, f"model-{tag}", template, matchers)

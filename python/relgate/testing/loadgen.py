@@ -134,8 +134,8 @@ async def run_load(
 ) -> LoadResult:
     """Send the load described by ``spec``; returns once every sent request has finished.
 
-    ``on_response`` is called on the loop for each finished request; setting ``stop`` ends the
-    sending early (outstanding requests still finish).
+    ``on_response`` is called on the loop for each finished (or skipped) request; setting
+    ``stop`` ends the sending early (outstanding requests still finish).
     """
     records: dict[int, RequestRecord] = {}
     in_flight: set[asyncio.Task[None]] = set()
@@ -200,7 +200,7 @@ async def run_load(
             if time.perf_counter() - t0 > spec.max_seconds:
                 break
             if len(in_flight) >= spec.max_in_flight:
-                records[i] = RequestRecord(
+                rec = RequestRecord(
                     i,
                     sched,
                     time.perf_counter() - t0,
@@ -215,6 +215,9 @@ async def run_load(
                     "max_in_flight",
                     True,
                 )
+                records[i] = rec
+                if on_response is not None:
+                    on_response(rec)
                 continue
             task = asyncio.create_task(one(session, i, sched))
             in_flight.add(task)

@@ -1,0 +1,64 @@
+"""Swap rules and SSE text extraction, without sockets."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from relgate.errors import InvalidTransitionError
+from relgate.gateway import Gateway, _SseText
+from relgate.routing import PromptTemplate, ReleaseRoute, RoutingSnapshot
+
+TPL = PromptTemplate("", "{input}", ("input",))
+A = ReleaseRoute("a" * 64, "http://127.0.0.1:1/v1", "m-a", TPL)
+B = ReleaseRoute("b" * 64, "http://127.0.0.1:2/v1", "m-b", TPL)
+
+
+def test_swap_replaces_the_reference_and_versions_must_rise() -> None:
+    gw = Gateway(RoutingSnapshot(3, A))
+    rec = gw.swap(RoutingSnapshot(4, A, B, 500))
+    assert (rec.old_version, rec.new_version) == (3, 4)
+    assert gw.snapshot is not None and gw.snapshot.version == 4
+    for stale in (3, 4):
+        with pytest.raises(InvalidTransitionError):
+            gw.swap(RoutingSnapshot(stale, B))
+    assert gw.snapshot.candidate == B
+    assert [s.new_version for s in gw.swaps] == [4]
+
+
+def test_concurrent_swappers_never_go_backwards() -> None:
+    gw = Gateway(None)
+    versions = list(range(1, 401))
+    errors: list[int] = []
+
+    def writer(vs: list[int]) -> None:
+        for v in vs:
+            try:
+                gw.swap(RoutingSnapshot(v, A))
+            except InvalidTransitionError:
+                errors.append(v)
+
+    threads = [threading.Thread(target=writer, args=(versions[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = [s.new_version for s in gw.swaps]
+    assert accepted == sorted(accepted) and len(set(accepted)) == len(accepted)
+    assert len(accepted) + len(errors) == len(versions)
+    assert gw.snapshot is not None and gw.snapshot.version == accepted[-1] == 400
+
+
+def test_sse_text_survives_arbitrary_chunk_boundaries() -> None:
+    parts = ["Hel", "lo, ", "wörld"]
+    raw = b"".join(
+        b"data: " + json.dumps({"choices": [{"delta": {"content": p}}]}).encode() + b"\n\n"
+        for p in parts
+    )
+    raw += b": keep-alive comment\n\ndata: {not json}\n\ndata: [DONE]\n\n"
+    for step in (1, 2, 7, len(raw)):
+        sse = _SseText()
+        for i in range(0, len(raw), step):
+            sse.feed(raw[i : i + step])
+        assert sse.text == "Hello, wörld"
