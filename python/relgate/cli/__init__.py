@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from relgate import __version__
-from relgate.cli import keys, receipts, release, roll, serve
+from relgate.cli import bench, judge, keys, receipts, release, roll, serve
 
 app = typer.Typer(
     name="relgate",
@@ -21,6 +21,8 @@ app.add_typer(release.app, name="release")
 app.add_typer(receipts.app, name="receipts")
 app.add_typer(keys.app, name="keys")
 app.add_typer(roll.app, name="roll")
+app.add_typer(judge.app, name="judge")
+app.add_typer(bench.app, name="bench")
 
 
 def _version(value: bool) -> None:

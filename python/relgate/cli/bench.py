@@ -1,0 +1,46 @@
+"""`relgate bench ...`: throughput of the judge backends."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from relgate.cli._common import JsonOpt, handle_errors, print_json
+from relgate.cli.judge import BaseUrlOpt, ModelOpt, judge_options
+
+app = typer.Typer(help="Benchmarks: judge throughput.", no_args_is_help=True)
+
+
+@app.command("judge")
+@handle_errors
+def judge_cmd(
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedding, openai, transformers or vllm.")
+    ] = "embedding",
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Pairs to score.")] = 2000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu or cuda (local backends).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score ROWS (answer, reference) pairs from the demo suite; print rows/s, tokens/s,
+    per-batch latency p50/p95/p99 and peak memory."""
+    from relgate.judge import make_judge
+    from relgate.judge.bench import bench_rows, measure_judge
+
+    options = judge_options(backend, model, base_url)
+    if device is not None and backend in ("embedding", "transformers"):
+        options["device"] = device
+    if backend in ("embedding", "transformers"):
+        options["batch_size"] = batch_size
+    judge = make_judge(backend, **options)
+    answers, references = bench_rows(rows)
+    result = measure_judge(judge, answers, references, batch_size=batch_size, backend=backend)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        typer.echo("\n".join(result.lines()))
