@@ -9,5 +9,14 @@ from __future__ import annotations
 
 from relgate import errors
 from relgate._native import __version__
+from relgate.attest import Attestation, attest, verify_attestation, verify_inclusion, verify_tensor
 
-__all__ = ["__version__", "errors"]
+__all__ = [
+    "Attestation",
+    "__version__",
+    "attest",
+    "errors",
+    "verify_attestation",
+    "verify_inclusion",
+    "verify_tensor",
+]

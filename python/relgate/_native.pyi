@@ -5,6 +5,9 @@ __version__: str
 
 # --- attest (rust/relgate-py/src/attest.rs) ---
 
+import os as _os
+from typing import Any as _Any
+
 def merkle_leaf_hash(data: bytes, algo: str = "sha256") -> bytes: ...
 def merkle_leaf_hashes(datas: list[bytes], algo: str = "sha256") -> list[bytes]: ...
 def merkle_root(leaf_hashes: list[bytes], algo: str = "sha256") -> bytes: ...
@@ -30,6 +33,17 @@ def merkle_verify_consistency(
     proof: list[bytes],
     algo: str = "sha256",
 ) -> bool: ...
+
+ATTEST_SCHEME: str
+
+def attest_checkpoint(
+    path: str | _os.PathLike[str],
+    file_digests: bool = True,
+    spot_check: int | None = None,
+    seed: int = 0,
+) -> dict[str, _Any]: ...
+def attest_tensor_digest(path: str | _os.PathLike[str], name: str) -> dict[str, _Any]: ...
+def attest_leaf_hash(name: str, dtype: str, shape: list[int], data_blake3: bytes) -> bytes: ...
 
 # --- end attest ---
 

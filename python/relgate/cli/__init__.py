@@ -6,6 +6,7 @@ import typer
 
 from relgate import __version__
 from relgate.cli import bench, judge, keys, receipts, release, roll, serve
+from relgate.cli.attest import attest_app, reattest
 
 app = typer.Typer(
     name="relgate",
@@ -23,6 +24,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(roll.app, name="roll")
 app.add_typer(judge.app, name="judge")
 app.add_typer(bench.app, name="bench")
+app.add_typer(attest_app, name="attest")
+app.command("reattest")(reattest)
 
 
 def _version(value: bool) -> None:

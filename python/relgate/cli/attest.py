@@ -1,0 +1,360 @@
+"""`relgate attest` and `relgate reattest`: weight attestation from the command line.
+
+    relgate attest PATH [--json] [--spot-check K] [--in-toto OUT] [-o ATTESTATION.json]
+    relgate attest verify PATH --root HEX [--against ATTESTATION.json] [--spot-check K]
+    relgate attest prove PATH --tensor NAME [-o PROOF.json]
+    relgate attest check-tensor PATH --proof PROOF.json --root HEX
+    relgate reattest [PATH ...] [--list FILE] [--expect FILE] [--report OUT.json|.parquet]
+
+`attest verify` exits 0 only when the root matches, 1 when it differs. A root alone cannot
+say which tensors changed; given the attestation that produced the expected root
+(`--against`, e.g. the file `relgate attest PATH -o` wrote, or an in-toto Statement), it
+names them. A reference whose own root is not the expected one is not used.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from relgate import errors, intoto
+from relgate.attest import (
+    Attestation,
+    InclusionProof,
+    attest,
+    verify_attestation,
+    verify_tensor,
+)
+from relgate.cli._common import JsonOpt, console, err_console, handle_errors, print_json
+
+
+class _AttestGroup(TyperGroup):
+    """`attest` is both a command (`relgate attest PATH`) and a group (`attest verify`):
+    anything that is not a subcommand name goes to the hidden default command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+attest_app = typer.Typer(
+    cls=_AttestGroup,
+    help="Attest open weights (tensor-merkle-blake3-v1): relgate attest PATH, or a subcommand.",
+    no_args_is_help=True,
+)
+
+SpotOpt = Annotated[
+    int | None,
+    typer.Option("--spot-check", min=0, help="Hash only K random tensors (partial, no root)."),
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", min=0, help="Seed of the spot-check sample.")
+]
+
+
+def _short(h: str | None) -> str:
+    return "-" if h is None else h[:16] + "…"
+
+
+def _print_attestation(att: Attestation) -> None:
+    table = Table(title="attestation", show_header=False)
+    table.add_row("scheme", att.scheme)
+    if att.root is not None:
+        table.add_row("root", att.root)
+    else:
+        sampled = sum(t.leaf is not None for t in att.leaves)
+        table.add_row("root", f"(spot check: {sampled} of {att.tensors} tensors hashed)")
+    table.add_row("tensors", str(att.tensors))
+    table.add_row("bytes", f"{att.bytes:,}")
+    console.print(table)
+    files = Table("file", "bytes", "tensors", "blake3", "header blake3")
+    for f in att.files:
+        files.add_row(
+            f.path, f"{f.bytes:,}", str(f.tensors), _short(f.blake3), _short(f.header_blake3)
+        )
+    console.print(files)
+    if att.unattested:
+        err_console.print(
+            "[yellow]not attestable at tensor level (pickle, never opened; not covered by the "
+            f"root):[/yellow] {', '.join(att.unattested)}"
+        )
+
+
+@attest_app.command("run", hidden=True)
+@handle_errors
+def attest_cmd(
+    path: Annotated[Path, typer.Argument(help="A .safetensors file, a directory, or an index.")],
+    json_out: JsonOpt = False,
+    spot_check: SpotOpt = None,
+    seed: SeedOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the attestation JSON here.")
+    ] = None,
+    in_toto: Annotated[
+        Path | None, typer.Option("--in-toto", help="Write an in-toto Statement v1 here.")
+    ] = None,
+    no_file_digests: Annotated[
+        bool, typer.Option("--no-file-digests", help="Skip whole-file BLAKE3 (half the work).")
+    ] = False,
+) -> None:
+    """Attest a checkpoint: the root and per-file digests."""
+    att = attest(path, spot_check=spot_check, seed=seed, file_digests=not no_file_digests)
+    if output is not None:
+        output.write_text(json.dumps(att.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if in_toto is not None:
+        statement = intoto.statement(att, name=path.name)
+        in_toto.write_text(json.dumps(statement, indent=2) + "\n", encoding="utf-8")
+    if json_out:
+        print_json(att.to_dict())
+    else:
+        _print_attestation(att)
+
+
+@attest_app.command("verify")
+@handle_errors
+def verify_cmd(
+    path: Annotated[Path, typer.Argument(help="The checkpoint to check.")],
+    root: Annotated[str, typer.Option("--root", help="The expected root (64 hex).")],
+    against: Annotated[
+        Path | None,
+        typer.Option("--against", help="Attestation (or in-toto Statement) of the expected root."),
+    ] = None,
+    spot_check: SpotOpt = None,
+    seed: SeedOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Exit 0 when the checkpoint's root is ROOT; otherwise exit 1 and name what differs."""
+    result = verify_attestation(path, root, reference=against, spot_check=spot_check, seed=seed)
+    if json_out:
+        print_json(result.to_dict())
+    elif result.ok:
+        what = f"{result.checked} sampled tensors" if spot_check is not None else "root"
+        console.print(f"[green]ok[/green] {what} match {root}")
+    else:
+        console.print(f"[red]mismatch[/red] expected {root}, got {result.actual_root or '-'}")
+        if against is not None and not result.reference_used:
+            console.print(f"  {against} is not the attestation of {root}: cannot name tensors")
+        for label, names in (
+            ("changed", result.changed),
+            ("missing", result.missing),
+            ("added", result.added),
+        ):
+            for name in names:
+                console.print(f"  {label}: {name}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@attest_app.command("prove")
+@handle_errors
+def prove_cmd(
+    path: Annotated[Path, typer.Argument(help="The checkpoint.")],
+    tensor: Annotated[str, typer.Option("--tensor", help="Tensor name.")],
+    root: Annotated[
+        str | None, typer.Option("--root", help="Fail unless the checkpoint has this root.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write it here.")] = None,
+) -> None:
+    """Print an inclusion proof (JSON) of one tensor under the checkpoint's root."""
+    att = attest(path, file_digests=False)
+    if root is not None and att.root != root.lower():
+        raise errors.IntegrityError(
+            f"{path}: root is {att.root}, not {root}",
+            path=str(path),
+            rule="root",
+            expected=root,
+            actual=att.root,
+        )
+    proof = att.prove(tensor).to_dict()
+    if output is not None:
+        output.write_text(json.dumps(proof, indent=2) + "\n", encoding="utf-8")
+    print_json(proof)
+
+
+@attest_app.command("check-tensor")
+@handle_errors
+def check_tensor_cmd(
+    path: Annotated[Path, typer.Argument(help="The checkpoint.")],
+    proof: Annotated[Path, typer.Option("--proof", help="Proof JSON from `attest prove`.")],
+    root: Annotated[str, typer.Option("--root", help="The trusted root.")],
+) -> None:
+    """Check one tensor's bytes against a proof and a root, reading only that tensor."""
+    p = InclusionProof.from_dict(json.loads(proof.read_text(encoding="utf-8")))
+    if verify_tensor(path, p.name, p, root):
+        console.print(f"[green]ok[/green] {p.name} is leaf {p.index} of {root}")
+        return
+    console.print(f"[red]mismatch[/red] {p.name} does not check out against {root}")
+    raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ReattestEntry:
+    """One checkpoint of a batch: its root now, the expected one and the verdict
+    (``ok``, ``drift``, ``new`` when nothing was expected, ``error``)."""
+
+    path: str
+    status: str
+    root: str | None
+    expected: str | None
+    tensors: int | None
+    bytes: int | None
+    seconds: float
+    error: str | None = None
+
+
+def read_expectations(path: Path) -> dict[str, str]:
+    """Expected roots: a JSON object {path: root}, a JSON list of {"path", "root"} (a
+    previous `reattest --report` JSON), or lines `ROOT  PATH` (b3sum style)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        out = {}
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2:
+                raise errors.InvalidInputError(f"{path}:{n}: expected 'ROOT  PATH'") from None
+            out[parts[1].strip()] = parts[0].lower()
+        return out
+    if isinstance(data, Mapping):
+        return {str(k): str(v).lower() for k, v in data.items()}
+    if isinstance(data, list):
+        return {
+            str(e["path"]): str(e["root"]).lower()
+            for e in data
+            if isinstance(e, Mapping) and e.get("root")
+        }
+    raise errors.InvalidInputError(f"{path}: not an expectation file")
+
+
+def run_reattest(
+    paths: Iterable[str],
+    expect: Mapping[str, str],
+    *,
+    workers: int = 2,
+    on_done: Any = None,
+) -> list[ReattestEntry]:
+    """Attest many checkpoints in parallel (threads; the hashing releases the GIL) and
+    compare each root with its expectation. Results keep the input order."""
+    paths = list(paths)
+
+    def one(p: str) -> ReattestEntry:
+        expected = expect.get(p) or expect.get(str(Path(p).resolve()))
+        start = time.perf_counter()
+        try:
+            att = attest(p, file_digests=False)
+        except errors.RelgateError as exc:
+            return ReattestEntry(
+                p, "error", None, expected, None, None, time.perf_counter() - start, str(exc)
+            )
+        status = "new" if expected is None else ("ok" if expected == att.root else "drift")
+        return ReattestEntry(
+            p, status, att.root, expected, att.tensors, att.bytes, time.perf_counter() - start
+        )
+
+    results: dict[str, ReattestEntry] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(one, p): p for p in paths}
+        for fut in as_completed(futures):
+            entry = fut.result()
+            results[futures[fut]] = entry
+            if on_done is not None:
+                on_done(entry)
+    return [results[p] for p in paths]
+
+
+def write_report(entries: list[ReattestEntry], out: Path) -> None:
+    """JSON (a list of entries) or, for a .parquet suffix, a polars-written table."""
+    rows = [asdict(e) for e in entries]
+    if out.suffix == ".parquet":
+        import polars as pl
+
+        schema = {
+            "path": pl.String,
+            "status": pl.String,
+            "root": pl.String,
+            "expected": pl.String,
+            "tensors": pl.Int64,
+            "bytes": pl.Int64,
+            "seconds": pl.Float64,
+            "error": pl.String,
+        }
+        pl.DataFrame(rows, schema=schema, orient="row").write_parquet(out)
+    else:
+        out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+@handle_errors
+def reattest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Checkpoints to re-attest.")] = None,
+    list_file: Annotated[
+        Path | None, typer.Option("--list", help="File with one checkpoint path per line.")
+    ] = None,
+    expect: Annotated[
+        Path | None,
+        typer.Option("--expect", help="Expected roots (JSON map, previous report, ROOT PATH)."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the report (.json or .parquet).")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Checkpoints at once.")] = 2,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-attest many checkpoints and report which roots drifted (exit 1 if any did or
+    failed)."""
+    todo = [str(p) for p in paths or []]
+    if list_file is not None:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+        todo += [s.strip() for s in lines if s.strip() and not s.startswith("#")]
+    if not todo:
+        raise errors.InvalidInputError("no checkpoints: give paths or --list FILE")
+    expected = read_expectations(expect) if expect is not None else {}
+    with Progress(
+        TextColumn("re-attesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("", total=len(todo))
+
+        def advance(entry: ReattestEntry) -> None:
+            progress.update(task, advance=1, description=f"{entry.status} {entry.path}")
+
+        entries = run_reattest(todo, expected, workers=workers, on_done=advance)
+    if report is not None:
+        write_report(entries, report)
+    if json_out:
+        print_json([asdict(e) for e in entries])
+    else:
+        table = Table("path", "status", "root", "expected", "tensors", "seconds")
+        colors = {"ok": "green", "new": "cyan", "drift": "red", "error": "red"}
+        for e in entries:
+            table.add_row(
+                e.path,
+                f"[{colors[e.status]}]{e.status}[/{colors[e.status]}]",
+                _short(e.root),
+                _short(e.expected),
+                "-" if e.tensors is None else str(e.tensors),
+                f"{e.seconds:.2f}",
+            )
+        console.print(table)
+        for e in entries:
+            if e.error:
+                err_console.print(f"[red]error[/red] {e.path}: {e.error}")
+    if any(e.status in ("drift", "error") for e in entries):
+        raise typer.Exit(1)
