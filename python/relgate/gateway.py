@@ -47,7 +47,7 @@ from relgate.routing import (
     Classification,
     ReleaseRoute,
     RoutingSnapshot,
-    message_text,
+    last_user_text,
 )
 from relgate.traces import Trace, TraceStore
 
@@ -401,7 +401,7 @@ class Gateway:
         except InvalidInputError as e:
             return _error_body(400, str(e), "invalid_request_error")
         trace_id = "tr_" + uuid.uuid4().hex
-        prompt = message_text(body["messages"][-1]) if body["messages"] else ""
+        prompt = last_user_text(body["messages"])
         meta = body.get("metadata")
         variables = (
             tuple(sorted((k, v) for k, v in meta.items() if isinstance(v, str) and k != "slice"))

@@ -99,6 +99,8 @@ class PromptTemplate:
         from ``metadata`` (string values); the last user message fills ``input`` when declared,
         else the one declared variable that metadata left unfilled.
         """
+        if not all(isinstance(m, Mapping) for m in messages):
+            raise InvalidInputError("messages: every message must be an object")
         msgs = [dict(m) for m in messages]
         last_user = next(
             (i for i in range(len(msgs) - 1, -1, -1) if msgs[i].get("role") == "user"), None
@@ -118,6 +120,14 @@ class PromptTemplate:
         if self.system:
             msgs.insert(0, {"role": "system", "content": self.system})
         return msgs
+
+
+def last_user_text(messages: Sequence[Any]) -> str:
+    """The text of the last user message ("" when there is none)."""
+    for m in reversed(messages):
+        if isinstance(m, Mapping) and m.get("role") == "user":
+            return message_text(m)
+    return ""
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -353,6 +363,7 @@ __all__ = [
     "ReleaseRoute",
     "Role",
     "RoutingSnapshot",
+    "last_user_text",
     "matchers_from_routing",
     "message_text",
     "session_bucket",

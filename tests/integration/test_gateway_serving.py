@@ -113,6 +113,7 @@ def test_streaming_passes_sse_through_and_records_the_answer() -> None:
             assert text == expected_echo(route, "A", "stream me")
             trace = gw.traces.get(trace_id)
             assert (trace.stream, trace.status, trace.answer) == (True, 200, text)
+            assert trace.prompt == "stream me" and trace.release_sha256 == route.release_sha256
             assert a.received[-1].stream
 
     run(go())
@@ -187,6 +188,7 @@ def test_bad_requests_and_no_live_release() -> None:
             for bad in (
                 [1, 2],
                 {"messages": []},
+                {"messages": ["hi"]},
                 {"messages": [{"role": "system", "content": "s"}]},
             ):
                 async with http.post(url(gw), json=bad) as r:
