@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "REASONS",
     "BrokenLink",
     "BundleReport",
+    "assemble_bundle",
     "export_bundle",
     "verify_bundle",
 ]
@@ -97,29 +99,53 @@ def export_bundle(
     signer: TreeHeadSigner | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Build a self-contained bundle of the tenant's receipts with a fresh signed tree head
-    (also appended to the store). ``inclusion_proofs=False`` leaves out the per-receipt audit
-    paths (about 1 KiB per receipt at 100,000 receipts); verification then rebuilds the tree."""
-    signer = signer or TreeHeadSigner(store.data_dir)
-    rows = store.receipt_rows(tenant=tenant)
+    """Build a self-contained bundle of the tenant's receipts, signed by a tree head over all
+    of them (the newest stored head when it covers exactly these receipts, e.g. the anchored
+    one; otherwise a fresh head, appended to the store). ``inclusion_proofs=False`` leaves
+    out the per-receipt audit paths (about 1 KiB per receipt at 100,000 receipts);
+    verification then relies on rebuilding the tree."""
+    bundle, fresh = assemble_bundle(
+        tenant=tenant,
+        rows=store.receipt_rows(tenant=tenant),
+        signer=signer or TreeHeadSigner(store.data_dir),
+        stored_heads=store.tree_heads(tenant=tenant),
+        anchors=store.anchors(tenant=tenant),
+        timestamp=format_time(now) if now is not None else store.now(),
+        inclusion_proofs=inclusion_proofs,
+    )
+    if fresh is not None:
+        store.add_tree_head(**fresh.to_dict())
+    return bundle
+
+
+def assemble_bundle(
+    *,
+    tenant: str,
+    rows: Sequence[tuple[int, str, str]],
+    signer: TreeHeadSigner,
+    stored_heads: Sequence[dict[str, Any]],
+    anchors: Sequence[dict[str, Any]],
+    timestamp: str,
+    inclusion_proofs: bool = True,
+) -> tuple[dict[str, Any], SignedTreeHead | None]:
+    """The bundle for ``rows`` (``(seq, receipt_sha256, canonical body)`` in chain order),
+    and the tree head it had to sign, if any (the caller stores it)."""
     shas = [sha for _seq, sha, _body in rows]
     levels = MerkleLevels(leaf_hashes(shas))
-    stamp = format_time(now) if now is not None else store.now()
     root_hex = levels.root().hex()
-    stored = store.tree_heads(tenant=tenant)
-    # Reuse the newest stored head when it already covers exactly these receipts (it may be
-    # the one that was anchored); otherwise sign a fresh one.
     current = [
         h
-        for h in stored
+        for h in stored_heads
         if (h["tree_size"], h["root_hex"], h["public_key_b64"])
         == (len(shas), root_hex, signer.public_key_b64)
     ]
+    fresh = None
     if current:
         head = SignedTreeHead.from_dict(current[-1])
     else:
-        head = signer.sign(tenant=tenant, tree_size=len(shas), root_hex=root_hex, timestamp=stamp)
-        store.add_tree_head(**head.to_dict())
+        head = fresh = signer.sign(
+            tenant=tenant, tree_size=len(shas), root_hex=root_hex, timestamp=timestamp
+        )
 
     receipts = []
     for index, (seq, sha, body) in enumerate(rows):
@@ -130,9 +156,11 @@ def export_bundle(
             entry["inclusion_proof"] = b"".join(levels.inclusion_proof(index)).hex()
         receipts.append(entry)
 
+    # Older heads (newest first, distinct, at most MAX_OLD_HEADS) with a consistency proof
+    # each: whoever kept one of them can check that this tree extends it.
     older: list[dict[str, Any]] = []
     seen = {(head.tree_size, head.root_hex)}
-    for old in reversed(stored):
+    for old in reversed(stored_heads):
         key = (old["tree_size"], old["root_hex"])
         if key in seen or old["tree_size"] > head.tree_size:
             continue
@@ -151,17 +179,18 @@ def export_bundle(
         for old in older
         if 0 < old["tree_size"] < head.tree_size
     ]
-    return {
+    bundle = {
         "format": BUNDLE_FORMAT,
         "tenant": tenant,
-        "exported_at": stamp,
+        "exported_at": timestamp,
         "public_key_b64": signer.public_key_b64,
         "leaf": "sha256(0x00 || bytes.fromhex(receipt_sha256)); RFC 6962 tree in seq order",
         "receipts": receipts,
         "tree_heads": [*older, head.to_dict()],
         "consistency_proofs": consistency,
-        "anchors": store.anchors(tenant=tenant),
+        "anchors": list(anchors),
     }
+    return bundle, fresh
 
 
 # ---- verify ---------------------------------------------------------------------------------

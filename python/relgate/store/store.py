@@ -17,7 +17,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,22 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from relgate.canonical import canonical_json
 from relgate.errors import (
-    IntegrityError,
     InvalidInputError,
     ManifestConflictError,
     NotFoundError,
-    RelgateError,
 )
 from relgate.manifest import ReleaseManifest
 from relgate.receipts.model import Receipt, format_time, make_receipt, weights_evidence
 from relgate.store import schema
+from relgate.store.engine import create_engine, lock_id
 from relgate.store.migrate import upgrade_to_head
 from relgate.store.records import ApiKey, Fact, RegisterResult, StoredRelease
+from relgate.store.rows import receipt_from_row, release_row, stored_release
 
 __all__ = ["Store"]
 
@@ -81,18 +79,19 @@ class Store:
 
         ``url`` None means ``sqlite:///DATA_DIR/relgate.db``; ``postgresql://...`` URLs use
         psycopg 3. ``clock`` (default: UTC now) stamps receipts; ``weights_root`` resolves
-        relative weight paths in manifests (default: the working directory).
+        relative weight paths in manifests (default: the data directory, so that what a
+        manifest names does not depend on the server's working directory).
         """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         if url is None:
             url = f"sqlite:///{data_dir / 'relgate.db'}"
-        engine = _create_engine(url)
+        engine = create_engine(url)
         store = cls(
             engine,
             data_dir=data_dir,
             clock=clock or (lambda: datetime.now(UTC)),
-            weights_root=weights_root,
+            weights_root=weights_root if weights_root is not None else data_dir,
         )
         with store._transaction(lock_key="relgate-migrations") as conn:
             upgrade_to_head(conn)
@@ -129,7 +128,7 @@ class Store:
             with conn.begin():
                 if self._pg:
                     conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_id(lock_key)}
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_id(lock_key)}
                     )
                 yield conn
 
@@ -186,7 +185,7 @@ class Store:
     ) -> RegisterResult:
         sha = manifest.sha256
         with self._transaction(lock_key=tenant) as conn:
-            existing = _release_row(conn, sha)
+            existing = release_row(conn, sha)
             if existing is not None:
                 receipt_row = conn.execute(
                     sa.select(schema.receipts).where(
@@ -195,12 +194,12 @@ class Store:
                     )
                 ).one()
                 return RegisterResult(
-                    release=_stored_release(existing),
+                    release=stored_release(existing),
                     created=False,
-                    receipt=_receipt(receipt_row),
+                    receipt=receipt_from_row(receipt_row),
                 )
             previous = manifest.previous_release
-            if previous is not None and _release_row(conn, previous) is None:
+            if previous is not None and release_row(conn, previous) is None:
                 raise NotFoundError(f"previous_release {previous} is not a registered release")
             now = self.now()
             receipt = self._next_receipt(
@@ -252,7 +251,7 @@ class Store:
             row = conn.execute(sa.select(schema.releases).where(col == key)).one_or_none()
         if row is None:
             raise NotFoundError(f"no release {key}")
-        return _stored_release(row)
+        return stored_release(row)
 
     def list_releases(self, *, tenant: str = "default", limit: int = 100) -> list[StoredRelease]:
         """The tenant's releases, newest first."""
@@ -263,7 +262,7 @@ class Store:
                 .order_by(schema.releases.c.created_at.desc(), schema.releases.c.sha256)
                 .limit(max(0, limit))
             ).all()
-        return [_stored_release(r) for r in rows]
+        return [stored_release(r) for r in rows]
 
     # ---- decisions ----------------------------------------------------------------------
 
@@ -295,7 +294,7 @@ class Store:
                 raise InvalidInputError(f"fact {fact_kind!r}: payload must be a JSON object")
             fact_rows.append((fact_kind, canonical_json(payload).decode("utf-8")))
         with self._transaction(lock_key=tenant) as conn:
-            if _release_row(conn, release_sha) is None:
+            if release_row(conn, release_sha) is None:
                 raise NotFoundError(f"no release {release_sha}")
             now = self.now()
             receipt = self._next_receipt(
@@ -417,7 +416,7 @@ class Store:
         if limit is not None:
             query = query.limit(max(0, limit))
         with self._read() as conn:
-            return [_receipt(row) for row in conn.execute(query)]
+            return [receipt_from_row(row) for row in conn.execute(query)]
 
     def receipt_rows(self, *, tenant: str = "default") -> list[tuple[int, str, str]]:
         """``(seq, receipt_sha256, stored canonical body)`` for every receipt of the tenant, in
@@ -573,49 +572,6 @@ class Store:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def _create_engine(url: str) -> Engine:
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise InvalidInputError(f"not a database URL: {url!r}") from exc
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
-            raise InvalidInputError("the SQLite store needs a file (WAL does not apply in memory)")
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-    if parsed.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True)
-    raise InvalidInputError(
-        f"unsupported store {parsed.get_backend_name()!r}: use sqlite or postgresql"
-    )
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN (pysqlite's implicit BEGIN is DEFERRED, which
-    # lets two writers read the same chain head before either takes the write lock).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed receipt survives power loss, not only a process crash.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get("relgate_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _lock_id(key: str) -> int:
-    """A signed 64-bit advisory lock id for ``key`` (stable across processes)."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-
-
 def _check_name(what: str, value: str) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 256:
         raise InvalidInputError(f"{what} must be 1 to 256 characters, not blank")
@@ -625,51 +581,3 @@ def _looks_like_handle(key: str) -> bool:
     hexpart = key[4:] if key.startswith("rel_") else key
     want = 12 if key.startswith("rel_") else 64
     return len(hexpart) == want and all(c in "0123456789abcdef" for c in hexpart)
-
-
-def _release_row(conn: Connection, sha: str) -> sa.Row[Any] | None:
-    return conn.execute(
-        sa.select(schema.releases).where(schema.releases.c.sha256 == sha)
-    ).one_or_none()
-
-
-def _stored_release(row: sa.Row[Any]) -> StoredRelease:
-    try:
-        manifest = ReleaseManifest.parse(row.manifest, fmt="json")
-    except RelgateError as exc:
-        raise IntegrityError(
-            f"stored manifest of {row.sha256} no longer validates: {exc}",
-            rule="stored_manifest_invalid",
-        ) from exc
-    if manifest.sha256 != row.sha256:
-        raise IntegrityError(
-            f"stored manifest of {row.sha256} hashes to {manifest.sha256}: altered in the database",
-            rule="stored_manifest_altered",
-            expected=row.sha256,
-            actual=manifest.sha256,
-        )
-    return StoredRelease(
-        sha256=row.sha256,
-        release_id=row.release_id,
-        manifest=manifest,
-        tenant=row.tenant,
-        actor=row.actor,
-        created_at=row.created_at,
-    )
-
-
-def _receipt(row: sa.Row[Any]) -> Receipt:
-    body = json.loads(row.body)
-    return Receipt(
-        kind=body["kind"],
-        tenant=body["tenant"],
-        release_sha256=body["release_sha256"],
-        evidence=body["evidence"],
-        actor=body["actor"],
-        reason=body["reason"],
-        time=body["time"],
-        prev_receipt_sha256=body["prev_receipt_sha256"],
-        prev_release_receipt_sha256=body["prev_release_receipt_sha256"],
-        receipt_sha256=row.receipt_sha256,
-        seq=row.seq,
-    )

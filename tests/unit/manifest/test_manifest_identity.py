@@ -11,7 +11,7 @@ import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from relgate.canonical import canonical_json, canonical_json_slow, sha256_hex
+from relgate.canonical import canonical_json, canonical_json_slow, sha256_hex, takes_fast_path
 from relgate.errors import InvalidInputError
 from relgate.manifest import ReleaseManifest
 
@@ -146,3 +146,46 @@ def test_canonical_json_rejects_what_jcs_cannot_carry(bad: Any) -> None:
         canonical_json(bad)
     with pytest.raises(InvalidInputError):
         canonical_json_slow(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_own_encoder_equals_rfc8785(value: Any) -> None:
+    """The encoder behind the fast path, on its own (the fast path skips it when it can)."""
+    from relgate.canonical import _encode
+
+    try:
+        expected = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        return
+    parts: list[str] = []
+    _encode(value, parts.append, 0)
+    assert "".join(parts).encode() == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.1, 123.456, 1e-4, 9.999e-5, 1e15 + 0.5, 5e-324, 1.7976931348623157e308, -2.5e-7, 100.0],
+)
+def test_float_forms_match_the_reference(value: float) -> None:
+    assert canonical_json([value, {"x": -value}]) == rfc8785.dumps([value, {"x": -value}])
+
+
+def test_reparsed_canonical_text_takes_the_fast_path() -> None:
+    """Verifiers re-canonicalize parsed canonical text: integral floats come back as ints, so
+    they take the C-encoder route, and both routes give the same bytes."""
+    body = {"threshold": 1200.0, "value": 0.25, "n": 3, "tiny": 1e-7}
+    text = canonical_json(body)
+    assert text == b'{"n":3,"threshold":1200,"tiny":1e-7,"value":0.25}'
+    assert not takes_fast_path(body)
+    reparsed = json.loads(text)
+    del reparsed["tiny"], body["tiny"]
+    assert takes_fast_path(reparsed)
+    assert canonical_json(reparsed) == canonical_json(body)
+
+
+def test_errors_say_what_cannot_be_canonicalized() -> None:
+    with pytest.raises(InvalidInputError, match=r"^value cannot be canonicalized \(RFC 8785\)"):
+        canonical_json({"x": [1.5, math.inf]})
+    with pytest.raises(InvalidInputError, match="beyond"):
+        canonical_json({"x": [1.5, -(2**60)]})
