@@ -113,6 +113,8 @@ def load_answers(path: str | Path) -> Answers:
     if frame.schema["item_id"].is_integer():
         frame = frame.with_columns(pl.col("item_id").cast(pl.String))
     for name in ("item_id", "answer"):
+        if frame.schema[name] == pl.Null:  # all null: reported below with its row
+            frame = frame.with_columns(pl.col(name).cast(pl.String))
         if frame.schema[name] != pl.String:
             raise InvalidInputError(f"answers: column {name} must hold strings in {path}")
         nulls = frame[name].is_null()

@@ -283,9 +283,11 @@ class TransformersJudge:
         )
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
-        dtype = getattr(torch, self.dtype) if self.dtype != "auto" else "auto"
+        # ``dtype`` is the transformers >= 4.56 name (``torch_dtype`` before); left out for
+        # "auto" so that older versions load the checkpoint's own dtype as well.
+        extra = {} if self.dtype == "auto" else {"dtype": getattr(torch, self.dtype)}
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            self.model_name, local_files_only=True, dtype=dtype
+            self.model_name, local_files_only=True, **extra
         )
         self._model = model.to(self.device).eval()
         self._tok = tok
