@@ -12,7 +12,7 @@ for a release: that rho is ``ceiling_S``. Which good answers:
 
 The artifact (``Calibration``) is versioned and content-addressed: judge sha256, suite sha256,
 method, bootstrap settings, and per slice: ceiling rho with its item-cluster bootstrap CI,
-Kendall tau-b, and n (rows, items).
+Kendall tau-b with its CI, and n (rows, items).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class SliceCalibration:
     rho_low: float
     rho_high: float
     kendall_tau_b: float
+    kendall_low: float = math.nan
+    kendall_high: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class Calibration:
                     rho_low=num(s["rho_low"]),
                     rho_high=num(s["rho_high"]),
                     kendall_tau_b=num(s["kendall_tau_b"]),
+                    kendall_low=num(s.get("kendall_low")),
+                    kendall_high=num(s.get("kendall_high")),
                 )
                 for s in body["slices"]
             )
@@ -199,7 +203,9 @@ def calibrate(
         confidence=confidence,
         seed=seed,
     )
-    taus = kendall_grouped(x, y, offsets)
+    taus, tau_lows, tau_highs = kendall_grouped(
+        x, y, offsets, clusters, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
     slices = tuple(
         SliceCalibration(
             slice=s.slice,
@@ -209,8 +215,10 @@ def calibrate(
             rho_low=s.rho_low,
             rho_high=s.rho_high,
             kendall_tau_b=float(t),
+            kendall_low=float(t_lo),
+            kendall_high=float(t_hi),
         )
-        for s, t in zip(stats, taus, strict=True)
+        for s, t, t_lo, t_hi in zip(stats, taus, tau_lows, tau_highs, strict=True)
     )
     answers_sha = Answers(chosen).sha256
     return Calibration(

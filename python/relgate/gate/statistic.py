@@ -183,14 +183,27 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def kendall_grouped(x: FloatArray, y: FloatArray, offsets: IntArray) -> FloatArray:
-    """Kendall tau-b per slice (reported by calibration beside rho)."""
-    return np.asarray(
-        _stats().kendall_tau_b_grouped(
-            np.ascontiguousarray(x, dtype=np.float64),
-            np.ascontiguousarray(y, dtype=np.float64),
-            np.ascontiguousarray(offsets, dtype=np.int64),
-            nan_policy="propagate",
-        ),
-        dtype=np.float64,
+def kendall_grouped(
+    x: FloatArray,
+    y: FloatArray,
+    offsets: IntArray,
+    clusters: IntArray,
+    *,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Kendall tau-b per slice with its item-cluster bootstrap interval: (tau, low, high)."""
+    ci = _stats().bootstrap_ci_grouped(
+        np.ascontiguousarray(x, dtype=np.float64),
+        np.ascontiguousarray(y, dtype=np.float64),
+        np.ascontiguousarray(offsets, dtype=np.int64),
+        statistic="kendall_tau_b",
+        n_resamples=n_resamples,
+        confidence=confidence,
+        method="percentile",
+        seed=seed,
+        clusters=np.ascontiguousarray(clusters, dtype=np.int64),
     )
+    n = len(offsets) - 1
+    return _as_array(ci.estimate, n), _as_array(ci.low, n), _as_array(ci.high, n)

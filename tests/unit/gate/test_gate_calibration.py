@@ -81,6 +81,7 @@ def test_calibration_measures_and_round_trips(tmp_path: Path) -> None:
         assert s.n_rows == 36 and s.n_items == 12
         assert 0.5 < s.rho <= 1.0 and s.rho_low <= s.rho <= s.rho_high
         assert 0.0 < s.kendall_tau_b <= s.rho
+        assert s.kendall_low <= s.kendall_tau_b <= s.kendall_high
     assert cal.suite_sha256 == suite.sha256 and cal.judge_sha256 == judge.judge_sha256
     path = cal.write(tmp_path / "cal.json")
     assert Calibration.read(path) == cal
