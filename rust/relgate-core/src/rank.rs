@@ -10,6 +10,7 @@
 
 pub(crate) mod corr;
 pub(crate) mod dense;
+pub(crate) mod table;
 
 use crate::error::{CoreError, Result};
 use dense::{dense_rank, Dense, Scratch};
@@ -135,6 +136,13 @@ fn has_nan(v: &[f64]) -> bool {
 impl Work {
     /// The statistic for one pair of slices under `nan`.
     pub(crate) fn compute(&mut self, x: &[f64], y: &[f64], nan: NanPolicy, stat: Statistic) -> f64 {
+        // Large inputs try the one-pass table path before anything else reads all rows
+        // (it checks for NaN chunk by chunk while the chunk is in cache).
+        if x.len() >= dense::PAR_MIN_LEN {
+            if let Some(t) = table::table(x, y) {
+                return t.statistic(stat);
+            }
+        }
         if has_nan(x) || has_nan(y) {
             match nan {
                 NanPolicy::Propagate => return f64::NAN,
@@ -154,6 +162,11 @@ impl Work {
     fn compute_clean(&mut self, x: &[f64], y: &[f64], stat: Statistic) -> f64 {
         if x.len() < 2 {
             return f64::NAN;
+        }
+        if x.len() >= TABLE_MIN {
+            if let Some(t) = table::table(x, y) {
+                return t.statistic(stat);
+            }
         }
         dense_rank(x, &mut self.dx, &mut self.scratch);
         if self.dx.k() < 2 {
@@ -195,15 +208,54 @@ pub fn correlation_grouped(
 ) -> Result<Vec<f64>> {
     check_lengths(&[("x", x.len()), ("y", y.len())])?;
     let groups = check_offsets(offsets, x.len())?;
-    let mut out = vec![f64::NAN; groups];
-    out.par_iter_mut()
-        .enumerate()
-        .with_min_len(32)
-        .for_each_init(Work::default, |work, (g, o)| {
-            let (a, b) = (offsets[g] as usize, offsets[g + 1] as usize);
-            *o = work.compute(&x[a..b], &y[a..b], nan, stat);
-        });
-    Ok(out)
+    let tasks = plan_tasks(offsets, groups);
+    let parts: Vec<Vec<f64>> = tasks
+        .par_iter()
+        .map_init(
+            || (Work::default(), table::Block::default()),
+            |(work, block), &(s, e)| {
+                let mut out = vec![f64::NAN; e - s];
+                let small = (offsets[s + 1] - offsets[s]) < SMALL_GROUP as i64;
+                if !(small && table::block_stats(x, y, &offsets[s..=e], stat, block, &mut out)) {
+                    for (g, o) in (s..e).zip(out.iter_mut()) {
+                        let (a, b) = (offsets[g] as usize, offsets[g + 1] as usize);
+                        *o = work.compute(&x[a..b], &y[a..b], nan, stat);
+                    }
+                }
+                out
+            },
+        )
+        .collect();
+    Ok(parts.concat())
+}
+
+/// Groups at least this long are one task each (and may parallelize inside).
+const SMALL_GROUP: usize = 256;
+/// Rows per block of consecutive small groups sharing one hash table.
+const BLOCK_ROWS: usize = 8192;
+/// Groups at least this long try the contingency-table path first.
+const TABLE_MIN: usize = 256;
+
+/// Split groups into tasks: each large group alone, runs of small groups in blocks.
+fn plan_tasks(offsets: &[i64], groups: usize) -> Vec<(usize, usize)> {
+    let len = |g: usize| (offsets[g + 1] - offsets[g]) as usize;
+    let mut tasks = Vec::new();
+    let mut g = 0;
+    while g < groups {
+        if len(g) >= SMALL_GROUP {
+            tasks.push((g, g + 1));
+            g += 1;
+            continue;
+        }
+        let start = g;
+        let mut rows = 0;
+        while g < groups && len(g) < SMALL_GROUP && rows < BLOCK_ROWS {
+            rows += len(g);
+            g += 1;
+        }
+        tasks.push((start, g));
+    }
+    tasks
 }
 
 /// Spearman rho per group.
