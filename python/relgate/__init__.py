@@ -10,9 +10,12 @@ from __future__ import annotations
 from relgate import errors
 from relgate._native import __version__
 from relgate.attest import Attestation, attest, verify_attestation, verify_inclusion, verify_tensor
+from relgate.manifest import GatePolicy, ReleaseManifest
 
 __all__ = [
     "Attestation",
+    "GatePolicy",
+    "ReleaseManifest",
     "__version__",
     "attest",
     "errors",

@@ -16,10 +16,14 @@ the server calls it on a schedule.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import shlex
 import subprocess
 import urllib.request
 from collections.abc import Sequence
@@ -49,8 +53,12 @@ __all__ = [
     "DirectorySink",
     "Rfc3161Sink",
     "anchor_now",
+    "anchor_periodically",
     "anchor_tree_head",
+    "parse_sink",
 ]
+
+_log = logging.getLogger(__name__)
 
 _MAX_REF = 64 * 1024
 
@@ -222,3 +230,54 @@ def anchor_now(
                 ref=record.ref,
             )
     return head, records
+
+
+def parse_sink(spec: str) -> AnchorSink:
+    """A sink from a command-line spec: ``dir:PATH``, ``tsa:URL`` or ``cmd:COMMAND ARGS``
+    (the command line is split like a shell would, without running one)."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise InvalidInputError(f"anchor sink {spec!r}: use dir:PATH, tsa:URL or cmd:COMMAND")
+    if kind == "dir":
+        return DirectorySink(Path(rest))
+    if kind == "tsa":
+        return Rfc3161Sink(rest)
+    if kind == "cmd":
+        return CommandSink(shlex.split(rest))
+    raise InvalidInputError(f"unknown anchor sink kind {kind!r}: use dir, tsa or cmd")
+
+
+async def anchor_periodically(
+    store: Store,
+    signer: TreeHeadSigner,
+    sinks: Sequence[AnchorSink],
+    *,
+    interval_s: float,
+    stop: asyncio.Event,
+) -> None:
+    """Every ``interval_s`` seconds until ``stop`` is set, sign and anchor the tree head of
+    every tenant whose receipt tree grew since its last anchoring. Store and sink work runs
+    in a thread; a failing round is logged and retried next round."""
+    if interval_s <= 0:
+        raise InvalidInputError("interval_s must be positive")
+    anchored: dict[str, int] = {}
+
+    def round_() -> None:
+        for tenant in store.tenants():
+            size = len(store.receipt_shas(tenant=tenant))
+            if anchored.get(tenant) == size:
+                continue
+            _head, records = anchor_now(store, signer, sinks, tenant)
+            for record in records:
+                if not record.ok:
+                    _log.warning("anchoring %s to %s failed: %s", tenant, record.sink, record.error)
+            if all(r.ok for r in records):
+                anchored[tenant] = size
+
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(round_)
+        except Exception:  # the schedule outlives one bad round
+            _log.exception("anchoring round failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -317,6 +317,18 @@ class ReleaseManifest(_Frozen):
             path = (root_dir if root_dir is not None else Path.cwd()) / path
         return path
 
+    def measure_weights(self, root_dir: Path | None = None) -> dict[str, Any] | None:
+        """The weights' attestation measured now (``relgate.attest.attest(path).to_dict()``),
+        or None when the model is an API model or its weights are not reachable from here."""
+        path = self.weights_path(root_dir)
+        if path is None or not path.exists():
+            return None
+        # Imported on use: attestation pulls the native core, which parsing does not need.
+        attest_module = importlib.import_module("relgate.attest")
+        record: _AttestationRecord = attest_module.attest(path)
+        measured: dict[str, Any] = json.loads(json.dumps(record.to_dict()))
+        return measured
+
     def with_attestation(self, root_dir: Path | None = None) -> ReleaseManifest:
         """Return the manifest with ``weights_attestation`` measured from the weights.
 
@@ -324,35 +336,32 @@ class ReleaseManifest(_Frozen):
         returned unchanged. A manifest that already carries an attestation must match the
         measurement exactly, else ``IntegrityError`` (rule ``weights_attestation_mismatch``).
         """
-        path = self.weights_path(root_dir)
-        if path is None or not path.exists():
+        measured = self.measure_weights(root_dir)
+        if measured is None:
             return self
-        # Imported on use: attestation pulls the native core, which parsing does not need.
-        attest_module = importlib.import_module("relgate.attest")
-        record: _AttestationRecord = attest_module.attest(path)
-        measured = json.loads(json.dumps(record.to_dict()))
         supplied = self.weights_attestation
-        if supplied is not None:
-            if supplied != measured:
-                key = next(
-                    (
-                        k
-                        for k in sorted(set(supplied) | set(measured))
-                        if supplied.get(k) != measured.get(k)
-                    ),
-                    "root",
-                )
-                raise IntegrityError(
-                    f"weights_attestation.{key} differs from the weights measured at {path}",
-                    path=str(path),
-                    rule="weights_attestation_mismatch",
-                    expected=str(supplied.get(key)),
-                    actual=str(measured.get(key)),
-                )
-            return self
-        return type(self).model_validate_json(
-            json.dumps({**self.to_dict(), "weights_attestation": measured})
-        )
+        if supplied is None:
+            return type(self).model_validate_json(
+                json.dumps({**self.to_dict(), "weights_attestation": measured})
+            )
+        if supplied != measured:
+            key = next(
+                (
+                    k
+                    for k in sorted(supplied.keys() | measured.keys())
+                    if supplied.get(k) != measured.get(k)
+                ),
+                "root",
+            )
+            raise IntegrityError(
+                f"weights_attestation.{key} differs from the weights measured at "
+                f"{self.weights_path(root_dir)}",
+                path=str(self.weights_path(root_dir)),
+                rule="weights_attestation_mismatch",
+                expected=str(supplied.get(key))[:200],
+                actual=str(measured.get(key))[:200],
+            )
+        return self
 
 
 def _decode(data: bytes | str, fmt: Literal["json", "yaml"] | None) -> Any:

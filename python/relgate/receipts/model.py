@@ -176,11 +176,17 @@ def receipt_from_dict(data: dict[str, Any]) -> Receipt:
     return Receipt(**{k: data[k] for k in (*BODY_FIELDS, "receipt_sha256", "seq")})
 
 
-def weights_evidence(manifest: ReleaseManifest, measured: dict[str, Any] | None) -> dict[str, Any]:
+def weights_evidence(
+    manifest: ReleaseManifest,
+    measured: dict[str, Any] | None,
+    *,
+    why: str = "weights were not reachable from the control plane at decision time",
+) -> dict[str, Any]:
     """What a receipt says about the weights (DESIGN section 6).
 
     Open weights: the attestation measured at decision time (root, scheme, sizes) and whether
-    it equals the one registered in the manifest. Closed weights (API models): that weights
+    it equals the one registered in the manifest; ``measured=None`` says they were not
+    measured, and ``why``. Closed weights (API models): that weights
     cannot be attested, and why; the receipt still covers the decision chain.
     """
     model = manifest.model
@@ -199,7 +205,7 @@ def weights_evidence(manifest: ReleaseManifest, measured: dict[str, Any] | None)
             "attestable": True,
             "measured": None,
             "registered_root": registered.get("root") if registered else None,
-            "why": "weights were not reachable from the control plane at decision time",
+            "why": why,
         }
     summary = {k: measured[k] for k in ("root", "scheme", "tensors", "bytes") if k in measured}
     return {

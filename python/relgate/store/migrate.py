@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_to_head"]
 
@@ -16,6 +18,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 def alembic_config(conn: Connection) -> Config:
     """An Alembic config whose env.py migrates over ``conn``."""
+    from alembic.config import Config  # alembic costs ~100 ms to import: only on open
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = conn
@@ -24,4 +28,6 @@ def alembic_config(conn: Connection) -> Config:
 
 def upgrade_to_head(conn: Connection) -> None:
     """Upgrade the schema to the newest revision inside the caller's transaction."""
+    from alembic import command
+
     command.upgrade(alembic_config(conn), "head")

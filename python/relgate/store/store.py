@@ -276,8 +276,15 @@ class Store:
         actor: str,
         reason: str,
         facts: Sequence[tuple[str, dict[str, Any]]] = (),
+        measure_weights: bool = True,
     ) -> Receipt:
         """Write one decision's receipt and its facts in one transaction (both or neither).
+
+        Unless ``evidence`` already has a ``weights`` entry, one is added (DESIGN section 6):
+        for open weights reachable from here, the attestation measured now and whether it
+        equals the registered one (a full hash of the weights: pass
+        ``measure_weights=False`` to record them as not measured instead); for API models,
+        that weights cannot be attested and why.
 
         The tenant chain is serialized, so concurrent decisions never fork it. Raises
         ``NotFoundError`` for an unknown release and ``InvalidInputError`` for bad fields.
@@ -286,6 +293,17 @@ class Store:
         _check_name("actor", actor)
         if kind == "register":
             raise InvalidInputError("register receipts are written by register_release")
+        if not isinstance(evidence, dict):
+            raise InvalidInputError("evidence must be a JSON object")
+        if "weights" not in evidence:
+            manifest = self.get_release(release_sha).manifest  # NotFoundError if unknown
+            if measure_weights:
+                weights = weights_evidence(manifest, manifest.measure_weights(self._weights_root))
+            else:
+                weights = weights_evidence(
+                    manifest, None, why="not measured for this decision (measure_weights=False)"
+                )
+            evidence = {**evidence, "weights": weights}
         fact_rows = []
         for fact_kind, payload in facts:
             if not isinstance(fact_kind, str) or not fact_kind or len(fact_kind) > 64:

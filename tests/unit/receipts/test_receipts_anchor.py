@@ -6,6 +6,7 @@ The TSA test stands up a real one on 127.0.0.1: an HTTP handler that answers eac
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import http.server
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,9 @@ from relgate.anchor import (
     DirectorySink,
     Rfc3161Sink,
     anchor_now,
+    anchor_periodically,
     anchor_tree_head,
+    parse_sink,
 )
 from relgate.errors import InvalidInputError
 from relgate.manifest import ReleaseManifest
@@ -201,3 +205,61 @@ def test_tsa_token_decodes(head: SignedTreeHead, local_tsa: str) -> None:
         response = decode_timestamp_response(reply.read())
     assert response.tst_info.nonce == request.nonce
     assert response.tst_info.message_imprint.message == hashlib.sha256(head.message()).digest()
+
+
+def test_parse_sink(tmp_path: Path) -> None:
+    assert isinstance(parse_sink(f"dir:{tmp_path}"), DirectorySink)
+    assert isinstance(parse_sink("tsa:http://127.0.0.1:1/tsa"), Rfc3161Sink)
+    cmd = parse_sink("cmd:logger -t 'relgate sth'")
+    assert isinstance(cmd, CommandSink) and cmd.argv == ["logger", "-t", "relgate sth"]
+    for bad in ("dir:", "nowhere", "ftp:x"):
+        with pytest.raises(InvalidInputError):
+            parse_sink(bad)
+
+
+def test_anchor_periodically(store: Store, api_manifest: dict[str, Any], tmp_path: Path) -> None:
+    store.register_release(ReleaseManifest.parse(api_manifest), actor="alice")
+    store.register_release(
+        ReleaseManifest.parse({**api_manifest, "previous_release": None, "routing": [{}]}),
+        actor="alice",
+        tenant="acme",
+    )
+    out = tmp_path / "anchors"
+    signer = TreeHeadSigner(store.data_dir)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            anchor_periodically(store, signer, [DirectorySink(out)], interval_s=0.01, stop=stop)
+        )
+
+        async def wait_for_files(n: int) -> None:
+            deadline = time.monotonic() + 30
+            while len(list(out.glob("*.json"))) < n:  # poll with a deadline
+                assert time.monotonic() < deadline, "tree heads not anchored"
+                assert not task.done(), task
+                await asyncio.sleep(0.01)
+
+        await wait_for_files(2)
+        # Only a tree that grew is anchored again.
+        await asyncio.to_thread(
+            store.record_decision,
+            tenant="default",
+            release_sha=ReleaseManifest.parse(api_manifest).sha256,
+            kind="gate_pass",
+            evidence={},
+            actor="gate",
+            reason="",
+        )
+        await wait_for_files(3)
+        assert [h["tree_size"] for h in store.tree_heads()] == [1, 2]
+        assert [h["tree_size"] for h in store.tree_heads(tenant="acme")] == [1]
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+    asyncio.run(run())
+    names = sorted(p.name for p in out.glob("*.json"))
+    assert [n.split("-")[0] for n in names] == ["acme", "default", "default"]
+    assert {a["sink"] for a in store.anchors()} == {"directory"}
+    with pytest.raises(InvalidInputError):
+        asyncio.run(anchor_periodically(store, signer, [], interval_s=0, stop=asyncio.Event()))
