@@ -41,6 +41,10 @@ def serve(
         str | None,
         typer.Option("--anchor-command", help="Command that receives each signed tree head."),
     ] = None,
+    anchor_tsa: Annotated[
+        str | None,
+        typer.Option("--anchor-tsa", help="RFC 3161 timestamp authority URL for tree heads."),
+    ] = None,
     anchor_interval: Annotated[
         float, typer.Option("--anchor-interval", min=0.01, help="Seconds between anchors.")
     ] = 300.0,
@@ -79,6 +83,7 @@ def serve(
             anchor_dir=anchor_dir,
             anchor_command=argv,
             anchor_interval=anchor_interval,
+            anchor_tsa=anchor_tsa,
             weights_root=weights_root,
         )
         log.info("gateway port %d is reserved; the gateway is not served by this build",

@@ -1,5 +1,5 @@
 """Anchoring on a schedule: every `interval` seconds, sign each tenant's tree head and hand
-it to the configured sinks (a directory of tree-head files, a command).
+it to the configured sinks (a directory of tree-head files, a command, an RFC 3161 TSA).
 
 A head that has not changed since its last anchor is not anchored again (the earlier anchor
 already covers it). A failing sink is logged and counted, and the next tick tries again:
@@ -36,12 +36,13 @@ class AnchorSchedule:
         anchor_dir: Path | None,
         anchor_command: Sequence[str] | None,
         interval: float,
+        anchor_tsa: str | None = None,
     ) -> None:
         if interval <= 0:
             raise InvalidInputError(f"anchor interval must be positive, got {interval}")
         # Imported here: the sinks pull rfc3161-client, which a server without anchoring
         # never needs.
-        from relgate.anchor import CommandSink, DirectorySink
+        from relgate.anchor import CommandSink, DirectorySink, Rfc3161Sink
 
         self._store = store
         self._signer = signer
@@ -51,6 +52,8 @@ class AnchorSchedule:
             self._sinks.append(DirectorySink(anchor_dir))
         if anchor_command:
             self._sinks.append(CommandSink(list(anchor_command)))
+        if anchor_tsa:
+            self._sinks.append(Rfc3161Sink(anchor_tsa))
         self._interval = interval
         self._last: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None

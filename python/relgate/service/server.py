@@ -135,6 +135,7 @@ async def create_server(
     anchor_dir: Path | str | None = None,
     anchor_command: Sequence[str] | None = None,
     anchor_interval: float = 300.0,
+    anchor_tsa: str | None = None,
     weights_root: Path | str | None = None,
 ) -> RunningServer:
     """Open the store, issue the bootstrap admin key, and start gRPC, the web port and the
@@ -163,7 +164,7 @@ async def create_server(
     try:
         return await _start(
             root, store, host, grpc_port, web_port, credentials, max_message_bytes,
-            anchor_dir, anchor_command, anchor_interval,
+            anchor_dir, anchor_command, anchor_interval, anchor_tsa,
         )  # fmt: skip
     except BaseException:
         await asyncio.to_thread(store.close)
@@ -181,6 +182,7 @@ async def _start(
     anchor_dir: Path | str | None,
     anchor_command: Sequence[str] | None,
     anchor_interval: float,
+    anchor_tsa: str | None,
 ) -> RunningServer:
     admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store, root)
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
@@ -231,13 +233,14 @@ async def _start(
         await server.stop(None)
         raise InvalidInputError(f"cannot bind the web port {web_port} on {host}: {exc}") from None
     anchor = None
-    if anchor_dir is not None or anchor_command:
+    if anchor_dir is not None or anchor_command or anchor_tsa:
         anchor = AnchorSchedule(
             store,
             signer,
             metrics,
             anchor_dir=Path(anchor_dir) if anchor_dir is not None else None,
             anchor_command=anchor_command,
+            anchor_tsa=anchor_tsa,
             interval=anchor_interval,
         )
         anchor.start()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from relgate._proto.relgate.v1 import attestation_pb2
+from relgate.attest import attest
 from relgate.canonical import canonical_json
 from relgate.errors import InvalidInputError, NotFoundError
 from relgate.service.auth import Role
@@ -22,7 +20,7 @@ def _summary(record: dict[str, Any]) -> tuple[str, int, int]:
     tensors = record.get("tensor_count", record.get("tensors", 0))
     if isinstance(tensors, list | dict):
         tensors = len(tensors)
-    total = record.get("total_bytes", 0)
+    total = record.get("bytes", record.get("total_bytes", 0))
     return (
         str(root),
         int(tensors) if isinstance(tensors, int) else 0,
@@ -49,20 +47,7 @@ class AttestationServicer:
         if not path.exists():
             raise NotFoundError(f"no such file or directory: {path}")
 
-        try:
-            # Imported on use: attestation pulls the native core's file hashing.
-            module = importlib.import_module("relgate.attest")
-        except ModuleNotFoundError:
-            await call.context.abort(
-                grpc.StatusCode.UNIMPLEMENTED, "weight attestation is not part of this build"
-            )
-            raise AssertionError("unreachable") from None
-
-        def work() -> dict[str, Any]:
-            record: dict[str, Any] = module.attest(path).to_dict()
-            return record
-
-        record = await asyncio.to_thread(work)
+        record = await asyncio.to_thread(lambda: attest(path).to_dict())
         root, tensors, total = _summary(record)
         return attestation_pb2.AttestResponse(
             root_hex=root,
