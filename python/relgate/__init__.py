@@ -7,7 +7,7 @@ decision emits a hash-chained receipt; open-weight releases carry a weight attes
 
 from __future__ import annotations
 
-from relgate import errors
+from relgate import errors, stats
 from relgate._native import __version__
 from relgate.attest import Attestation, attest, verify_attestation, verify_inclusion, verify_tensor
 from relgate.manifest import GatePolicy, ReleaseManifest
@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "attest",
     "errors",
+    "stats",
     "verify_attestation",
     "verify_inclusion",
     "verify_tensor",

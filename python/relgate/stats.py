@@ -233,7 +233,13 @@ def fisher_z_ci(
 
     ``rho`` and ``n`` broadcast against each other; NaN where ``n <= 3`` or ``rho`` is NaN.
     """
-    r, k = np.broadcast_arrays(_floats(np.atleast_1d(rho), "rho"), _floats(np.atleast_1d(n), "n"))
+    r0, k0 = _floats(np.atleast_1d(rho), "rho"), _floats(np.atleast_1d(n), "n")
+    try:
+        r, k = np.broadcast_arrays(r0, k0)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"rho and n cannot be broadcast together: shapes {r0.shape} and {k0.shape}"
+        ) from exc
     return _native.fisher_z_ci(np.ascontiguousarray(r), np.ascontiguousarray(k), float(confidence))
 
 
