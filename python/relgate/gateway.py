@@ -31,6 +31,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future as ThreadFuture
 from dataclasses import dataclass
@@ -182,7 +183,10 @@ class Gateway:
         self._max_connections = max_connections
         self._max_shadow = max_shadow_in_flight
         self._swap_lock = threading.Lock()
-        self._swaps: list[SwapRecord] = []
+        # Recent swaps only: a long-lived gateway must not grow with its history.
+        self._swaps: deque[SwapRecord] = deque(maxlen=1024)
+        self._closing = False
+        self._site: web.TCPSite | None = None
         self._inflight: dict[int, _Admission] = {}
         self._seq = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -211,15 +215,21 @@ class Gateway:
         )
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.host, self.port = host, int(sockets[0].getsockname()[1]) if sockets else port
 
     async def stop(self, drain_deadline_s: float = 5.0) -> DrainResult:
-        """Drain every in-flight request (bounded by the deadline), then close."""
+        """Stop accepting, drain every in-flight request (bounded by the deadline), then close.
+
+        Requests that still reach the gateway on open keep-alive connections get 503.
+        """
         t0 = time.perf_counter()
+        self._closing = True
+        if self._site is not None:
+            await self._site.stop()
         result = await self._drain_where(lambda a: True, -1, drain_deadline_s, cut_off=True)
         # Mirrored shadow requests get what is left of the deadline, then are cancelled.
         if self._shadow_tasks:
@@ -244,7 +254,7 @@ class Gateway:
 
     @property
     def swaps(self) -> list[SwapRecord]:
-        """Every swap so far, oldest first."""
+        """Recent swaps (the last 1024), oldest first."""
         return list(self._swaps)
 
     def swap(self, snapshot: RoutingSnapshot) -> SwapRecord:
@@ -392,8 +402,9 @@ class Gateway:
         # Admission: stamp first, then read the reference once (see SwapRecord.at).
         admitted_at = clock()
         snap = self._snapshot
-        if snap is None:
-            return _error_body(503, "no release is live", "unavailable")
+        if snap is None or self._closing:
+            msg = "gateway is shutting down" if self._closing else "no release is live"
+            return _error_body(503, msg, "unavailable")
         cls = snap.classify(request.headers, body, request.remote or "")
         route, role = snap.choose(cls)
         try:
@@ -417,23 +428,22 @@ class Gateway:
         seq = self._seq
         stream = bool(fwd.get("stream"))
         ex = _Exchange()
-        forward = (
-            self._forward_stream(request, route, fwd, cls, trace_id, ex)
-            if stream
-            else self._forward_json(route, fwd, cls, trace_id, ex)
-        )
-        # The forward runs as its own task so a drain deadline can cut it off and still answer.
-        inner = loop.create_task(forward)
-        adm = _Admission(snap.version, inner, loop.create_future())
+        # aiohttp runs each request in its own task: a drain deadline cancels that task, and the
+        # handler turns exactly that cancellation into a 503 answer (uncancel, as asyncio.timeout
+        # does) instead of adding a task hop to every request.
+        me = asyncio.current_task()
+        adm = _Admission(snap.version, me, loop.create_future())
         self._inflight[seq] = adm
         try:
             try:
-                return await inner
+                if stream:
+                    return await self._forward_stream(request, route, fwd, cls, trace_id, ex)
+                return await self._forward_json(route, fwd, cls, trace_id, ex)
             except asyncio.CancelledError:
-                me = asyncio.current_task()
-                if not adm.cut_off or (me is not None and me.cancelling()):
+                if not (adm.cut_off and me is not None and me.cancelling() == 1):
                     ex.status, ex.error = 499, "client closed request"
                     raise
+                me.uncancel()
                 ex.status, ex.error = 503, "drain deadline"
                 if ex.out is not None:
                     return ex.out

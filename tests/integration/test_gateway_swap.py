@@ -4,6 +4,7 @@ and requests in flight finish on the release they were admitted to (drain with a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 from relgate.gateway import start_gateway
@@ -167,5 +168,47 @@ def test_shadow_mirrors_to_candidate_and_serves_only_stable() -> None:
         assert {t.release_sha256 for t in shadow} == {cand.release_sha256}
         assert all(t.answer.startswith("[backend=B model=model-v2") for t in shadow)
         assert gw.traces.recent("Law", 100, release=cand.release_sha256) == []
+
+    asyncio.run(go())
+
+
+def test_drain_deadline_ends_a_stream_that_already_started() -> None:
+    async def go() -> None:
+        a = TestBackend("A", BackendKnobs(stream_chunks=4, stream_chunk_delay_s=0.5))
+        b = TestBackend("B")
+        await a.start()
+        await b.start()
+        old, new = release_route_for(a, "v1"), release_route_for(b, "v2")
+        gw = await start_gateway(RoutingSnapshot(1, old))
+        chat = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
+        got_first = asyncio.Event()
+        async with aiohttp.ClientSession() as http:
+
+            async def ask() -> tuple[int, str, bytes]:
+                msg = {"messages": [{"role": "user", "content": "long answer"}], "stream": True}
+                async with http.post(chat, json=msg) as r:
+                    first = await r.content.readany()
+                    got_first.set()
+                    rest = b""
+                    with contextlib.suppress(aiohttp.ClientPayloadError):
+                        rest = await r.content.read()
+                    return r.status, r.headers["x-relgate-release"], first + rest
+
+            task = asyncio.create_task(ask())
+            await got_first.wait()
+            gw.swap(RoutingSnapshot(2, new))
+            result = await gw.drain(deadline_s=0.2)
+            status, release, raw = await task
+        assert result.cut_off == 1
+        # Headers were out already: the client saw 200 from the old release and a cut stream.
+        assert (status, release) == (200, old.release_sha256)
+        assert raw.startswith(b"data: ") and b"[DONE]" not in raw
+        (cut,) = gw.traces.recent("default", 5, status=503)
+        assert cut.error == "drain deadline" and cut.stream and cut.answer
+        full = "[backend=A model=model-v1 system='system of v1'] [v1] long answer"
+        assert full.startswith(cut.answer) and 0 < len(cut.answer) < len(full)
+        await gw.stop()
+        await a.stop()
+        await b.stop()
 
     asyncio.run(go())

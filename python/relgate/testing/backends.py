@@ -8,6 +8,7 @@ make a release look slow, flaky or bad on one slice:
 - ``error_probability``: share of requests answered with HTTP 500 (seeded RNG: reproducible);
 - ``degraded_slices``: slices (read from the ``x-relgate-slice`` header the gateway forwards)
   whose answers are replaced by ``hedge`` text, a quality-only regression;
+- ``stream_chunks`` / ``stream_chunk_delay_s``: how a streamed answer is cut and paced;
 - ``answers``: an answer table keyed by prompt; the answer is the entry whose key equals the last
   user message, else the longest key contained in it (templates wrap prompts), else an echo.
 
@@ -54,6 +55,7 @@ class BackendKnobs:
     hedge: str = DEFAULT_HEDGE
     answers: Mapping[str, str] = field(default_factory=dict)
     stream_chunks: int = 4
+    stream_chunk_delay_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,8 @@ class TestBackend:
                 ],
             }
             await out.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if self.knobs.stream_chunk_delay_s > 0:
+                await asyncio.sleep(self.knobs.stream_chunk_delay_s)
         await out.write(b"data: [DONE]\n\n")
         await out.write_eof()
         return out
