@@ -78,7 +78,8 @@ class TraceStore:
     ``per_slice`` bounds each slice's buffer; ``max_slices`` bounds how many slices are kept
     (the least recently written slice is dropped first); ``window_events`` bounds each release's
     event window and ``max_releases`` how many releases are tracked; events older than
-    ``max_window_s`` are discarded on write.
+    ``max_window_s`` are discarded on write; prompts and answers are kept up to
+    ``max_text_chars`` characters each.
     """
 
     def __init__(
@@ -89,9 +90,13 @@ class TraceStore:
         window_events: int = 200_000,
         max_releases: int = 32,
         max_window_s: float = 3600.0,
+        max_text_chars: int = 32_768,
         clock: Clock = time.time,
     ) -> None:
-        if min(per_slice, max_slices, window_events, max_releases) < 1 or max_window_s <= 0:
+        if (
+            min(per_slice, max_slices, window_events, max_releases, max_text_chars) < 1
+            or max_window_s <= 0
+        ):
             raise InvalidInputError("TraceStore bounds must be positive")
         self.clock = clock
         self._per_slice = per_slice
@@ -99,6 +104,7 @@ class TraceStore:
         self._window_events = window_events
         self._max_releases = max_releases
         self._max_window_s = max_window_s
+        self._max_text = max_text_chars
         self._lock = threading.Lock()
         # (slice, shadow) -> ring buffer; ordered by last write for eviction of whole slices.
         self._buffers: OrderedDict[tuple[str, bool], deque[Trace]] = OrderedDict()
@@ -111,6 +117,9 @@ class TraceStore:
 
     def record(self, trace: Trace) -> None:
         """Add a finished request's trace and feed its release's window."""
+        cap = self._max_text
+        if len(trace.prompt) > cap or len(trace.answer) > cap:
+            trace = replace(trace, prompt=trace.prompt[:cap], answer=trace.answer[:cap])
         with self._lock:
             self._recorded += 1
             key = (trace.slice, trace.shadow)

@@ -131,6 +131,15 @@ def test_event_windows_are_bounded_in_count_time_and_releases() -> None:
     assert store.counts(A, 10_000).total == 0  # least recently written release dropped
 
 
+def test_long_texts_are_truncated() -> None:
+    store = TraceStore(max_text_chars=8)
+    t = trace(1)
+    store.record(
+        Trace(**{f: getattr(t, f) for f in Trace.__dataclass_fields__} | {"answer": "x" * 100})
+    )
+    assert store.get("tr_1").answer == "x" * 8 and store.get("tr_1").prompt == "p1"
+
+
 def test_bad_bounds_rejected() -> None:
     with pytest.raises(InvalidInputError):
         TraceStore(per_slice=0)
