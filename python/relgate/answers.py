@@ -254,14 +254,20 @@ def from_endpoint(
 def _chat_texts(
     tokenizer: Any, prompts: Mapping[str, str], template: str, variable: str, system: str | None
 ) -> list[str]:
-    return [
-        tokenizer.apply_chat_template(
-            render_prompt(template, p, variable=variable, system=system),
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        for p in prompts.values()
-    ]
+    texts = []
+    for prompt in prompts.values():
+        messages = render_prompt(template, prompt, variable=variable, system=system)
+        if getattr(tokenizer, "chat_template", None):
+            texts.append(
+                str(
+                    tokenizer.apply_chat_template(
+                        messages, tokenize=False, add_generation_prompt=True
+                    )
+                )
+            )
+        else:  # a base model without a chat template gets the same words as plain text
+            texts.append("\n\n".join(m["content"] for m in messages))
+    return texts
 
 
 def from_transformers(
@@ -292,7 +298,13 @@ def from_transformers(
     for start in range(0, len(texts), batch_size):
         batch = tok(texts[start : start + batch_size], return_tensors="pt", padding=True).to(device)
         with torch.inference_mode():
-            gen = lm.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+            gen = lm.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
         new = gen[:, batch["input_ids"].shape[1] :]
         out.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
     return Answers(dict(zip(prompts.keys(), out, strict=True)), source=f"transformers {model}")

@@ -165,3 +165,15 @@ def test_result_json_is_canonical_and_names_everything() -> None:
     assert body["policy"]["floor"] == 0.65 and body["judge_sha256"] == "b" * 64
     assert len(result.sha256) == 64
     assert result.reapply(POLICY).sha256 == result.sha256  # deterministic (seeded)
+
+
+def test_the_manifest_gate_policy_decides_the_same() -> None:
+    from relgate.manifest import GatePolicy as ManifestGatePolicy
+
+    x, y, items = graded_slice(25)
+    scores = make_scores({"A": (x, None, y, items)})
+    cal = make_calibration({"A": (0.5, 0.4)})
+    mine = decide(scores, cal, GatePolicy(n_resamples=300, floor=0.7))
+    theirs = decide(scores, cal, ManifestGatePolicy(n_resamples=300, floor=0.7))
+    assert dataclasses.asdict(GatePolicy()) == ManifestGatePolicy().model_dump()
+    assert theirs.sha256 == mine.sha256

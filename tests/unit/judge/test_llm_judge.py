@@ -196,3 +196,13 @@ def test_transformers_judge_prefill_matches_manual_softmax(tiny_lm: Path) -> Non
         assert batched[i] == pytest.approx(p_yes / (p_yes + p_no), abs=1e-5)
     assert judge.description["weights"].startswith("sha256:")
     assert judge.tokens_processed > 0
+
+
+def test_transformers_answers_generate_greedily_per_item(tiny_lm: Path) -> None:
+    from relgate.answers import from_transformers
+
+    prompts = {"q1": "is it legal?", "q2": "a much longer question about the moon and tides"}
+    first = from_transformers(prompts, model=str(tiny_lm), max_new_tokens=4, batch_size=2)
+    alone = from_transformers({"q1": prompts["q1"]}, model=str(tiny_lm), max_new_tokens=4)
+    assert set(first) == {"q1", "q2"} and first.source.startswith("transformers")
+    assert first["q1"] == alone["q1"]  # left padding in a batch does not change the answer
