@@ -174,3 +174,33 @@ def test_sha_is_independent_of_row_order(order: list[int]) -> None:
     assert (
         Suite.from_frame(pl.DataFrame(rows)).sha256 == Suite.from_frame(pl.DataFrame(ROWS)).sha256
     )
+
+
+TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x00"),
+    min_size=1,
+    max_size=20,
+).filter(lambda s: s.strip() != "")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(TEXT, st.floats(0.0, 1.0, allow_nan=False)),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda t: t[0],
+    ),
+    TEXT,
+)
+def test_any_text_survives_every_format_with_the_same_sha(
+    tmp_path_factory: pytest.TempPathFactory, refs: list[tuple[str, float]], prompt: str
+) -> None:
+    rows = [
+        {"item_id": "i", "slice": 'S,"q"', "prompt": prompt, "reference": r, "human_grade": g}
+        for r, g in refs
+    ]
+    suite = Suite.from_frame(pl.DataFrame(rows))
+    out = tmp_path_factory.mktemp("fmt")
+    for name in ("s.csv", "s.jsonl", "s.parquet"):
+        assert load_suite(suite.write(out / name)).sha256 == suite.sha256, name
