@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 
 from relgate._proto.relgate.v1 import (
     attestation_pb2,
+    common_pb2,
     key_pb2,
     receipt_pb2,
     release_pb2,
@@ -174,8 +175,8 @@ class RelgateClient:
 
     def list_receipts(
         self, *, tenant: str = "", release_sha256: str = "", limit: int = 0
-    ) -> list[Any]:
-        """Receipts in chain order (`relgate.v1.Receipt` messages)."""
+    ) -> list[common_pb2.Receipt]:
+        """Receipts in chain order."""
         response = self.call(
             "/relgate.v1.ReceiptService/ListReceipts",
             receipt_pb2.ListReceiptsRequest(
