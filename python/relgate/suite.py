@@ -21,7 +21,7 @@ changes slice or prompt, and duplicate ``(item_id, reference)`` rows.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -186,7 +186,7 @@ class Suite:
         """human_grade per row, in suite order."""
         return self.frame["human_grade"].to_numpy().astype(np.float64)
 
-    def select_slices(self, names: Mapping[str, object] | list[str] | tuple[str, ...]) -> Suite:
+    def select_slices(self, names: Sequence[str]) -> Suite:
         """A suite of only the named slices (its own sha256)."""
         unknown = sorted(set(names) - set(self.slices))
         if unknown:

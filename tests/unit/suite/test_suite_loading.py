@@ -204,3 +204,11 @@ def test_any_text_survives_every_format_with_the_same_sha(
     out = tmp_path_factory.mktemp("fmt")
     for name in ("s.csv", "s.jsonl", "s.parquet"):
         assert load_suite(suite.write(out / name)).sha256 == suite.sha256, name
+
+
+def test_select_slices_keeps_rows_and_rehashes() -> None:
+    suite = Suite.from_frame(pl.DataFrame(ROWS))
+    law = suite.select_slices(["Law"])
+    assert law.slices == ("Law",) and law.n_rows == 2 and law.sha256 != suite.sha256
+    with pytest.raises(NotFoundError, match="no slice"):
+        suite.select_slices(["Tax"])
