@@ -24,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from relgate.errors import InvalidInputError, ManifestError
 
@@ -45,18 +45,20 @@ def session_bucket(session_key: str) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
-# `{{` and `}}` escape braces; `{name}` is a placeholder. Values are inserted verbatim and never
-# re-scanned, and no attribute or index lookups exist (unlike str.format), so user text cannot
-# reach into Python objects.
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `{name}` and `{{ name }}` are placeholders (the two spellings the manifest accepts). Only
+# declared names are replaced; values are inserted verbatim and never re-scanned, and there are
+# no attribute or index lookups (unlike str.format), so user text cannot reach Python objects.
+_PLACEHOLDER = re.compile(
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}|\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class PromptTemplate:
     """A release's prompt: system message, template text and the variable names it uses.
 
-    ``template`` uses ``{name}`` placeholders for the declared ``variables`` (``{{`` and ``}}``
-    for literal braces); undeclared ``{name}`` text is left as is.
+    ``template`` uses ``{name}`` or ``{{ name }}`` placeholders for the declared ``variables``;
+    any other brace text (undeclared names, JSON examples) is left as is.
     """
 
     system: str
@@ -79,13 +81,8 @@ class PromptTemplate:
         declared = set(self.variables)
 
         def sub(m: re.Match[str]) -> str:
-            tok = m.group(0)
-            if tok == "{{":
-                return "{"
-            if tok == "}}":
-                return "}"
-            name = m.group(1)
-            return values[name] if name in declared else tok
+            name = m.group(1) or m.group(2)
+            return values[name] if name in declared else m.group(0)
 
         return _PLACEHOLDER.sub(sub, self.template)
 
@@ -97,7 +94,8 @@ class PromptTemplate:
         The release's system message comes first; the client's messages follow unchanged except
         the last user message, whose text becomes the rendered template. Variables are taken
         from ``metadata`` (string values); the last user message fills ``input`` when declared,
-        else the one declared variable that metadata left unfilled.
+        else the one declared variable that metadata left unfilled; when no variable takes it,
+        the rendered template is followed by a blank line and the user's text.
         """
         if not all(isinstance(m, Mapping) for m in messages):
             raise InvalidInputError("messages: every message must be an object")
@@ -112,11 +110,14 @@ class PromptTemplate:
             k: v for k, v in (metadata or {}).items() if k in self.variables and isinstance(v, str)
         }
         unfilled = [v for v in self.variables if v not in values]
-        if "input" in unfilled:
-            values["input"] = user_text
-        elif len(unfilled) == 1:
-            values[unfilled[0]] = user_text
-        msgs[last_user] = {**msgs[last_user], "content": self.render(values)}
+        takes_user = "input" if "input" in unfilled else unfilled[0] if len(unfilled) == 1 else None
+        if takes_user is not None:
+            values[takes_user] = user_text
+        rendered = self.render(values)
+        if takes_user is None:
+            # No variable takes the user's text: the template leads, the text follows.
+            rendered = f"{rendered}\n\n{user_text}" if rendered else user_text
+        msgs[last_user] = {**msgs[last_user], "content": rendered}
         if self.system:
             msgs.insert(0, {"role": "system", "content": self.system})
         return msgs
@@ -143,32 +144,63 @@ def message_text(message: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """One routing rule: request metadata ``field`` must take one of ``values``."""
+    """One traffic-class matcher: the request's labels must equal every ``(key, value)`` pair.
 
-    field: str
-    values: tuple[str, ...]
+    An empty matcher accepts all traffic (the manifest's catch-all ``{}``).
+    """
+
+    pairs: tuple[tuple[str, str], ...]
 
     def accepts(self, attrs: Mapping[str, str]) -> bool:
-        """True when ``attrs[field]`` is one of the allowed values."""
-        return attrs.get(self.field) in self.values
+        """True when every pair is present in ``attrs`` with that value."""
+        return all(attrs.get(k) == v for k, v in self.pairs)
+
+    @property
+    def traffic_class(self) -> str:
+        """A stable name for the class this matcher selects (``"all"`` for the catch-all)."""
+        return ",".join(f"{k}={v}" for k, v in self.pairs) or "all"
+
+    @property
+    def slice(self) -> str | None:
+        """The slice this matcher implies: its ``slice`` label, else its only value."""
+        d = dict(self.pairs)
+        if "slice" in d:
+            return d["slice"]
+        return self.pairs[0][1] if len(self.pairs) == 1 else None
 
 
-def matchers_from_routing(routing: Mapping[str, Any]) -> tuple[Matcher, ...]:
-    """Turn a manifest's ``routing`` (``{"domain": "legal"}`` or lists of values) into matchers."""
-    out: list[Matcher] = []
-    for key in sorted(routing):
-        val = routing[key]
-        vals = (
-            (val,)
-            if isinstance(val, str)
-            else tuple(val)
-            if isinstance(val, list | tuple)
-            else None
+def matchers_from_routing(routing: Any) -> tuple[Matcher, ...]:
+    """Matchers from a manifest's ``routing``, in any of the forms the manifest accepts.
+
+    ``{"matchers": [{"domain": "legal"}, ...]}`` (the canonical form), a bare list of matcher
+    objects, or the narrative's shorthand ``{"domain": "legal"}`` (one matcher). A request is
+    in the release's traffic when any matcher accepts it.
+    """
+    if isinstance(routing, Mapping) and "matchers" in routing:
+        routing = routing["matchers"]
+    if isinstance(routing, Mapping):
+        routing = [routing]
+    if not isinstance(routing, list | tuple):
+        raise ManifestError(
+            "routing: expected {'matchers': [...]}, a list of matchers or one matcher"
         )
-        if not vals or not all(isinstance(v, str) for v in vals):
-            raise ManifestError(f"routing.{key}: expected a string or a list of strings")
-        out.append(Matcher(str(key), vals))
+    out: list[Matcher] = []
+    for i, m in enumerate(routing):
+        if not isinstance(m, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in m.items()
+        ):
+            raise ManifestError(f"routing.matchers[{i}]: expected an object of string labels")
+        out.append(Matcher(tuple(sorted(m.items()))))
     return tuple(out)
+
+
+class ManifestLike(Protocol):
+    """What :meth:`ReleaseRoute.from_manifest` needs of a :class:`relgate.ReleaseManifest`."""
+
+    @property
+    def sha256(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,33 +231,37 @@ class ReleaseRoute:
         return self.endpoint.rstrip("/") + "/chat/completions"
 
     def accepts(self, attrs: Mapping[str, str]) -> bool:
-        """True when every matcher accepts the request (no matchers: all traffic)."""
-        return all(m.accepts(attrs) for m in self.matchers)
+        """True when any matcher accepts the request (no matchers at all: all traffic)."""
+        return not self.matchers or any(m.accepts(attrs) for m in self.matchers)
 
     @classmethod
-    def from_manifest(cls, release_sha256: str, manifest: Mapping[str, Any]) -> ReleaseRoute:
-        """Build a route from a manifest as a plain mapping (DESIGN section 2 field names).
+    def from_manifest(
+        cls, manifest: ManifestLike | Mapping[str, Any], release_sha256: str | None = None
+    ) -> ReleaseRoute:
+        """Build a route from a :class:`relgate.ReleaseManifest` (or its ``to_dict()`` form
+        plus ``release_sha256``), DESIGN section 2 field names.
 
-        The endpoint is ``model.endpoint`` (or top-level ``endpoint``); the served model name is
-        ``model.served_name``, else ``model.model`` (API), ``model.repo`` (hf) or ``model.path``.
+        The endpoint is ``model.endpoint``; the served model name is ``model.served_name``,
+        else ``model.model`` (api), ``model.repo`` (hf) or ``model.path`` (local).
         """
-        model = manifest.get("model")
+        if isinstance(manifest, Mapping):
+            data: Mapping[str, Any] = manifest
+            if release_sha256 is None:
+                raise InvalidInputError("release_sha256 is required with a plain mapping")
+        else:
+            data = manifest.to_dict()
+            release_sha256 = release_sha256 or manifest.sha256
+        model = data.get("model")
         if not isinstance(model, Mapping):
             raise ManifestError("model: missing")
-        endpoint = model.get("endpoint", manifest.get("endpoint"))
+        endpoint = model.get("endpoint", data.get("endpoint"))
         if not isinstance(endpoint, str):
             raise ManifestError("model.endpoint: missing")
-        name = next(
-            (
-                model[k]
-                for k in ("served_name", "model", "repo", "path")
-                if isinstance(model.get(k), str)
-            ),
-            None,
-        )
+        keys = ("served_name", "model", "repo", "path")
+        name = next((model[k] for k in keys if isinstance(model.get(k), str)), None)
         if name is None:
             raise ManifestError("model: no model name (served_name, model, repo or path)")
-        pt = manifest.get("prompt_template")
+        pt = data.get("prompt_template")
         if not isinstance(pt, Mapping):
             raise ManifestError("prompt_template: missing")
         template = PromptTemplate(
@@ -234,9 +270,7 @@ class ReleaseRoute:
             variables=tuple(pt.get("variables", ("input",))),
             ref=str(pt.get("ref", "")),
         )
-        routing = manifest.get("routing") or {}
-        if not isinstance(routing, Mapping):
-            raise ManifestError("routing: expected a mapping")
+        routing = data.get("routing") or {"matchers": [{}]}
         return cls(release_sha256, endpoint, name, template, matchers_from_routing(routing))
 
 
@@ -324,11 +358,11 @@ class RoutingSnapshot:
         hit = next((m for m in matchers if m.accepts(attrs)), None)
         slice_name = headers.get(SLICE_HEADER) or attrs.get("slice")
         if not slice_name:
-            slice_name = attrs[hit.field] if hit is not None else DEFAULT_SLICE
+            slice_name = (hit.slice if hit is not None else None) or DEFAULT_SLICE
         if not matchers:
             traffic_class = "all"
         elif hit is not None:
-            traffic_class = f"{hit.field}={attrs[hit.field]}"
+            traffic_class = hit.traffic_class
         else:
             traffic_class = "unmatched"
         return Classification(traffic_class, slice_name, session, session_bucket(session), attrs)
@@ -358,6 +392,7 @@ __all__ = [
     "SLICE_HEADER",
     "TRACE_HEADER",
     "Classification",
+    "ManifestLike",
     "Matcher",
     "PromptTemplate",
     "ReleaseRoute",

@@ -7,9 +7,9 @@ from relgate.errors import InvalidInputError, ManifestError
 from relgate.routing import PromptTemplate
 
 
-def test_render_declared_variables_and_escapes() -> None:
-    t = PromptTemplate("S", "{{literal}} {a} and {b} but not {c}", ("a", "b"))
-    assert t.render({"a": "1", "b": "{c}"}) == "{literal} 1 and {c} but not {c}"
+def test_render_both_placeholder_spellings_declared_names_only() -> None:
+    t = PromptTemplate("S", '{a} and {{ b }} and {{b}} but not {c} or {"json": 1}', ("a", "b"))
+    assert t.render({"a": "1", "b": "{c}"}) == '1 and {c} and {c} but not {c} or {"json": 1}'
 
 
 def test_render_does_not_evaluate_format_fields() -> None:
@@ -57,6 +57,17 @@ def test_input_variable_takes_the_user_text() -> None:
     )
     with pytest.raises(InvalidInputError, match="lang"):
         t.render_messages([{"role": "user", "content": "hi"}])
+
+
+def test_template_without_a_user_variable_leads_the_user_text() -> None:
+    t = PromptTemplate("", "Answer in {lang}.", ("lang",))
+    out = t.render_messages([{"role": "user", "content": "hi"}], {"lang": "French"})
+    assert out[-1]["content"] == "Answer in French.\n\nhi"
+    fixed = PromptTemplate("", "Be brief.", ())
+    assert (
+        fixed.render_messages([{"role": "user", "content": "hi"}])[-1]["content"]
+        == "Be brief.\n\nhi"
+    )
 
 
 def test_no_user_message_is_an_error() -> None:
