@@ -253,6 +253,11 @@ class Gateway:
         return self._snapshot
 
     @property
+    def accepting(self) -> bool:
+        """False once :meth:`stop` has begun (the listener is closed, new requests get 503)."""
+        return not self._closing
+
+    @property
     def swaps(self) -> list[SwapRecord]:
         """Recent swaps (the last 1024), oldest first."""
         return list(self._swaps)
