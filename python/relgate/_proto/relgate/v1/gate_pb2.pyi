@@ -185,7 +185,7 @@ class SliceResult(_message.Message):
     def __init__(self, slice: _Optional[str] = ..., verdict: _Optional[_Union[SliceVerdict, str]] = ..., rows: _Optional[int] = ..., rho: _Optional[float] = ..., rho_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., ceiling: _Optional[float] = ..., ceiling_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., q: _Optional[float] = ..., q_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., kendall_tau_b: _Optional[float] = ..., delta_vs_previous: _Optional[float] = ..., delta_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., p_value_holm: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GateResult(_message.Message):
-    __slots__ = ("release_sha256", "previous_release_sha256", "verdict", "slices", "aggregate_rho", "aggregate_q", "judge_sha256", "suite_sha256", "policy_json", "gate_result_sha256", "receipt", "cold_start")
+    __slots__ = ("release_sha256", "previous_release_sha256", "verdict", "slices", "aggregate_rho", "aggregate_q", "judge_sha256", "suite_sha256", "policy_json", "gate_result_sha256", "receipt", "cold_start", "calibration_sha256", "sample_set_sha256")
     RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +198,8 @@ class GateResult(_message.Message):
     GATE_RESULT_SHA256_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     COLD_START_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SET_SHA256_FIELD_NUMBER: _ClassVar[int]
     release_sha256: str
     previous_release_sha256: str
     verdict: GateVerdict
@@ -210,7 +212,9 @@ class GateResult(_message.Message):
     gate_result_sha256: str
     receipt: _common_pb2.Receipt
     cold_start: bool
-    def __init__(self, release_sha256: _Optional[str] = ..., previous_release_sha256: _Optional[str] = ..., verdict: _Optional[_Union[GateVerdict, str]] = ..., slices: _Optional[_Iterable[_Union[SliceResult, _Mapping]]] = ..., aggregate_rho: _Optional[float] = ..., aggregate_q: _Optional[float] = ..., judge_sha256: _Optional[str] = ..., suite_sha256: _Optional[str] = ..., policy_json: _Optional[str] = ..., gate_result_sha256: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., cold_start: _Optional[bool] = ...) -> None: ...
+    calibration_sha256: str
+    sample_set_sha256: str
+    def __init__(self, release_sha256: _Optional[str] = ..., previous_release_sha256: _Optional[str] = ..., verdict: _Optional[_Union[GateVerdict, str]] = ..., slices: _Optional[_Iterable[_Union[SliceResult, _Mapping]]] = ..., aggregate_rho: _Optional[float] = ..., aggregate_q: _Optional[float] = ..., judge_sha256: _Optional[str] = ..., suite_sha256: _Optional[str] = ..., policy_json: _Optional[str] = ..., gate_result_sha256: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., cold_start: _Optional[bool] = ..., calibration_sha256: _Optional[str] = ..., sample_set_sha256: _Optional[str] = ...) -> None: ...
 
 class GetGateResultRequest(_message.Message):
     __slots__ = ("release_sha256",)
