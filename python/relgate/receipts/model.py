@@ -22,6 +22,7 @@ from relgate.manifest import ReleaseManifest
 
 __all__ = [
     "BODY_FIELDS",
+    "MAX_RECEIPT_BYTES",
     "RECEIPT_KINDS",
     "Receipt",
     "format_time",
@@ -67,6 +68,8 @@ BODY_FIELDS: frozenset[str] = frozenset(
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_ACTOR = 256
 _MAX_REASON = 64 * 1024
+#: A receipt body larger than this is refused: evidence is a summary, not a data dump.
+MAX_RECEIPT_BYTES = 4 * 1024 * 1024
 
 
 def format_time(moment: datetime) -> str:
@@ -161,8 +164,13 @@ def make_receipt(
         "prev_receipt_sha256": prev_receipt_sha256,
         "prev_release_receipt_sha256": prev_release_receipt_sha256,
     }
-    # canonical_json raises InvalidInputError for evidence that JSON cannot carry.
-    return Receipt(**body, receipt_sha256=sha256_hex(canonical_json(body)), seq=seq)
+    canonical = canonical_json(body)  # InvalidInputError for evidence JSON cannot carry
+    if len(canonical) > MAX_RECEIPT_BYTES:
+        raise InvalidInputError(
+            f"receipt body of {len(canonical)} bytes exceeds {MAX_RECEIPT_BYTES}: "
+            "store bulky evidence as a fact and put its hash in the receipt"
+        )
+    return Receipt(**body, receipt_sha256=sha256_hex(canonical), seq=seq)
 
 
 def receipt_from_dict(data: dict[str, Any]) -> Receipt:

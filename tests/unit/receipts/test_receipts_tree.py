@@ -148,3 +148,5 @@ def test_receipt_round_trip_and_validation() -> None:
             make_receipt(**{**fields, **bad})
     with pytest.raises(InvalidInputError, match="lacks"):
         receipt_from_dict({"kind": "gate_fail"})
+    with pytest.raises(InvalidInputError, match="exceeds"):
+        make_receipt(**{**fields, "evidence": {"rows": "x" * (5 * 1024 * 1024)}})

@@ -129,3 +129,24 @@ def test_open_rejects_unusable_urls(tmp_path: Path) -> None:
         Store.open("mysql://u@h/db", data_dir=tmp_path)
     with pytest.raises(InvalidInputError, match="not a database URL"):
         Store.open("::nonsense::", data_dir=tmp_path)
+
+
+def test_sqlite_writers_take_the_write_lock_up_front(
+    tmp_path: Path, api_manifest: dict[str, Any]
+) -> None:
+    """Writers start with BEGIN IMMEDIATE (two deferred writers could both read the same
+    chain head before either locks); readers stay deferred so they never block writers."""
+    store = Store.open(data_dir=tmp_path)
+    begins: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("BEGIN"):
+            begins.append(statement)
+
+    sa.event.listen(store._engine, "before_cursor_execute", record)
+    try:
+        store.register_release(ReleaseManifest.parse(api_manifest), actor="alice")
+        store.list_receipts()
+    finally:
+        store.close()
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
