@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL for the store tests and print the line that points them at it:
 #
-#   eval "$(.ci/postgres.sh)"    # sets RELGATE_TEST_POSTGRES_URL
+#   eval "$(.ci/postgres.sh)"    # sets RELGATE_TEST_POSTGRES_URL and RELGATE_TEST_POSTGRES_STOP
+#   trap 'eval "$RELGATE_TEST_POSTGRES_STOP"' EXIT
 #
 # Installs PostgreSQL from Debian packages when no server binaries are found, initializes a
 # cluster in a temporary directory (as the invoking user, or as the `postgres` user when run
 # as root: initdb refuses root), listens on 127.0.0.1 only, on a free port, with trust auth
 # for local TCP (the cluster lives and dies with the CI run). Everything but the final
-# `export` line goes to stderr so `eval` sees only that.
+# `export` lines goes to stderr so `eval` sees only those.
 set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -68,5 +69,6 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
   "CREATE DATABASE relgate_test" >&2
 
 log "PostgreSQL $("$BINDIR/pg_ctl" --version | awk '{print $3}') on 127.0.0.1:$PORT, data in $PGDATA"
-log "stop it with: ${RUN[*]} $BINDIR/pg_ctl -D $PGDATA stop"
+STOP="${RUN[*]} $BINDIR/pg_ctl -D $PGDATA -m fast stop >/dev/null; rm -rf $BASE"
 echo "export RELGATE_TEST_POSTGRES_URL=postgresql+psycopg://relgate@127.0.0.1:$PORT/relgate_test"
+echo "export RELGATE_TEST_POSTGRES_STOP=$(printf '%q' "$STOP")"
