@@ -113,6 +113,11 @@ class _Exchange:
     out: web.StreamResponse | None = None
 
 
+def _dumps(obj: Any) -> bytes:
+    # Pre-encoded bytes skip aiohttp's JSON payload machinery on the hot path.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _error_body(status: int, message: str, kind: str) -> web.Response:
     body = {"error": {"message": message, "type": kind, "code": status}}
     return web.json_response(body, status=status)
@@ -398,7 +403,7 @@ class Gateway:
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter()
         try:
-            body = await request.json(loads=json.loads)
+            body = json.loads(await request.read())
         except ValueError:
             return _error_body(400, "body is not valid JSON", "invalid_request_error")
         if not isinstance(body, dict):
@@ -493,9 +498,11 @@ class Gateway:
         ex: _Exchange,
     ) -> web.StreamResponse:
         assert self._session is not None
-        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id}
+        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id, "Content-Type": _JSON}
         try:
-            async with self._session.post(route.completions_url, json=fwd, headers=hdrs) as r:
+            async with self._session.post(
+                route.completions_url, data=_dumps(fwd), headers=hdrs
+            ) as r:
                 raw = await r.read()
                 status = r.status
                 ctype = r.headers.get("Content-Type", _JSON)
@@ -540,10 +547,12 @@ class Gateway:
         ex: _Exchange,
     ) -> web.StreamResponse:
         assert self._session is not None
-        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id}
+        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id, "Content-Type": _JSON}
         sse = _SseText()
         try:
-            async with self._session.post(route.completions_url, json=fwd, headers=hdrs) as r:
+            async with self._session.post(
+                route.completions_url, data=_dumps(fwd), headers=hdrs
+            ) as r:
                 if r.status != 200:
                     raw = await r.read()
                     ex.status, ex.error = r.status, raw[:500].decode("utf-8", "replace")
