@@ -11,11 +11,14 @@ from relgate import errors, stats
 from relgate._native import __version__
 from relgate.attest import Attestation, attest, verify_attestation, verify_inclusion, verify_tensor
 from relgate.manifest import GatePolicy, ReleaseManifest
+from relgate.routing import ReleaseRoute, RoutingSnapshot
 
 __all__ = [
     "Attestation",
     "GatePolicy",
     "ReleaseManifest",
+    "ReleaseRoute",
+    "RoutingSnapshot",
     "__version__",
     "attest",
     "errors",
