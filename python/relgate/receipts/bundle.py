@@ -310,7 +310,7 @@ def verify_bundle(
 
 def _check_receipts(tenant: str, entries: list[dict[str, Any]]) -> BrokenLink | None:
     """Order, body hash and both chain links, in one pass; the first failure."""
-    known = {e.get("receipt_sha256") for e in entries}
+    known = {e.get("receipt_sha256") for e in entries if isinstance(e.get("receipt_sha256"), str)}
     prev: str | None = None
     release_heads: dict[str, str] = {}
     sha256 = hashlib.sha256
@@ -334,6 +334,9 @@ def _check_receipts(tenant: str, entries: list[dict[str, Any]]) -> BrokenLink | 
             return BrokenLink(
                 index, sha, "altered body", f"body hashes to {actual}, not its receipt_sha256"
             )
+        wrong = _mistyped(body)
+        if wrong is not None:
+            return BrokenLink(index, sha, "altered body", f"field {wrong} has the wrong type")
         if body["tenant"] != tenant:
             return BrokenLink(index, sha, "broken chain link", f"tenant {body['tenant']!r}")
         link = body["prev_receipt_sha256"]
@@ -348,6 +351,17 @@ def _check_receipts(tenant: str, entries: list[dict[str, Any]]) -> BrokenLink | 
         release_heads[release] = sha
         prev = sha
     return None
+
+
+def _mistyped(body: dict[str, Any]) -> str | None:
+    """The first body field whose JSON type is not what receipts carry, if any."""
+    for name in ("kind", "tenant", "release_sha256", "actor", "reason", "time"):
+        if not isinstance(body[name], str):
+            return name
+    for name in ("prev_receipt_sha256", "prev_release_receipt_sha256"):
+        if body[name] is not None and not isinstance(body[name], str):
+            return name
+    return None if isinstance(body["evidence"], dict) else "evidence"
 
 
 def _link_failure(
