@@ -24,7 +24,7 @@ def _path(name: str) -> Path:
 
 
 def demo_suite_path() -> Path:
-    """The TruthfulQA demo suite (CSV, six categories with >= 30 questions each)."""
+    """The TruthfulQA demo suite (CSV, all 38 categories)."""
     return _path("truthfulqa_demo_suite.csv")
 
 

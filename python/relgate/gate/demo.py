@@ -2,9 +2,10 @@
 
 Two recorded releases: v1 answers with TruthfulQA's best answers; v2 is identical except that
 it hedges on every Law item. The judge is calibrated with the best answers (held out of the
-suite's references), so v1 scores q = 1 on every slice by construction, and v2's Law slice shows
-what hedging does. The gate passes v1 (a cold start: no previous release) and fails v2 on Law
-while v2's aggregate stays close to v1's.
+suite's references), so v1 scores q = 1 by construction wherever the judge resolves a slice,
+and v2's Law slice shows what hedging does. The gate passes v1 (a cold start: no previous
+release; the slices the judge cannot resolve are named) and fails v2 on Law while v2's
+aggregate, a mean over 38 slices, barely moves.
 
 ``python -m relgate.gate.demo [OUT_DIR]`` prints both per-slice tables and where the HTML
 reports are.

@@ -196,6 +196,18 @@ def _boot(policy: GatePolicyLike) -> _Bootstrap:
     return {"n_resamples": policy.n_resamples, "confidence": policy.confidence, "seed": policy.seed}
 
 
+def _check_resolution(n_tests: int, policy: GatePolicyLike) -> None:
+    """A bootstrap p-value is at least 1 / (B + 1), so Holm over m tests cannot reject anything
+    unless m / (B + 1) <= alpha: every compared slice would FAIL for want of resamples. That is
+    a policy that cannot work, not a verdict."""
+    if n_tests and n_tests / (policy.n_resamples + 1) > policy.alpha:
+        need = math.ceil(n_tests / policy.alpha) - 1
+        raise GateError(
+            f"n_resamples {policy.n_resamples} is too few to show non-inferiority on {n_tests} "
+            f"slices at alpha {policy.alpha} with Holm; use at least {need}"
+        )
+
+
 def _ratio(value: float, ceiling: float) -> float:
     return value / ceiling if math.isfinite(ceiling) and ceiling > 0.0 else math.nan
 
@@ -231,6 +243,7 @@ def apply_policy(
         testable = [
             enough[i] and trusted[i] and math.isfinite(prev[i].rho) for i in range(len(cand))
         ]
+        _check_resolution(sum(testable), policy)
         scales = np.where(testable, ceilings if normalized else 1.0, math.nan)
         changes = paired_changes(
             scores.slices,

@@ -26,9 +26,14 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> DemoStory:
 
 def test_v1_passes_on_every_slice(story: DemoStory) -> None:
     assert story.v1.outcome == GateOutcome.PASS
-    assert {r.verdict for r in story.v1.slices} == {SliceVerdict.PASS}
-    for cal in story.v1.calibration.slices:  # hedge references make every slice trustworthy
-        assert cal.rho_low >= 0.1, cal
+    verdicts = {r.slice: r.verdict for r in story.v1.slices}
+    assert verdicts["Law"] == SliceVerdict.PASS
+    assert sum(v == SliceVerdict.PASS for v in verdicts.values()) >= 25
+    # Slices the judge cannot resolve are named, not passed silently.
+    assert set(story.v1.unvouched) == {
+        s for s, v in verdicts.items() if v == SliceVerdict.JUDGE_UNTRUSTED
+    }
+    assert SliceVerdict.FAIL not in verdicts.values()
 
 
 def test_v2_fails_on_law_only_while_the_aggregate_holds(story: DemoStory) -> None:
@@ -37,7 +42,7 @@ def test_v2_fails_on_law_only_while_the_aggregate_holds(story: DemoStory) -> Non
     law = story.v2.slices[0]
     assert law.slice == "Law" and law.q < 0.65 and law.change < -0.05
     agg1, agg2 = story.v1.aggregate, story.v2.aggregate
-    assert abs(agg2["mean_rho"] - agg1["mean_rho"]) < 0.06
+    assert abs(agg2["mean_rho"] - agg1["mean_rho"]) < 0.02  # the aggregate holds
     assert agg2["previous_mean_rho"] == pytest.approx(agg1["mean_rho"])
     assert story.reports["v2"].is_file()
 

@@ -177,3 +177,15 @@ def test_the_manifest_gate_policy_decides_the_same() -> None:
     theirs = decide(scores, cal, ManifestGatePolicy(n_resamples=300, floor=0.7))
     assert dataclasses.asdict(GatePolicy()) == ManifestGatePolicy().model_dump()
     assert theirs.sha256 == mine.sha256
+
+
+def test_too_few_resamples_for_holm_is_an_error_not_a_fail() -> None:
+    slices = {}
+    for k, name in enumerate("ABCDEF"):
+        x, y, items = graded_slice(10, seed=k)
+        slices[name] = (x, x, y, items)
+    scores = make_scores(slices)
+    cal = make_calibration({n: (0.6, 0.5) for n in slices})
+    with pytest.raises(GateError, match="use at least 119"):
+        decide(scores, cal, GatePolicy(n_resamples=100))
+    assert decide(scores, cal, GatePolicy(n_resamples=119)).passed
