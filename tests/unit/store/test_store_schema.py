@@ -150,3 +150,13 @@ def test_sqlite_writers_take_the_write_lock_up_front(
     finally:
         store.close()
     assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
+
+
+@pytest.mark.parametrize(("sync", "level"), [(True, 2), (False, 1)])
+def test_sqlite_commit_durability_setting(tmp_path: Path, sync: bool, level: int) -> None:
+    store = Store.open(data_dir=tmp_path, sync_commits=sync)
+    try:
+        with store._engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level  # FULL=2
+    finally:
+        store.close()
