@@ -61,7 +61,9 @@ releases = Table(
     "releases",
     metadata,
     Column("sha256", String(SHA), primary_key=True),
-    Column("release_id", String(16), nullable=False, unique=True),
+    # Not unique: 48 bits of sha can collide (by chance at ~16M releases, or by design);
+    # the sha256 is the identity, and an ambiguous short id is refused on lookup.
+    Column("release_id", String(16), nullable=False, index=True),
     Column("tenant", String(256), nullable=False, index=True),
     # Canonical JSON of the manifest: exactly the bytes the sha256 is taken over.
     Column("manifest", Text, nullable=False),

@@ -260,10 +260,12 @@ class Store:
                 f"{sha_or_release_id!r} is neither a release sha256 (64 hex) nor a rel_ id"
             )
         with self._read() as conn:
-            row = conn.execute(sa.select(schema.releases).where(col == key)).one_or_none()
-        if row is None:
+            rows = conn.execute(sa.select(schema.releases).where(col == key).limit(2)).all()
+        if not rows:
             raise NotFoundError(f"no release {key}")
-        return stored_release(row)
+        if len(rows) > 1:
+            raise InvalidInputError(f"{key} names more than one release: use the full sha256")
+        return stored_release(rows[0])
 
     def list_releases(self, *, tenant: str = "default", limit: int = 100) -> list[StoredRelease]:
         """The tenant's releases, newest first."""

@@ -138,3 +138,21 @@ def test_stored_manifest_altered_in_database_is_detected(
         conn.execute(sa.text("UPDATE releases SET manifest = :m"), {"m": altered})
     with pytest.raises(IntegrityError, match="altered in the database"):
         store.get_release(m.sha256)
+
+
+def test_short_id_collision_is_refused_not_fatal(
+    store: Store, api_manifest: dict[str, Any]
+) -> None:
+    """Two releases whose sha256 share the first 12 hex both register; the short id then
+    names neither, the sha256 names each."""
+    from relgate.store.schema import releases
+
+    m = ReleaseManifest.parse(api_manifest)
+    store.register_release(m, actor="alice")
+    twin = "f" * 64
+    with store._engine.begin() as conn:  # a second release with the same short id
+        row = conn.execute(sa.select(releases).where(releases.c.sha256 == m.sha256)).one()
+        conn.execute(releases.insert().values({**row._asdict(), "sha256": twin}))
+    assert store.get_release(m.sha256).sha256 == m.sha256
+    with pytest.raises(InvalidInputError, match="more than one release"):
+        store.get_release(m.release_id)

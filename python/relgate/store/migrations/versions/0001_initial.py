@@ -31,13 +31,13 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(256), nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.PrimaryKeyConstraint("sha256", name="pk_releases"),
-        sa.UniqueConstraint("release_id", name="uq_releases_release_id"),
         sa.ForeignKeyConstraint(
             ["previous_release"],
             ["releases.sha256"],
             name="fk_releases_previous_release_releases",
         ),
     )
+    op.create_index("ix_releases_release_id", "releases", ["release_id"])
     op.create_index("ix_releases_tenant", "releases", ["tenant"])
     op.create_table(
         "receipts",
