@@ -48,6 +48,9 @@ RECEIPT_KINDS: tuple[str, ...] = (
     "rollout_complete",
     "rollout_abort",
     "reattest",
+    "rollout_pause",
+    "rollout_resume",
+    "rollout_promote",
 )
 
 #: The fields of a receipt body, in no particular order (canonical JSON sorts them).

@@ -165,6 +165,8 @@ class SignedTreeHead:
             raise InvalidInputError(f"tree head lacks field {exc}") from exc
         if not isinstance(head.tree_size, int) or isinstance(head.tree_size, bool):
             raise InvalidInputError("tree head tree_size must be an integer")
+        if head.tree_size < 0:
+            raise InvalidInputError("tree head tree_size must not be negative")
         for name in ("tenant", "root_hex", "timestamp", "signature_b64", "public_key_b64"):
             if not isinstance(getattr(head, name), str):
                 raise InvalidInputError(f"tree head {name} must be a string")

@@ -118,6 +118,8 @@ def test_tree_head_from_bad_dict() -> None:
     }
     with pytest.raises(InvalidInputError, match="integer"):
         SignedTreeHead.from_dict(good)
+    with pytest.raises(InvalidInputError, match="negative"):
+        SignedTreeHead.from_dict({**good, "tree_size": -1})
 
 
 def test_receipt_round_trip_and_validation() -> None:
