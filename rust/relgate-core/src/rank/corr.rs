@@ -133,7 +133,15 @@ fn table_con_minus_dis(x: &Dense, y: &Dense) -> (i64, i64) {
 pub(crate) fn weighted_table_cmd(table: &[i64], kx: usize, ky: usize) -> (i64, i64) {
     // above[j]: weight in earlier x rows with y id == j. For a cell (i, j) the earlier rows
     // with smaller y are concordant, with larger y discordant.
-    let mut above = vec![0i64; ky];
+    // Stack buffer for the common small table: this runs once per group or per resample.
+    let mut small = [0i64; 64];
+    let mut heap;
+    let above: &mut [i64] = if ky <= small.len() {
+        &mut small[..ky]
+    } else {
+        heap = vec![0i64; ky];
+        &mut heap
+    };
     let mut total_above = 0i64;
     let mut cmd = 0i64;
     let mut ntie = 0i64;
