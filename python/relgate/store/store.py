@@ -21,7 +21,6 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from relgate.canonical import canonical_json
 from relgate.errors import (
+    IntegrityError,
     InvalidInputError,
     ManifestConflictError,
     NotFoundError,
@@ -131,7 +131,7 @@ class Store:
 
     # ---- transactions -------------------------------------------------------------------
 
-    @contextmanager
+    @contextlib.contextmanager
     def _transaction(self, *, lock_key: str) -> Iterator[Connection]:
         """A write transaction serialized against every other writer of ``lock_key``."""
         with self._write_lock, self._engine.connect() as conn:
@@ -144,7 +144,7 @@ class Store:
                     )
                 yield conn
 
-    @contextmanager
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         with self._engine.connect() as conn, conn.begin():
             yield conn
@@ -169,7 +169,8 @@ class Store:
         Open weights reachable from here are attested first (``attest=False`` skips that);
         a supplied attestation that differs from the measured one raises ``IntegrityError``.
         Idempotent: the same content returns the stored release with ``created=False`` and
-        its original receipt. ``expected_sha256`` that differs from the computed sha raises
+        its original receipt (the sha256 is global: content another tenant registered first
+        is that tenant's release). ``expected_sha256`` that differs from the computed sha raises
         ``ManifestConflictError``; an unknown ``previous_release`` raises ``NotFoundError``.
         """
         _check_name("tenant", tenant)
@@ -181,16 +182,18 @@ class Store:
             raise ManifestConflictError(
                 f"expected release {expected_sha256} but the manifest's content hashes to {sha}"
             )
-        for attempt in range(_RETRIES):
+        for _attempt in range(_RETRIES):
             try:
                 return self._register_once(manifest, actor=actor, tenant=tenant)
-            except sa.exc.IntegrityError:
+            except sa.exc.IntegrityError as exc:
                 # Another tenant's writer inserted the same release between our read and our
                 # insert (tenants do not serialize against each other on PostgreSQL): the
                 # transaction rolled back, and the next attempt finds the stored release.
-                if attempt == _RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+                refusal = exc
+        raise IntegrityError(
+            f"the store's constraints refused registering {sha}: {refusal.orig}",
+            rule="store_constraint",
+        ) from refusal
 
     def _register_once(
         self, manifest: ReleaseManifest, *, actor: str, tenant: str

@@ -156,3 +156,27 @@ def test_short_id_collision_is_refused_not_fatal(
     assert store.get_release(m.sha256).sha256 == m.sha256
     with pytest.raises(InvalidInputError, match="more than one release"):
         store.get_release(m.release_id)
+
+
+def test_persistent_constraint_refusal_is_an_integrity_error(
+    store: Store, api_manifest: dict[str, Any]
+) -> None:
+    with store._engine.begin() as conn:  # the database refuses every new release
+        if store.dialect == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON releases "
+                "BEGIN SELECT RAISE(ABORT, 'refused by test'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE unique_violation USING MESSAGE = 'refused by test'; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON releases "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+    with pytest.raises(IntegrityError, match="refused by test") as info:
+        store.register_release(ReleaseManifest.parse(api_manifest), actor="alice")
+    assert info.value.rule == "store_constraint"
+    assert store.list_receipts() == []
