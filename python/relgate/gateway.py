@@ -2,8 +2,8 @@
 
 Per request: parse, read the routing snapshot reference once (admission: the snapshot is
 pinned), classify (traffic class, slice, session bucket), choose the release, render that
-release's prompt template into the messages, forward to that release's endpoint (pooled aiohttp
-client), answer with ``x-relgate-release: <sha256>`` (streaming: SSE bytes passed through as
+release's prompt template into the messages, forward to that release's endpoint (the pooled
+client in :mod:`relgate.upstream`), answer with ``x-relgate-release: <sha256>`` (streaming: SSE bytes passed through as
 they arrive), record a :class:`~relgate.traces.Trace`.
 
 Hosting. ``relgate serve`` runs the gateway inside its own event loop::
@@ -26,7 +26,6 @@ versions; at the deadline it can cut the stragglers off (they are recorded with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import time
@@ -37,24 +36,20 @@ from concurrent.futures import Future as ThreadFuture
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiohttp
 from aiohttp import web
 
 from relgate.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.routing import (
-    RELEASE_HEADER,
-    SLICE_HEADER,
-    TRACE_HEADER,
     Classification,
     ReleaseRoute,
     RoutingSnapshot,
     last_user_text,
 )
 from relgate.traces import Trace, TraceStore
+from relgate.upstream import Completion, Exchange, Upstream, error_response
 
 T = TypeVar("T")
 
-_JSON = "application/json"
 # Fields that steer relgate and mean nothing to a model server.
 _STRIP_FIELDS = ("metadata",)
 
@@ -84,85 +79,12 @@ class DrainResult:
         return self.cut_off == 0
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A non-streaming answer from one release (used to replay traces through a release)."""
-
-    status: int
-    answer: str
-    latency_s: float
-    release_sha256: str
-    error: str = ""
-
-
 @dataclass(slots=True)
 class _Admission:
     version: int
     task: asyncio.Task[Any] | None
     done: asyncio.Future[None]
     cut_off: bool = False
-
-
-@dataclass(slots=True)
-class _Exchange:
-    """What one forward produced so far; the handler records it whatever way the forward ends."""
-
-    status: int = 502
-    answer: str = ""
-    error: str = ""
-    out: web.StreamResponse | None = None
-
-
-def _dumps(obj: Any) -> bytes:
-    # Pre-encoded bytes skip aiohttp's JSON payload machinery on the hot path.
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _error_body(status: int, message: str, kind: str) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "code": status}}
-    return web.json_response(body, status=status)
-
-
-def _answer_of(payload: Mapping[str, Any]) -> str:
-    choices = payload.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
-        msg = choices[0].get("message")
-        if isinstance(msg, Mapping) and isinstance(msg.get("content"), str):
-            return str(msg["content"])
-    return ""
-
-
-class _SseText:
-    """Collects ``choices[0].delta.content`` from SSE bytes split at arbitrary points."""
-
-    __slots__ = ("_buf", "parts")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self.parts: list[str] = []
-
-    def feed(self, chunk: bytes) -> None:
-        self._buf += chunk
-        *lines, self._buf = self._buf.split(b"\n")
-        for line in lines:
-            line = line.strip()
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]" or not data:
-                continue
-            try:
-                obj = json.loads(data)
-                delta = obj["choices"][0].get("delta") or {}
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                continue
-            content = delta.get("content") if isinstance(delta, Mapping) else None
-            if isinstance(content, str):
-                self.parts.append(content)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
 
 
 class Gateway:
@@ -184,8 +106,7 @@ class Gateway:
     ) -> None:
         self._snapshot = snapshot
         self.traces = traces if traces is not None else TraceStore()
-        self._timeout = aiohttp.ClientTimeout(total=backend_timeout_s)
-        self._max_connections = max_connections
+        self._upstream = Upstream(timeout_s=backend_timeout_s, max_connections=max_connections)
         self._max_shadow = max_shadow_in_flight
         self._swap_lock = threading.Lock()
         # Recent swaps only: a long-lived gateway must not grow with its history.
@@ -195,7 +116,6 @@ class Gateway:
         self._inflight: dict[int, _Admission] = {}
         self._seq = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
@@ -214,10 +134,7 @@ class Gateway:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Bind and serve on ``host:port`` (port 0: any free port, read it from ``.port``)."""
         self._loop = asyncio.get_running_loop()
-        self._session = aiohttp.ClientSession(
-            timeout=self._timeout,
-            connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300),
-        )
+        await self._upstream.open()
         self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
@@ -246,8 +163,7 @@ class Gateway:
                 await asyncio.gather(*late, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
+        await self._upstream.close()
         return result
 
     # -- routing state -----------------------------------------------------------------------
@@ -355,30 +271,12 @@ class Gateway:
         The release's own template is applied. This is how the replay monitor runs a recorded
         trace through the candidate; nothing is recorded as a trace.
         """
-        if self._session is None:
-            raise InvalidTransitionError("gateway not started")
         body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt}], **(extra or {})}
         if variables:
             body["metadata"] = dict(variables)
         fwd = self._forward_body(body, route)
         fwd["stream"] = False
-        headers = {SLICE_HEADER: slice} if slice else {}
-        t0 = time.perf_counter()
-        try:
-            async with self._session.post(route.completions_url, json=fwd, headers=headers) as r:
-                raw = await r.read()
-                status = r.status
-        except (aiohttp.ClientError, TimeoutError) as e:
-            return Completion(502, "", time.perf_counter() - t0, route.release_sha256, repr(e))
-        answer, err = "", ""
-        if status == 200:
-            try:
-                answer = _answer_of(json.loads(raw))
-            except ValueError:
-                status, err = 502, "backend sent invalid JSON"
-        else:
-            err = raw[:500].decode("utf-8", "replace")
-        return Completion(status, answer, time.perf_counter() - t0, route.release_sha256, err)
+        return await self._upstream.complete(route, fwd, slice)
 
     async def _handle_models(self, request: web.Request) -> web.Response:
         snap = self._snapshot
@@ -395,9 +293,9 @@ class Gateway:
             grade = body.get("grade") if isinstance(body, dict) else None
             trace = self.traces.set_feedback(trace_id, grade)
         except (ValueError, InvalidInputError) as e:
-            return _error_body(400, str(e), "invalid_request_error")
+            return error_response(400, str(e), "invalid_request_error")
         except NotFoundError as e:
-            return _error_body(404, str(e), "not_found_error")
+            return error_response(404, str(e), "not_found_error")
         return web.json_response({"id": trace.id, "feedback_grade": trace.feedback_grade})
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
@@ -405,22 +303,22 @@ class Gateway:
         try:
             body = json.loads(await request.read())
         except ValueError:
-            return _error_body(400, "body is not valid JSON", "invalid_request_error")
+            return error_response(400, "body is not valid JSON", "invalid_request_error")
         if not isinstance(body, dict):
-            return _error_body(400, "body must be a JSON object", "invalid_request_error")
+            return error_response(400, "body must be a JSON object", "invalid_request_error")
         clock = self.traces.clock
         # Admission: stamp first, then read the reference once (see SwapRecord.at).
         admitted_at = clock()
         snap = self._snapshot
         if snap is None or self._closing:
             msg = "gateway is shutting down" if self._closing else "no release is live"
-            return _error_body(503, msg, "unavailable")
+            return error_response(503, msg, "unavailable")
         cls = snap.classify(request.headers, body, request.remote or "")
         route, role = snap.choose(cls)
         try:
             fwd = self._forward_body(body, route)
         except InvalidInputError as e:
-            return _error_body(400, str(e), "invalid_request_error")
+            return error_response(400, str(e), "invalid_request_error")
         trace_id = "tr_" + uuid.uuid4().hex
         prompt = last_user_text(body["messages"])
         meta = body.get("metadata")
@@ -437,7 +335,7 @@ class Gateway:
         self._seq += 1
         seq = self._seq
         stream = bool(fwd.get("stream"))
-        ex = _Exchange()
+        ex = Exchange()
         # aiohttp runs each request in its own task: a drain deadline cancels that task, and the
         # handler turns exactly that cancellation into a 503 answer (uncancel, as asyncio.timeout
         # does) instead of adding a task hop to every request.
@@ -447,8 +345,10 @@ class Gateway:
         try:
             try:
                 if stream:
-                    return await self._forward_stream(request, route, fwd, cls, trace_id, ex)
-                return await self._forward_json(route, fwd, cls, trace_id, ex)
+                    return await self._upstream.forward_stream(
+                        request, route, fwd, cls.slice, trace_id, ex
+                    )
+                return await self._upstream.forward_json(route, fwd, cls.slice, trace_id, ex)
             except asyncio.CancelledError:
                 if not (adm.cut_off and me is not None and me.cancelling() == 1):
                     ex.status, ex.error = 499, "client closed request"
@@ -457,7 +357,7 @@ class Gateway:
                 ex.status, ex.error = 503, "drain deadline"
                 if ex.out is not None:
                     return ex.out
-                return self._backend_error(503, ex.error, route, trace_id)
+                return self._upstream.backend_error(503, ex.error, route, trace_id)
             except Exception as e:
                 ex.status, ex.error = 500, f"gateway error: {e.__class__.__name__}"
                 raise
@@ -485,115 +385,6 @@ class Gateway:
                     error=ex.error,
                 )
             )
-
-    def _headers(self, route: ReleaseRoute, trace_id: str) -> dict[str, str]:
-        return {RELEASE_HEADER: route.release_sha256, TRACE_HEADER: trace_id}
-
-    async def _forward_json(
-        self,
-        route: ReleaseRoute,
-        fwd: dict[str, Any],
-        cls: Classification,
-        trace_id: str,
-        ex: _Exchange,
-    ) -> web.StreamResponse:
-        assert self._session is not None
-        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id, "Content-Type": _JSON}
-        try:
-            async with self._session.post(
-                route.completions_url, data=_dumps(fwd), headers=hdrs
-            ) as r:
-                raw = await r.read()
-                status = r.status
-                ctype = r.headers.get("Content-Type", _JSON)
-        except TimeoutError:
-            return self._fail(ex, 504, "backend timed out", route, trace_id)
-        except aiohttp.ClientError as e:
-            return self._fail(
-                ex, 502, f"backend unreachable: {e.__class__.__name__}", route, trace_id
-            )
-        if status == 200:
-            try:
-                ex.answer = _answer_of(json.loads(raw))
-            except ValueError:
-                return self._fail(ex, 502, "backend sent invalid JSON", route, trace_id)
-        else:
-            ex.error = raw[:500].decode("utf-8", "replace")
-        ex.status = status
-        resp = web.Response(body=raw, status=status, headers=self._headers(route, trace_id))
-        resp.content_type = ctype.split(";")[0]
-        return resp
-
-    def _backend_error(
-        self, status: int, msg: str, route: ReleaseRoute, trace_id: str
-    ) -> web.Response:
-        resp = _error_body(status, msg, "backend_error")
-        resp.headers.update(self._headers(route, trace_id))
-        return resp
-
-    def _fail(
-        self, ex: _Exchange, status: int, msg: str, route: ReleaseRoute, trace_id: str
-    ) -> web.Response:
-        ex.status, ex.error = status, msg
-        return self._backend_error(status, msg, route, trace_id)
-
-    async def _forward_stream(
-        self,
-        request: web.Request,
-        route: ReleaseRoute,
-        fwd: dict[str, Any],
-        cls: Classification,
-        trace_id: str,
-        ex: _Exchange,
-    ) -> web.StreamResponse:
-        assert self._session is not None
-        hdrs = {SLICE_HEADER: cls.slice, TRACE_HEADER: trace_id, "Content-Type": _JSON}
-        sse = _SseText()
-        try:
-            async with self._session.post(
-                route.completions_url, data=_dumps(fwd), headers=hdrs
-            ) as r:
-                if r.status != 200:
-                    raw = await r.read()
-                    ex.status, ex.error = r.status, raw[:500].decode("utf-8", "replace")
-                    resp = web.Response(
-                        body=raw, status=r.status, headers=self._headers(route, trace_id)
-                    )
-                    resp.content_type = r.headers.get("Content-Type", _JSON).split(";")[0]
-                    return resp
-                out = web.StreamResponse(
-                    status=200,
-                    headers={
-                        **self._headers(route, trace_id),
-                        "Content-Type": "text/event-stream",
-                        "Cache-Control": "no-cache",
-                    },
-                )
-                ex.out = out
-                await out.prepare(request)
-                try:
-                    async for chunk in r.content.iter_any():
-                        sse.feed(chunk)
-                        await out.write(chunk)
-                finally:
-                    ex.answer = sse.text
-            await out.write_eof()
-            ex.status = 200
-            return out
-        except (TimeoutError, aiohttp.ClientError) as e:
-            status = 504 if isinstance(e, TimeoutError) else 502
-            err = f"backend failed: {e.__class__.__name__}"
-            if ex.out is None:
-                return self._fail(ex, status, err, route, trace_id)
-            # Headers already went out with 200: the stream just ends; the trace keeps the truth.
-            ex.status, ex.error = status, err
-            with contextlib.suppress(ConnectionError):
-                await ex.out.write_eof()
-            return ex.out
-        except ConnectionResetError:
-            ex.status, ex.error = 499, "client closed request"
-            assert ex.out is not None
-            return ex.out
 
     # -- shadow ------------------------------------------------------------------------------
 
@@ -630,8 +421,8 @@ class Gateway:
             return
         fwd["stream"] = False
         t0 = time.perf_counter()
-        ex = _Exchange()
-        await self._forward_json(route, fwd, cls, trace_id, ex)
+        ex = Exchange()
+        await self._upstream.forward_json(route, fwd, cls.slice, trace_id, ex)
         self.traces.record(
             Trace(
                 id=trace_id,

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 from relgate.errors import InvalidTransitionError
-from relgate.gateway import Gateway, _SseText
+from relgate.gateway import Gateway
 from relgate.routing import PromptTemplate, ReleaseRoute, RoutingSnapshot
+from relgate.upstream import SseText
 
 TPL = PromptTemplate("", "{input}", ("input",))
 A = ReleaseRoute("a" * 64, "http://127.0.0.1:1/v1", "m-a", TPL)
@@ -58,7 +59,7 @@ def test_sse_text_survives_arbitrary_chunk_boundaries() -> None:
     )
     raw += b": keep-alive comment\n\ndata: {not json}\n\ndata: [DONE]\n\n"
     for step in (1, 2, 7, len(raw)):
-        sse = _SseText()
+        sse = SseText()
         for i in range(0, len(raw), step):
             sse.feed(raw[i : i + step])
         assert sse.text == "Hello, wörld"
