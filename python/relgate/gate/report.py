@@ -26,6 +26,7 @@ from relgate.gate.verdict import GateScores, SliceResult
 
 __all__ = ["format_table", "load_scores", "render_html", "render_svg", "write_report"]
 
+_AXIS_MIN, _AXIS_MAX = -1.0, 2.0
 _COLORS = {
     "PASS": "#1a7f37",
     "FAIL": "#cf222e",
@@ -94,14 +95,25 @@ def render_svg(result: GateResult) -> str:
     values = [v for _, p, lo, hi in rows for v in (p, lo, hi) if math.isfinite(v)]
     values += [v for r in result.slices for v in _previous(r, normalized) if math.isfinite(v)]
     floor = float(result.policy.get("floor", 0.65))
-    lo_v = min([-0.25, floor, *values])
-    hi_v = max([1.25, floor, *values])
+    # The axis covers what a verdict turns on; wider intervals (small or untrusted slices) are
+    # clipped at its edges and marked with an arrowhead, so they cannot squeeze the rest.
+    lo_v = max(_AXIS_MIN, min([-0.25, floor, *values]))
+    hi_v = min(_AXIS_MAX, max([1.25, floor, *values]))
     left, width, row_h, top = 170, 520, 34, 40
     n_rows = len(rows) + 1  # + aggregate
     height = top + n_rows * row_h + 40
 
     def sx(v: float) -> float:
-        return left + (v - lo_v) / (hi_v - lo_v) * width
+        return left + (min(max(v, lo_v), hi_v) - lo_v) / (hi_v - lo_v) * width
+
+    def clipped(v: float, y: float, fill: str) -> str:
+        if lo_v <= v <= hi_v:
+            return ""
+        x, d = (sx(v), -6) if v < lo_v else (sx(v), 6)
+        return (
+            f'<polygon points="{x + d:.1f},{y:.1f} {x:.1f},{y - 4:.1f} {x:.1f},{y + 4:.1f}" '
+            f'fill="{fill}"/>'
+        )
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 170}" '
@@ -131,11 +143,13 @@ def render_svg(result: GateResult) -> str:
                 parts.append(
                     f'<line x1="{sx(plo):.1f}" y1="{y + dy:.1f}" x2="{sx(phi):.1f}" '
                     f'y2="{y + dy:.1f}" stroke="{fill}" stroke-width="2"/>'
+                    + clipped(plo, y + dy, fill)
+                    + clipped(phi, y + dy, fill)
                 )
             if math.isfinite(pv):
                 parts.append(f'<circle cx="{sx(pv):.1f}" cy="{y + dy:.1f}" r="4" fill="{fill}"/>')
         parts.append(
-            f'<text x="{left + width + 10}" y="{y + 4:.1f}" fill="{color}" '
+            f'<text x="{left + width + 16}" y="{y + 4:.1f}" fill="{color}" '
             f'font-weight="bold">{r.verdict.value}</text>'
         )
     agg = result.aggregate
