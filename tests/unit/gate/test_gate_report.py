@@ -70,3 +70,15 @@ def test_text_table_names_failures_and_marks_the_aggregate(result: GateResult) -
     assert lines[2].startswith("Law") and "FAIL" in lines[2]
     assert "NOT decisive" in table and "failed slices: Law" in table
     assert render_svg(result).startswith("<svg")
+
+
+def test_wide_intervals_are_clipped_with_arrowheads() -> None:
+    x, y, items = graded_slice(8, noise=2.0)
+    wide = decide(
+        make_scores({"A": (x, None, y, items)}), make_calibration({"A": (0.1, 0.1)}), POLICY
+    )
+    assert wide.slices[0].q_high - wide.slices[0].q_low > 3.0
+    svg = render_svg(wide)
+    assert "<polygon" in svg
+    xs = [float(v) for v in re.findall(r'<line x1="([-\d.]+)"', svg)]
+    assert min(xs) >= 170.0 and max(xs) <= 170.0 + 520.0  # nothing drawn outside the axis
