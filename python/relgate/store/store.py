@@ -134,15 +134,23 @@ class Store:
     @contextlib.contextmanager
     def _transaction(self, *, lock_key: str) -> Iterator[Connection]:
         """A write transaction serialized against every other writer of ``lock_key``."""
-        with self._write_lock, self._engine.connect() as conn:
-            # Read by the SQLite "begin" hook below: writers start with BEGIN IMMEDIATE.
-            conn.execution_options(relgate_write=True)
-            with conn.begin():
-                if self._pg:
-                    conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_id(lock_key)}
-                    )
-                yield conn
+        try:
+            with self._write_lock, self._engine.connect() as conn:
+                # Read by the SQLite "begin" hook: writers start with BEGIN IMMEDIATE.
+                conn.execution_options(relgate_write=True)
+                with conn.begin():
+                    if self._pg:
+                        conn.execute(
+                            sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                            {"key": lock_id(lock_key)},
+                        )
+                    yield conn
+        except sa.exc.IntegrityError as exc:
+            # Rolled back. A UNIQUE, foreign key or trigger refusal is data that does not fit
+            # the chain: callers see relgate's error, never SQLAlchemy's.
+            raise IntegrityError(
+                f"the store's constraints refused the write: {exc.orig}", rule="store_constraint"
+            ) from exc
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -182,18 +190,16 @@ class Store:
             raise ManifestConflictError(
                 f"expected release {expected_sha256} but the manifest's content hashes to {sha}"
             )
-        for _attempt in range(_RETRIES):
+        for attempt in range(_RETRIES):
             try:
                 return self._register_once(manifest, actor=actor, tenant=tenant)
-            except sa.exc.IntegrityError as exc:
+            except IntegrityError:
                 # Another tenant's writer inserted the same release between our read and our
                 # insert (tenants do not serialize against each other on PostgreSQL): the
                 # transaction rolled back, and the next attempt finds the stored release.
-                refusal = exc
-        raise IntegrityError(
-            f"the store's constraints refused registering {sha}: {refusal.orig}",
-            rule="store_constraint",
-        ) from refusal
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _register_once(
         self, manifest: ReleaseManifest, *, actor: str, tenant: str
@@ -584,7 +590,7 @@ class Store:
                         created_at=self.now(),
                     )
                 )
-        except sa.exc.IntegrityError as exc:
+        except IntegrityError as exc:
             raise InvalidInputError("an API key with this hash already exists") from exc
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
