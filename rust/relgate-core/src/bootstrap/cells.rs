@@ -10,6 +10,13 @@
 //!
 //! Resampling units are rows or whole item clusters; each unit is the list of (cell, count)
 //! it adds to a resample.
+//!
+//! Cell counts of a row resample could also be drawn directly as Multinomial(n, base / n)
+//! through K conditional binomials. That only pays when n is far above the number of
+//! cells times the cost of a binomial draw (tens of thousands of rows per slice); gate and
+//! monitor slices hold tens to thousands of rows, where n uniform draws (~1 ns each) are
+//! cheaper and exact, so rows are drawn. Cluster resamples cannot use it at all (clusters
+//! differ in size and content).
 
 use crate::rank::corr::{finish_pearson, finish_tau_b, weighted_table_cmd};
 use crate::rank::dense::Dense;
