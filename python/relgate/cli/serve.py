@@ -29,8 +29,24 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
     grpc_port: Annotated[int, typer.Option("--grpc-port", min=0, max=65535)] = 50051,
     gateway_port: Annotated[
-        int, typer.Option("--gateway-port", min=0, max=65535, help="Reserved for the gateway.")
+        int,
+        typer.Option(
+            "--gateway-port", min=0, max=65535, help="OpenAI-compatible gateway (data plane)."
+        ),
     ] = 8080,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            "--time-scale",
+            min=0.001,
+            help="Run the rollout clock (holds, observer minutes) this many times faster "
+            "(demos and tests; the timeline is kept in --data-dir).",
+        ),
+    ] = 1.0,
+    rollout_tick: Annotated[
+        float,
+        typer.Option("--rollout-tick", min=0.01, help="Seconds between rollout controller ticks."),
+    ] = 1.0,
     web_port: Annotated[int, typer.Option("--web-port", min=0, max=65535)] = 8081,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate.")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
@@ -60,7 +76,9 @@ def serve(
     ] = 10.0,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
 ) -> None:
-    """Serve gRPC (--grpc-port) and /healthz, /metrics (--web-port) until SIGTERM."""
+    """Serve gRPC (--grpc-port), the gateway (--gateway-port) and /healthz, /metrics
+    (--web-port) until SIGTERM."""
+    from relgate.rollout.service import RolloutOptions
     from relgate.service.server import create_server, run_until_signal
 
     logging.basicConfig(
@@ -68,7 +86,6 @@ def serve(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    log = logging.getLogger("relgate.serve")
     argv = shlex.split(anchor_command) if anchor_command else None
 
     async def main() -> None:
@@ -85,13 +102,15 @@ def serve(
             anchor_interval=anchor_interval,
             anchor_tsa=anchor_tsa,
             weights_root=weights_root,
+            gateway_port=gateway_port,
+            time_scale=time_scale,
+            rollout=RolloutOptions(tick_interval_s=rollout_tick),
         )
-        log.info("gateway port %d is reserved; the gateway is not served by this build",
-                 gateway_port)  # fmt: skip
         key = running.admin_key_path or "(bootstrap key already issued)"
         # One line on stdout with the bound ports: scripts and tests read it (ports may be 0).
         print(
-            f"relgate serving grpc={running.address} web={running.web_url} admin_key={key}",
+            f"relgate serving grpc={running.address} web={running.web_url} admin_key={key} "
+            f"gateway={running.gateway_url}",
             flush=True,
         )
         await run_until_signal(running, grace=grace)

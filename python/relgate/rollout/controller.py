@@ -208,6 +208,17 @@ class RolloutController:
         data = {"actor": actor, "reason": reason, **extra}
         self._commands.put(Fact(kind, 0.0, data))
 
+    def end_observation(self, reason: str) -> None:
+        """Stop observing a completed rollout (a newer release took over, or a manual
+        rollback): an OBSERVE_ENDED fact. No-op unless the rollout completed and observes."""
+        with self._lock:
+            s = self._status
+            if s.completed_at is None or s.observe_ended_at is not None:
+                return
+            if s.rolled_back_at is not None:
+                return
+            self._commit([Fact(FactKind.OBSERVE_ENDED, self._clock(), {"reason": reason})], [])
+
     # The writer loop.
 
     def tick(self) -> list[PhaseDecision]:

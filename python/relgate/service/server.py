@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import importlib
 import logging
@@ -28,7 +29,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from relgate.errors import InvalidInputError
+from relgate.gateway import Gateway
 from relgate.receipts import TreeHeadSigner
+from relgate.rollout.probe import CountingTraceStore
+from relgate.rollout.runtime import ScaledClock
+from relgate.rollout.service import RolloutManager, RolloutOptions
 from relgate.service.auth import Authenticator, bootstrap_admin_key
 from relgate.service.rpc import RpcEnv, build_handler
 from relgate.service.schedule import AnchorSchedule
@@ -84,6 +89,8 @@ class RunningServer:
     _health: _AioHealth
     _web: WebServer
     _anchor: AnchorSchedule | None
+    rollouts: RolloutManager
+    gateway: Gateway | None = None
     _serving: list[bool] = field(default_factory=lambda: [True])
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -96,6 +103,16 @@ class RunningServer:
     def web_url(self) -> str:
         """Base URL of the web port."""
         return f"http://{_hostport(self.host, self.web_port)}"
+
+    @property
+    def gateway_port(self) -> int:
+        """The gateway's bound port (0 when no gateway runs)."""
+        return self.gateway.port if self.gateway is not None else 0
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the gateway (OpenAI-compatible: ``/v1/chat/completions``)."""
+        return f"http://{_hostport(self.host, self.gateway_port)}"
 
     @property
     def anchor(self) -> AnchorSchedule | None:
@@ -111,7 +128,11 @@ class RunningServer:
         await self._health.enter_graceful_shutdown()
         if self._anchor is not None:
             await self._anchor.stop()
+        await self.rollouts.stop()
         await self._grpc.stop(grace)
+        if self.gateway is not None:
+            # Stop accepting, then let requests in flight finish (bounded by the grace).
+            await self.gateway.stop(grace)
         await self._web.stop()
         await asyncio.to_thread(self.store.close)
         self._stopped.set()
@@ -137,12 +158,20 @@ async def create_server(
     anchor_interval: float = 300.0,
     anchor_tsa: str | None = None,
     weights_root: Path | str | None = None,
+    gateway_port: int | None = 8080,
+    time_scale: float = 1.0,
+    rollout: RolloutOptions | None = None,
 ) -> RunningServer:
     """Open the store, issue the bootstrap admin key, and start gRPC, the web port and the
     anchoring schedule. Ports may be 0 (the bound ones are on the result).
 
     `weights_root` resolves relative weight paths of manifests (default: the working
     directory). The store attests reachable open weights at register time.
+
+    The gateway (data plane) listens on `gateway_port` (None: no gateway) and serves the
+    live release of `rollout.gateway_tenant`. `time_scale` > 1 runs the rollout clock (holds,
+    deadlines, observer minutes, trace windows) that many times faster than wall time, from an
+    anchor kept in the data directory; `rollout.clock` replaces that clock entirely (tests).
     """
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInputError("TLS needs both a certificate and a key file")
@@ -162,9 +191,13 @@ async def create_server(
         )
     )
     try:
+        options = rollout or RolloutOptions()
+        if rollout is None or rollout.clock is RolloutOptions().clock:
+            clock = ScaledClock(time_scale, root / "clock.json" if time_scale != 1.0 else None)
+            options = dataclasses.replace(options, clock=clock)
         return await _start(
             root, store, host, grpc_port, web_port, credentials, max_message_bytes,
-            anchor_dir, anchor_command, anchor_interval, anchor_tsa,
+            anchor_dir, anchor_command, anchor_interval, anchor_tsa, gateway_port, options,
         )  # fmt: skip
     except BaseException:
         await asyncio.to_thread(store.close)
@@ -183,6 +216,8 @@ async def _start(
     anchor_command: Sequence[str] | None,
     anchor_interval: float,
     anchor_tsa: str | None,
+    gateway_port: int | None,
+    options: RolloutOptions,
 ) -> RunningServer:
     admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store, root)
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
@@ -195,8 +230,31 @@ async def _start(
         KeyServicer(store),
         AttestationServicer(),
         GateServicer(),
-        RolloutServicer(),
     ]
+    traces = CountingTraceStore(clock=options.clock)
+    gateway = None
+    if gateway_port is not None:
+        gateway = Gateway(None, traces=traces)
+        try:
+            await gateway.start(host, gateway_port)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot bind the gateway to {host}:{gateway_port}: {exc}"
+            ) from None
+    rollouts = RolloutManager(
+        store,
+        gateway=gateway,
+        traces=traces,
+        options=options,
+        on_receipt=lambda r: metrics.receipts.labels(kind=r.kind).inc(),
+    )
+    try:
+        await rollouts.start()
+    except BaseException:
+        if gateway is not None:
+            await gateway.stop(0)
+        raise
+    servicers.append(RolloutServicer(rollouts))
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -222,8 +280,10 @@ async def _start(
         else:
             bound = server.add_insecure_port(target)
     except RuntimeError as exc:
+        await _stop_data_plane(rollouts, gateway)
         raise InvalidInputError(f"cannot bind gRPC to {target}: {exc}") from None
     if bound == 0:
+        await _stop_data_plane(rollouts, gateway)
         raise InvalidInputError(f"cannot bind gRPC to {target}")
     await server.start()
     serving = [True]
@@ -231,6 +291,7 @@ async def _start(
         web = await start_web(metrics, lambda: serving[0], host=host, port=web_port)
     except OSError as exc:
         await server.stop(None)
+        await _stop_data_plane(rollouts, gateway)
         raise InvalidInputError(f"cannot bind the web port {web_port} on {host}: {exc}") from None
     anchor = None
     if anchor_dir is not None or anchor_command or anchor_tsa:
@@ -257,10 +318,18 @@ async def _start(
         _health=health_servicer,
         _web=web,
         _anchor=anchor,
+        rollouts=rollouts,
+        gateway=gateway,
         _serving=serving,
     )
     log.info("relgate server on %s (web %s)", running.address, running.web_url)
     return running
+
+
+async def _stop_data_plane(rollouts: RolloutManager, gateway: Gateway | None) -> None:
+    await rollouts.stop()
+    if gateway is not None:
+        await gateway.stop(0)
 
 
 async def run_until_signal(running: RunningServer, *, grace: float = 10.0) -> None:
@@ -287,6 +356,7 @@ class BackgroundServer:
     def __init__(self, data_dir: Path | str, **kwargs: Any) -> None:
         kwargs.setdefault("grpc_port", 0)
         kwargs.setdefault("web_port", 0)
+        kwargs.setdefault("gateway_port", 0)
         self._data_dir = data_dir
         self._kwargs = kwargs
         self._loop = asyncio.new_event_loop()

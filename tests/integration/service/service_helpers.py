@@ -100,7 +100,8 @@ def start_serve(data_dir: Path, *extra: str, timeout: float = 60) -> ServeProces
     """Start `python -m relgate serve` on ports 0 and wait for its "serving" line."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "relgate", "serve", "--data-dir", str(data_dir)]
-    argv += ["--grpc-port", "0", "--web-port", "0", "--grace", "5", *extra]
+    argv += ["--grpc-port", "0", "--web-port", "0", "--gateway-port", "0", "--grace", "5"]
+    argv += extra
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )

@@ -1,13 +1,217 @@
-"""RolloutService: declared with its roles now; the rollout issue fills in the
-implementations. Until then every method authenticates and authorizes, then answers
-UNIMPLEMENTED.
+"""RolloutService: start, inspect, watch and command canary rollouts; manual rollback.
+
+The work is done by ``relgate.rollout.service.RolloutManager`` (the single writer per rollout,
+ticked on the server's loop); this module converts messages and checks roles and tenants.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
 from relgate._proto.relgate.v1 import rollout_pb2
+from relgate.errors import InvalidInputError, NotFoundError
+from relgate.rollout.checkpoint import evaluate_monitors
+from relgate.rollout.monitors import MonitorVerdict, Verdict
+from relgate.rollout.phase import Phase
+from relgate.rollout.service import ActiveRollout, RolloutManager
+from relgate.rollout.spec import RolloutSpec
 from relgate.service.auth import Role
-from relgate.service.rpc import Rpc
+from relgate.service.rpc import Call, Rpc
+from relgate.service.servicers._convert import receipt_pb
+from relgate.service.servicers.release import check_sha256
+
+# The proto's RolloutPhase has no Pending/Holding/Promoting: they are progressing (the exact
+# phase is the first word of status.message).
+_PHASES = {
+    Phase.PENDING: rollout_pb2.ROLLOUT_PHASE_PROGRESSING,
+    Phase.SHADOW: rollout_pb2.ROLLOUT_PHASE_SHADOW,
+    Phase.PROGRESSING: rollout_pb2.ROLLOUT_PHASE_PROGRESSING,
+    Phase.HOLDING: rollout_pb2.ROLLOUT_PHASE_PROGRESSING,
+    Phase.PROMOTING: rollout_pb2.ROLLOUT_PHASE_PROGRESSING,
+    Phase.PAUSED: rollout_pb2.ROLLOUT_PHASE_PAUSED,
+    Phase.INCONCLUSIVE: rollout_pb2.ROLLOUT_PHASE_INCONCLUSIVE,
+    Phase.OBSERVING: rollout_pb2.ROLLOUT_PHASE_OBSERVING,
+    Phase.COMPLETED: rollout_pb2.ROLLOUT_PHASE_COMPLETED,
+    Phase.ABORTED: rollout_pb2.ROLLOUT_PHASE_ABORTED,
+    Phase.ROLLED_BACK: rollout_pb2.ROLLOUT_PHASE_ROLLED_BACK,
+}
+_VERDICTS = {
+    Verdict.PASS: rollout_pb2.MONITOR_VERDICT_HOLDS,
+    Verdict.FAIL: rollout_pb2.MONITOR_VERDICT_BREACHED,
+    Verdict.INCONCLUSIVE: rollout_pb2.MONITOR_VERDICT_INCONCLUSIVE,
+}
+
+
+def _time(t: float | None) -> str:
+    if t is None:
+        return ""
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat()
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+
+
+def spec_overrides(spec: rollout_pb2.RolloutSpec) -> dict[str, Any]:
+    """A ``RolloutSpec.with_overrides`` mapping from the message (unset fields: defaults)."""
+    out: dict[str, Any] = {}
+    if spec.steps:
+        out["steps"] = [
+            {
+                "weight_bp": s.weight_bp,
+                "dwell_s": float(s.min_dwell_s),
+                "min_requests": s.min_requests,
+                "deadline_s": float(s.deadline_s) if s.deadline_s else None,
+            }
+            for s in spec.steps
+        ]
+    thresholds: dict[str, Any] = {}
+    observer: dict[str, Any] = {}
+    pairs = (
+        ("latency_p95_ratio", thresholds, "p95_ratio"),
+        ("error_rate_ratio", thresholds, "error_ratio"),
+        ("min_error_events", thresholds, "min_error_events"),
+        ("replay_traces_per_slice", thresholds, "replay_cap"),
+        ("observe_sample_fraction", observer, "sample_rate"),
+        ("observe_min_rows_per_minute", observer, "n_min"),
+        ("observe_bad_minutes", observer, "consecutive_minutes"),
+        ("observe_threshold_fraction", observer, "rollback_fraction"),
+    )
+    for field, target, key in pairs:
+        if spec.HasField(field):
+            target[key] = getattr(spec, field)
+    if thresholds:
+        out["thresholds"] = thresholds
+    if observer:
+        out["observer"] = observer
+    if spec.HasField("shadow_duration_s"):
+        out["shadow_s"] = float(spec.shadow_duration_s)
+    if spec.overrides_json.strip():
+        try:
+            extra = json.loads(spec.overrides_json)
+        except ValueError as exc:
+            raise InvalidInputError(f"spec.overrides_json is not JSON: {exc}") from None
+        if not isinstance(extra, dict):
+            raise InvalidInputError("spec.overrides_json must be a JSON object")
+        for key, value in extra.items():
+            if key in ("thresholds", "observer") and isinstance(value, dict):
+                out[key] = {**out.get(key, {}), **value}
+            else:
+                out[key] = value
+    return out
+
+
+def spec_pb(spec: RolloutSpec) -> rollout_pb2.RolloutSpec:
+    """The effective spec as a message."""
+    t, o = spec.thresholds, spec.observer
+    return rollout_pb2.RolloutSpec(
+        steps=[
+            rollout_pb2.Step(
+                weight_bp=s.weight_bp,
+                min_dwell_s=math.ceil(s.dwell_s),
+                min_requests=s.min_requests,
+                deadline_s=0 if s.deadline_s is None else math.ceil(s.deadline_s),
+            )
+            for s in spec.steps
+        ],
+        latency_p95_ratio=t.p95_ratio,
+        error_rate_ratio=t.error_ratio,
+        min_error_events=t.min_error_events,
+        replay_traces_per_slice=t.replay_cap,
+        shadow_duration_s=math.ceil(spec.shadow_s),
+        observe_sample_fraction=o.sample_rate,
+        observe_min_rows_per_minute=o.n_min,
+        observe_bad_minutes=o.consecutive_minutes,
+        observe_threshold_fraction=o.rollback_fraction,
+        overrides_json=json.dumps(spec.to_dict(), sort_keys=True),
+    )
+
+
+def _readings(verdicts: tuple[MonitorVerdict, ...], at: str) -> list[rollout_pb2.MonitorReading]:
+    out = []
+    for v in verdicts:
+        e = v.evidence
+        if v.monitor == "latency_p95":
+            out.append(
+                rollout_pb2.MonitorReading(
+                    monitor=v.monitor,
+                    candidate=_num(e.get("candidate_p95_s")),
+                    baseline=_num(e.get("stable_p95_s")),
+                    threshold=_num(e.get("threshold_ratio")),
+                    samples=int(e.get("candidate_count", 0) or 0),
+                    verdict=_VERDICTS[v.verdict],
+                    at=at,
+                )
+            )
+        elif v.monitor == "error_rate":
+            out.append(
+                rollout_pb2.MonitorReading(
+                    monitor=v.monitor,
+                    candidate=_num(e.get("candidate_rate")),
+                    baseline=_num(e.get("stable_rate")),
+                    threshold=_num(e.get("limit_rate")),
+                    samples=int(e.get("candidate_total", 0) or 0),
+                    verdict=_VERDICTS[v.verdict],
+                    at=at,
+                )
+            )
+        else:
+            slices = e.get("slices") or []
+            if not slices:
+                out.append(
+                    rollout_pb2.MonitorReading(
+                        monitor=v.monitor, verdict=_VERDICTS[v.verdict], at=at
+                    )
+                )
+            for s in slices:
+                out.append(
+                    rollout_pb2.MonitorReading(
+                        monitor=f"quality:{s.get('slice')}",
+                        candidate=_num(
+                            s.get("q") if s.get("scale") == "normalized" else s.get("rho")
+                        ),
+                        baseline=_num(s.get("ceiling")),
+                        threshold=_num(s.get("floor")),
+                        samples=int(s.get("n", 0) or 0),
+                        verdict=_VERDICTS[Verdict(str(s.get("verdict", "INCONCLUSIVE")))],
+                        at=at,
+                    )
+                )
+    return out
+
+
+def rollout_pb(ar: ActiveRollout, routing_version: int) -> rollout_pb2.Rollout:
+    """A rollout as clients see it: spec, facts and the phase computed now."""
+    c = ar.controller
+    s = ar.status
+    decision = ar.phase()
+    latest = s.latest()
+    verdicts = evaluate_monitors(latest, c.spec.thresholds)
+    status = rollout_pb2.RolloutStatus(
+        phase=_PHASES[decision.phase],
+        step_index=max(s.step_index, 0),
+        weight_bp=s.step_weight_bp,
+        started_at=_time(s.started_at),
+        step_started_at=_time(s.step_entered_at),
+        requests_at_step=s.requests_in_step,
+        paused=s.paused,
+        abort=s.aborted,
+        readings=_readings(verdicts, _time(latest.at)) if s.readings else [],
+        message=f"{decision.phase}: {decision.reason}",
+        routing_version=routing_version,
+    )
+    return rollout_pb2.Rollout(
+        rollout_id=ar.rollout_id,
+        release_sha256=c.candidate,
+        stable_release_sha256=c.stable or "",
+        spec=spec_pb(c.spec),
+        status=status,
+        tenant=ar.tenant,
+    )
 
 
 class RolloutServicer:
@@ -15,16 +219,108 @@ class RolloutServicer:
 
     descriptor = rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"]
 
+    def __init__(self, manager: RolloutManager) -> None:
+        self._m = manager
+
     def rpcs(self) -> dict[str, Rpc]:
-        """Method name -> role (implementations pending)."""
-        mutate = Rpc(Role.RELEASER)
+        """Method name -> role and implementation."""
         return {
-            "StartRollout": mutate,
-            "GetRollout": Rpc(Role.VIEWER),
-            "WatchRollout": Rpc(Role.VIEWER),
-            "Pause": mutate,
-            "Resume": mutate,
-            "Promote": mutate,
-            "Abort": mutate,
-            "Rollback": mutate,
+            "StartRollout": Rpc(Role.RELEASER, unary=self.start),
+            "GetRollout": Rpc(Role.VIEWER, unary=self.get),
+            "WatchRollout": Rpc(Role.VIEWER, stream=self.watch),
+            "Pause": Rpc(Role.RELEASER, unary=self.pause),
+            "Resume": Rpc(Role.RELEASER, unary=self.resume),
+            "Promote": Rpc(Role.RELEASER, unary=self.promote),
+            "Abort": Rpc(Role.RELEASER, unary=self.abort),
+            "Rollback": Rpc(Role.RELEASER, unary=self.rollback),
         }
+
+    def _pb(self, ar: ActiveRollout) -> rollout_pb2.Rollout:
+        return rollout_pb(ar, self._m.routing(ar.tenant).version)
+
+    def _tenant_of(self, rollout_id: str, call: Call) -> str:
+        if not rollout_id.strip():
+            raise InvalidInputError("rollout_id is required")
+        ar = self._m.get(rollout_id)
+        # Another tenant's rollout is reported as absent (existence is data).
+        if ar.tenant != call.principal.tenant and call.principal.role < Role.ADMIN:
+            raise NotFoundError(f"no rollout {rollout_id!r}")
+        return call.tenant(ar.tenant)
+
+    async def start(
+        self, request: rollout_pb2.StartRolloutRequest, call: Call
+    ) -> rollout_pb2.Rollout:
+        """Start a canary (or shadow) of a gated release."""
+        tenant = call.tenant(request.tenant)
+        sha = check_sha256(request.release_sha256, "release_sha256")
+        stable = (
+            check_sha256(request.stable_release_sha256, "stable_release_sha256")
+            if request.stable_release_sha256
+            else None
+        )
+        overrides = spec_overrides(request.spec) if request.HasField("spec") else {}
+        ar = await self._m.start_rollout(
+            tenant, sha, actor=call.actor, reason=request.reason, stable=stable, overrides=overrides
+        )
+        return self._pb(ar)
+
+    async def get(self, request: rollout_pb2.GetRolloutRequest, call: Call) -> rollout_pb2.Rollout:
+        """The rollout now."""
+        tenant = self._tenant_of(request.rollout_id, call)
+        return self._pb(self._m.get(request.rollout_id, tenant))
+
+    async def watch(
+        self, request: rollout_pb2.WatchRolloutRequest, call: Call
+    ) -> AsyncIterator[rollout_pb2.RolloutEvent]:
+        """The rollout now, then every change until it is over."""
+        tenant = self._tenant_of(request.rollout_id, call)
+        sent: str | None = None
+        async for ar in self._m.watch(request.rollout_id, tenant):
+            event = rollout_pb2.RolloutEvent(rollout=self._pb(ar))
+            r = ar.last_receipt
+            if r is not None and r.receipt_sha256 != sent:
+                event.receipt.CopyFrom(receipt_pb(r))
+                sent = r.receipt_sha256
+            yield event
+
+    async def _command(
+        self, verb: str, request: rollout_pb2.RolloutControlRequest, call: Call
+    ) -> rollout_pb2.Rollout:
+        tenant = self._tenant_of(request.rollout_id, call)
+        ar = await self._m.command(request.rollout_id, tenant, verb, call.actor, request.reason)
+        return self._pb(ar)
+
+    async def pause(
+        self, request: rollout_pb2.RolloutControlRequest, call: Call
+    ) -> rollout_pb2.Rollout:
+        """Pause (beats promote)."""
+        return await self._command("pause", request, call)
+
+    async def resume(
+        self, request: rollout_pb2.RolloutControlRequest, call: Call
+    ) -> rollout_pb2.Rollout:
+        """Resume a paused rollout (its step deadline restarts)."""
+        return await self._command("resume", request, call)
+
+    async def promote(
+        self, request: rollout_pb2.RolloutControlRequest, call: Call
+    ) -> rollout_pb2.Rollout:
+        """Skip the rest of the hold once every monitor holds (or end a finished shadow)."""
+        return await self._command("promote", request, call)
+
+    async def abort(
+        self, request: rollout_pb2.RolloutControlRequest, call: Call
+    ) -> rollout_pb2.Rollout:
+        """Abort: traffic returns to the stable release (beats pause and promote)."""
+        return await self._command("abort", request, call)
+
+    async def rollback(
+        self, request: rollout_pb2.RollbackRequest, call: Call
+    ) -> rollout_pb2.RollbackResponse:
+        """Swap the routing to any earlier release, with a manual_rollback receipt."""
+        tenant = call.tenant(request.tenant)
+        target = check_sha256(request.target_release_sha256, "target_release_sha256")
+        receipt, version = await self._m.rollback(
+            tenant, target, actor=call.actor, reason=request.reason
+        )
+        return rollout_pb2.RollbackResponse(receipt=receipt_pb(receipt), routing_version=version)

@@ -25,41 +25,41 @@ _sym_db = _symbol_database.Default()
 from relgate._proto.relgate.v1 import common_pb2 as relgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relgate/v1/rollout.proto\x12\nrelgate.v1\x1a\x17relgate/v1/common.proto\"X\n\x04Step\x12\x11\n\tweight_bp\x18\x01 \x01(\r\x12\x13\n\x0bmin_dwell_s\x18\x02 \x01(\r\x12\x14\n\x0cmin_requests\x18\x03 \x01(\x04\x12\x12\n\ndeadline_s\x18\x04 \x01(\r\"\xd2\x04\n\x0bRolloutSpec\x12\x1f\n\x05steps\x18\x01 \x03(\x0b\x32\x10.relgate.v1.Step\x12\x1e\n\x11latency_p95_ratio\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x1d\n\x10\x65rror_rate_ratio\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x1d\n\x10min_error_events\x18\x04 \x01(\x04H\x02\x88\x01\x01\x12$\n\x17replay_traces_per_slice\x18\x05 \x01(\rH\x03\x88\x01\x01\x12\x1e\n\x11shadow_duration_s\x18\x06 \x01(\rH\x04\x88\x01\x01\x12$\n\x17observe_sample_fraction\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12(\n\x1bobserve_min_rows_per_minute\x18\x08 \x01(\rH\x06\x88\x01\x01\x12 \n\x13observe_bad_minutes\x18\t \x01(\rH\x07\x88\x01\x01\x12\'\n\x1aobserve_threshold_fraction\x18\n \x01(\x01H\x08\x88\x01\x01\x42\x14\n\x12_latency_p95_ratioB\x13\n\x11_error_rate_ratioB\x13\n\x11_min_error_eventsB\x1a\n\x18_replay_traces_per_sliceB\x14\n\x12_shadow_duration_sB\x1a\n\x18_observe_sample_fractionB\x1e\n\x1c_observe_min_rows_per_minuteB\x16\n\x14_observe_bad_minutesB\x1d\n\x1b_observe_threshold_fraction\"\xa3\x01\n\x0eMonitorReading\x12\x0f\n\x07monitor\x18\x01 \x01(\t\x12\x11\n\tcandidate\x18\x02 \x01(\x01\x12\x10\n\x08\x62\x61seline\x18\x03 \x01(\x01\x12\x11\n\tthreshold\x18\x04 \x01(\x01\x12\x0f\n\x07samples\x18\x05 \x01(\x04\x12+\n\x07verdict\x18\x06 \x01(\x0e\x32\x1a.relgate.v1.MonitorVerdict\x12\n\n\x02\x61t\x18\x07 \x01(\t\"\x9d\x02\n\rRolloutStatus\x12\'\n\x05phase\x18\x01 \x01(\x0e\x32\x18.relgate.v1.RolloutPhase\x12\x12\n\nstep_index\x18\x02 \x01(\r\x12\x11\n\tweight_bp\x18\x03 \x01(\r\x12\x12\n\nstarted_at\x18\x04 \x01(\t\x12\x17\n\x0fstep_started_at\x18\x05 \x01(\t\x12\x18\n\x10requests_at_step\x18\x06 \x01(\x04\x12\x0e\n\x06paused\x18\x07 \x01(\x08\x12\r\n\x05\x61\x62ort\x18\x08 \x01(\x08\x12,\n\x08readings\x18\t \x03(\x0b\x32\x1a.relgate.v1.MonitorReading\x12\x0f\n\x07message\x18\n \x01(\t\x12\x17\n\x0frouting_version\x18\x0b \x01(\x04\"\xb6\x01\n\x07Rollout\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x16\n\x0erelease_sha256\x18\x02 \x01(\t\x12\x1d\n\x15stable_release_sha256\x18\x03 \x01(\t\x12%\n\x04spec\x18\x04 \x01(\x0b\x32\x17.relgate.v1.RolloutSpec\x12)\n\x06status\x18\x05 \x01(\x0b\x32\x19.relgate.v1.RolloutStatus\x12\x0e\n\x06tenant\x18\x06 \x01(\t\"\x93\x01\n\x13StartRolloutRequest\x12\x16\n\x0erelease_sha256\x18\x01 \x01(\t\x12%\n\x04spec\x18\x02 \x01(\x0b\x32\x17.relgate.v1.RolloutSpec\x12\x1d\n\x15stable_release_sha256\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\'\n\x11GetRolloutRequest\x12\x12\n\nrollout_id\x18\x01 \x01(\t\")\n\x13WatchRolloutRequest\x12\x12\n\nrollout_id\x18\x01 \x01(\t\"Z\n\x0cRolloutEvent\x12$\n\x07rollout\x18\x01 \x01(\x0b\x32\x13.relgate.v1.Rollout\x12$\n\x07receipt\x18\x02 \x01(\x0b\x32\x13.relgate.v1.Receipt\";\n\x15RolloutControlRequest\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"P\n\x0fRollbackRequest\x12\x1d\n\x15target_release_sha256\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"Q\n\x10RollbackResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.relgate.v1.Receipt\x12\x17\n\x0frouting_version\x18\x02 \x01(\x04*\x94\x02\n\x0cRolloutPhase\x12\x1d\n\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x18\n\x14ROLLOUT_PHASE_SHADOW\x10\x01\x12\x1d\n\x19ROLLOUT_PHASE_PROGRESSING\x10\x02\x12\x18\n\x14ROLLOUT_PHASE_PAUSED\x10\x03\x12\x1e\n\x1aROLLOUT_PHASE_INCONCLUSIVE\x10\x04\x12\x1b\n\x17ROLLOUT_PHASE_OBSERVING\x10\x05\x12\x1b\n\x17ROLLOUT_PHASE_COMPLETED\x10\x06\x12\x19\n\x15ROLLOUT_PHASE_ABORTED\x10\x07\x12\x1d\n\x19ROLLOUT_PHASE_ROLLED_BACK\x10\x08*\x8c\x01\n\x0eMonitorVerdict\x12\x1f\n\x1bMONITOR_VERDICT_UNSPECIFIED\x10\x00\x12\x19\n\x15MONITOR_VERDICT_HOLDS\x10\x01\x12\x1c\n\x18MONITOR_VERDICT_BREACHED\x10\x02\x12 \n\x1cMONITOR_VERDICT_INCONCLUSIVE\x10\x03\x32\xb3\x04\n\x0eRolloutService\x12\x44\n\x0cStartRollout\x12\x1f.relgate.v1.StartRolloutRequest\x1a\x13.relgate.v1.Rollout\x12@\n\nGetRollout\x12\x1d.relgate.v1.GetRolloutRequest\x1a\x13.relgate.v1.Rollout\x12K\n\x0cWatchRollout\x12\x1f.relgate.v1.WatchRolloutRequest\x1a\x18.relgate.v1.RolloutEvent0\x01\x12?\n\x05Pause\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12@\n\x06Resume\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12\x41\n\x07Promote\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12?\n\x05\x41\x62ort\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12\x45\n\x08Rollback\x12\x1b.relgate.v1.RollbackRequest\x1a\x1c.relgate.v1.RollbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relgate/v1/rollout.proto\x12\nrelgate.v1\x1a\x17relgate/v1/common.proto\"X\n\x04Step\x12\x11\n\tweight_bp\x18\x01 \x01(\r\x12\x13\n\x0bmin_dwell_s\x18\x02 \x01(\r\x12\x14\n\x0cmin_requests\x18\x03 \x01(\x04\x12\x12\n\ndeadline_s\x18\x04 \x01(\r\"\xea\x04\n\x0bRolloutSpec\x12\x1f\n\x05steps\x18\x01 \x03(\x0b\x32\x10.relgate.v1.Step\x12\x1e\n\x11latency_p95_ratio\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x1d\n\x10\x65rror_rate_ratio\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x1d\n\x10min_error_events\x18\x04 \x01(\x04H\x02\x88\x01\x01\x12$\n\x17replay_traces_per_slice\x18\x05 \x01(\rH\x03\x88\x01\x01\x12\x1e\n\x11shadow_duration_s\x18\x06 \x01(\rH\x04\x88\x01\x01\x12$\n\x17observe_sample_fraction\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12(\n\x1bobserve_min_rows_per_minute\x18\x08 \x01(\rH\x06\x88\x01\x01\x12 \n\x13observe_bad_minutes\x18\t \x01(\rH\x07\x88\x01\x01\x12\'\n\x1aobserve_threshold_fraction\x18\n \x01(\x01H\x08\x88\x01\x01\x12\x16\n\x0eoverrides_json\x18\x0b \x01(\tB\x14\n\x12_latency_p95_ratioB\x13\n\x11_error_rate_ratioB\x13\n\x11_min_error_eventsB\x1a\n\x18_replay_traces_per_sliceB\x14\n\x12_shadow_duration_sB\x1a\n\x18_observe_sample_fractionB\x1e\n\x1c_observe_min_rows_per_minuteB\x16\n\x14_observe_bad_minutesB\x1d\n\x1b_observe_threshold_fraction\"\xa3\x01\n\x0eMonitorReading\x12\x0f\n\x07monitor\x18\x01 \x01(\t\x12\x11\n\tcandidate\x18\x02 \x01(\x01\x12\x10\n\x08\x62\x61seline\x18\x03 \x01(\x01\x12\x11\n\tthreshold\x18\x04 \x01(\x01\x12\x0f\n\x07samples\x18\x05 \x01(\x04\x12+\n\x07verdict\x18\x06 \x01(\x0e\x32\x1a.relgate.v1.MonitorVerdict\x12\n\n\x02\x61t\x18\x07 \x01(\t\"\x9d\x02\n\rRolloutStatus\x12\'\n\x05phase\x18\x01 \x01(\x0e\x32\x18.relgate.v1.RolloutPhase\x12\x12\n\nstep_index\x18\x02 \x01(\r\x12\x11\n\tweight_bp\x18\x03 \x01(\r\x12\x12\n\nstarted_at\x18\x04 \x01(\t\x12\x17\n\x0fstep_started_at\x18\x05 \x01(\t\x12\x18\n\x10requests_at_step\x18\x06 \x01(\x04\x12\x0e\n\x06paused\x18\x07 \x01(\x08\x12\r\n\x05\x61\x62ort\x18\x08 \x01(\x08\x12,\n\x08readings\x18\t \x03(\x0b\x32\x1a.relgate.v1.MonitorReading\x12\x0f\n\x07message\x18\n \x01(\t\x12\x17\n\x0frouting_version\x18\x0b \x01(\x04\"\xb6\x01\n\x07Rollout\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x16\n\x0erelease_sha256\x18\x02 \x01(\t\x12\x1d\n\x15stable_release_sha256\x18\x03 \x01(\t\x12%\n\x04spec\x18\x04 \x01(\x0b\x32\x17.relgate.v1.RolloutSpec\x12)\n\x06status\x18\x05 \x01(\x0b\x32\x19.relgate.v1.RolloutStatus\x12\x0e\n\x06tenant\x18\x06 \x01(\t\"\x93\x01\n\x13StartRolloutRequest\x12\x16\n\x0erelease_sha256\x18\x01 \x01(\t\x12%\n\x04spec\x18\x02 \x01(\x0b\x32\x17.relgate.v1.RolloutSpec\x12\x1d\n\x15stable_release_sha256\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\'\n\x11GetRolloutRequest\x12\x12\n\nrollout_id\x18\x01 \x01(\t\")\n\x13WatchRolloutRequest\x12\x12\n\nrollout_id\x18\x01 \x01(\t\"Z\n\x0cRolloutEvent\x12$\n\x07rollout\x18\x01 \x01(\x0b\x32\x13.relgate.v1.Rollout\x12$\n\x07receipt\x18\x02 \x01(\x0b\x32\x13.relgate.v1.Receipt\";\n\x15RolloutControlRequest\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"P\n\x0fRollbackRequest\x12\x1d\n\x15target_release_sha256\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"Q\n\x10RollbackResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.relgate.v1.Receipt\x12\x17\n\x0frouting_version\x18\x02 \x01(\x04*\x94\x02\n\x0cRolloutPhase\x12\x1d\n\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x18\n\x14ROLLOUT_PHASE_SHADOW\x10\x01\x12\x1d\n\x19ROLLOUT_PHASE_PROGRESSING\x10\x02\x12\x18\n\x14ROLLOUT_PHASE_PAUSED\x10\x03\x12\x1e\n\x1aROLLOUT_PHASE_INCONCLUSIVE\x10\x04\x12\x1b\n\x17ROLLOUT_PHASE_OBSERVING\x10\x05\x12\x1b\n\x17ROLLOUT_PHASE_COMPLETED\x10\x06\x12\x19\n\x15ROLLOUT_PHASE_ABORTED\x10\x07\x12\x1d\n\x19ROLLOUT_PHASE_ROLLED_BACK\x10\x08*\x8c\x01\n\x0eMonitorVerdict\x12\x1f\n\x1bMONITOR_VERDICT_UNSPECIFIED\x10\x00\x12\x19\n\x15MONITOR_VERDICT_HOLDS\x10\x01\x12\x1c\n\x18MONITOR_VERDICT_BREACHED\x10\x02\x12 \n\x1cMONITOR_VERDICT_INCONCLUSIVE\x10\x03\x32\xb3\x04\n\x0eRolloutService\x12\x44\n\x0cStartRollout\x12\x1f.relgate.v1.StartRolloutRequest\x1a\x13.relgate.v1.Rollout\x12@\n\nGetRollout\x12\x1d.relgate.v1.GetRolloutRequest\x1a\x13.relgate.v1.Rollout\x12K\n\x0cWatchRollout\x12\x1f.relgate.v1.WatchRolloutRequest\x1a\x18.relgate.v1.RolloutEvent0\x01\x12?\n\x05Pause\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12@\n\x06Resume\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12\x41\n\x07Promote\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12?\n\x05\x41\x62ort\x12!.relgate.v1.RolloutControlRequest\x1a\x13.relgate.v1.Rollout\x12\x45\n\x08Rollback\x12\x1b.relgate.v1.RollbackRequest\x1a\x1c.relgate.v1.RollbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relgate.v1.rollout_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLLOUTPHASE']._serialized_start=1944
-  _globals['_ROLLOUTPHASE']._serialized_end=2220
-  _globals['_MONITORVERDICT']._serialized_start=2223
-  _globals['_MONITORVERDICT']._serialized_end=2363
+  _globals['_ROLLOUTPHASE']._serialized_start=1968
+  _globals['_ROLLOUTPHASE']._serialized_end=2244
+  _globals['_MONITORVERDICT']._serialized_start=2247
+  _globals['_MONITORVERDICT']._serialized_end=2387
   _globals['_STEP']._serialized_start=65
   _globals['_STEP']._serialized_end=153
   _globals['_ROLLOUTSPEC']._serialized_start=156
-  _globals['_ROLLOUTSPEC']._serialized_end=750
-  _globals['_MONITORREADING']._serialized_start=753
-  _globals['_MONITORREADING']._serialized_end=916
-  _globals['_ROLLOUTSTATUS']._serialized_start=919
-  _globals['_ROLLOUTSTATUS']._serialized_end=1204
-  _globals['_ROLLOUT']._serialized_start=1207
-  _globals['_ROLLOUT']._serialized_end=1389
-  _globals['_STARTROLLOUTREQUEST']._serialized_start=1392
-  _globals['_STARTROLLOUTREQUEST']._serialized_end=1539
-  _globals['_GETROLLOUTREQUEST']._serialized_start=1541
-  _globals['_GETROLLOUTREQUEST']._serialized_end=1580
-  _globals['_WATCHROLLOUTREQUEST']._serialized_start=1582
-  _globals['_WATCHROLLOUTREQUEST']._serialized_end=1623
-  _globals['_ROLLOUTEVENT']._serialized_start=1625
-  _globals['_ROLLOUTEVENT']._serialized_end=1715
-  _globals['_ROLLOUTCONTROLREQUEST']._serialized_start=1717
-  _globals['_ROLLOUTCONTROLREQUEST']._serialized_end=1776
-  _globals['_ROLLBACKREQUEST']._serialized_start=1778
-  _globals['_ROLLBACKREQUEST']._serialized_end=1858
-  _globals['_ROLLBACKRESPONSE']._serialized_start=1860
-  _globals['_ROLLBACKRESPONSE']._serialized_end=1941
-  _globals['_ROLLOUTSERVICE']._serialized_start=2366
-  _globals['_ROLLOUTSERVICE']._serialized_end=2929
+  _globals['_ROLLOUTSPEC']._serialized_end=774
+  _globals['_MONITORREADING']._serialized_start=777
+  _globals['_MONITORREADING']._serialized_end=940
+  _globals['_ROLLOUTSTATUS']._serialized_start=943
+  _globals['_ROLLOUTSTATUS']._serialized_end=1228
+  _globals['_ROLLOUT']._serialized_start=1231
+  _globals['_ROLLOUT']._serialized_end=1413
+  _globals['_STARTROLLOUTREQUEST']._serialized_start=1416
+  _globals['_STARTROLLOUTREQUEST']._serialized_end=1563
+  _globals['_GETROLLOUTREQUEST']._serialized_start=1565
+  _globals['_GETROLLOUTREQUEST']._serialized_end=1604
+  _globals['_WATCHROLLOUTREQUEST']._serialized_start=1606
+  _globals['_WATCHROLLOUTREQUEST']._serialized_end=1647
+  _globals['_ROLLOUTEVENT']._serialized_start=1649
+  _globals['_ROLLOUTEVENT']._serialized_end=1739
+  _globals['_ROLLOUTCONTROLREQUEST']._serialized_start=1741
+  _globals['_ROLLOUTCONTROLREQUEST']._serialized_end=1800
+  _globals['_ROLLBACKREQUEST']._serialized_start=1802
+  _globals['_ROLLBACKREQUEST']._serialized_end=1882
+  _globals['_ROLLBACKRESPONSE']._serialized_start=1884
+  _globals['_ROLLBACKRESPONSE']._serialized_end=1965
+  _globals['_ROLLOUTSERVICE']._serialized_start=2390
+  _globals['_ROLLOUTSERVICE']._serialized_end=2953
 # @@protoc_insertion_point(module_scope)

@@ -53,7 +53,7 @@ class Step(_message.Message):
     def __init__(self, weight_bp: _Optional[int] = ..., min_dwell_s: _Optional[int] = ..., min_requests: _Optional[int] = ..., deadline_s: _Optional[int] = ...) -> None: ...
 
 class RolloutSpec(_message.Message):
-    __slots__ = ("steps", "latency_p95_ratio", "error_rate_ratio", "min_error_events", "replay_traces_per_slice", "shadow_duration_s", "observe_sample_fraction", "observe_min_rows_per_minute", "observe_bad_minutes", "observe_threshold_fraction")
+    __slots__ = ("steps", "latency_p95_ratio", "error_rate_ratio", "min_error_events", "replay_traces_per_slice", "shadow_duration_s", "observe_sample_fraction", "observe_min_rows_per_minute", "observe_bad_minutes", "observe_threshold_fraction", "overrides_json")
     STEPS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P95_RATIO_FIELD_NUMBER: _ClassVar[int]
     ERROR_RATE_RATIO_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class RolloutSpec(_message.Message):
     OBSERVE_MIN_ROWS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
     OBSERVE_BAD_MINUTES_FIELD_NUMBER: _ClassVar[int]
     OBSERVE_THRESHOLD_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_JSON_FIELD_NUMBER: _ClassVar[int]
     steps: _containers.RepeatedCompositeFieldContainer[Step]
     latency_p95_ratio: float
     error_rate_ratio: float
@@ -74,7 +75,8 @@ class RolloutSpec(_message.Message):
     observe_min_rows_per_minute: int
     observe_bad_minutes: int
     observe_threshold_fraction: float
-    def __init__(self, steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., latency_p95_ratio: _Optional[float] = ..., error_rate_ratio: _Optional[float] = ..., min_error_events: _Optional[int] = ..., replay_traces_per_slice: _Optional[int] = ..., shadow_duration_s: _Optional[int] = ..., observe_sample_fraction: _Optional[float] = ..., observe_min_rows_per_minute: _Optional[int] = ..., observe_bad_minutes: _Optional[int] = ..., observe_threshold_fraction: _Optional[float] = ...) -> None: ...
+    overrides_json: str
+    def __init__(self, steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., latency_p95_ratio: _Optional[float] = ..., error_rate_ratio: _Optional[float] = ..., min_error_events: _Optional[int] = ..., replay_traces_per_slice: _Optional[int] = ..., shadow_duration_s: _Optional[int] = ..., observe_sample_fraction: _Optional[float] = ..., observe_min_rows_per_minute: _Optional[int] = ..., observe_bad_minutes: _Optional[int] = ..., observe_threshold_fraction: _Optional[float] = ..., overrides_json: _Optional[str] = ...) -> None: ...
 
 class MonitorReading(_message.Message):
     __slots__ = ("monitor", "candidate", "baseline", "threshold", "samples", "verdict", "at")

@@ -1,0 +1,524 @@
+"""Rollouts inside ``relgate serve``: the live release per tenant, starting, commanding,
+watching and resuming rollouts, manual rollback, and the background task that ticks every
+controller on the server's event loop.
+
+State is derived from the store, never kept beside it:
+
+- the live release of a tenant is the ``live_release`` of its latest receipt that names one
+  (written with the decision that changed it: a completed rollout or shadow, a rollback);
+- a rollout is its ``rollout_start`` receipt plus its ``rollout_fact`` facts
+  (``relgate.rollout.runtime.StoreFactLog``); on start the server rebuilds every rollout from
+  them and resumes the latest one of each tenant that is not over.
+
+There is one writer per rollout: its controller, ticked under the rollout's lock by the tick
+task; gRPC commands queue into the controller and trigger a tick. Only the gateway's tenant
+(``gateway_tenant``) has a data plane here; other tenants' rollouts are recorded and decided,
+but see no traffic (their monitors stay INCONCLUSIVE and they pause for a human).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
+from relgate.gateway import Gateway
+from relgate.judge.base import Judge
+from relgate.receipts.model import Receipt
+from relgate.rollout.controller import TERMINAL_PHASES, RolloutController
+from relgate.rollout.phase import Phase, PhaseDecision, compute_phase
+from relgate.rollout.probe import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
+from relgate.rollout.runtime import LiveRouting, StoreFactLog, manifest_routes
+from relgate.rollout.spec import FULL_WEIGHT_BP, RolloutSpec
+from relgate.rollout.status import Fact, FactKind, RolloutStatus
+from relgate.store import Store
+
+__all__ = ["ActiveRollout", "RolloutManager", "RolloutOptions", "gate_clearance"]
+
+log = logging.getLogger("relgate.rollout")
+
+AnchorSource = Callable[[str], Mapping[str, Sequence[str]]]
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """Knobs of the rollout runtime (all injectable for tests)."""
+
+    clock: Callable[[], float] = time.time
+    tick_interval_s: float = 1.0
+    gateway_tenant: str = "default"
+    drain_deadline_s: float = 30.0
+    probe: ProbeOptions = field(default_factory=ProbeOptions)
+    judge: Callable[[], Judge] | None = None
+    anchors: AnchorSource | None = None
+
+
+class _ControllerRouting:
+    """The controller's ``Routing`` over a tenant's ``LiveRouting``."""
+
+    def __init__(self, live: LiveRouting | None, candidate: str, stable: str | None) -> None:
+        self._live = live
+        self._candidate = candidate
+        self._stable = stable
+
+    def set_weight(self, weight_bp: int) -> None:
+        if self._live is None or self._stable is None:
+            return
+        if weight_bp >= FULL_WEIGHT_BP:
+            self._live.serve_only(self._candidate)
+        else:
+            self._live.canary(self._stable, self._candidate, weight_bp)
+
+    def swap_to(self, release: str) -> None:
+        if self._live is not None:
+            self._live.serve_only(release)
+
+    def set_shadow(self, enabled: bool) -> None:
+        # With nothing live there is no traffic to mirror (and nothing to serve it).
+        if self._live is None or self._stable is None:
+            return
+        if enabled:
+            self._live.canary(self._stable, self._candidate, FULL_WEIGHT_BP, shadow=True)
+        else:
+            self._live.serve_only(self._stable)
+
+
+@dataclass
+class ActiveRollout:
+    """One rollout: its controller, probe and fact log, and what watchers wait on."""
+
+    rollout_id: str
+    tenant: str
+    controller: RolloutController
+    probe: RolloutProbe
+    log: StoreFactLog
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    revision: int = 0
+    last_receipt: Receipt | None = None
+    ticking: bool = True
+    last_decision: PhaseDecision | None = None
+
+    @property
+    def status(self) -> RolloutStatus:
+        """The folded facts."""
+        return self.controller.status
+
+    def phase(self) -> PhaseDecision:
+        """The phase now (pure)."""
+        return self.controller.phase()
+
+    @property
+    def over(self) -> bool:
+        """Terminal, or observing ended: nothing more will happen."""
+        s = self.status
+        return self.phase().phase in TERMINAL_PHASES or s.observe_ended_at is not None
+
+
+def gate_clearance(store: Store, release_sha: str) -> dict[str, Any]:
+    """The gate evidence that lets ``release_sha`` roll: its latest gate_result with verdict
+    pass, or a gate_override. Raises ``GateError`` otherwise."""
+    overrides = store.facts(release_sha, "gate_override")
+    results = store.facts(release_sha, "gate_result")
+    latest = results[-1].payload if results else None
+    if overrides:
+        return {"gate_override": overrides[-1].payload, "gate_result": latest}
+    if latest is not None and latest.get("verdict") == "pass":
+        return {"gate_result": latest}
+    why = "its gate failed" if latest is not None else "it has no gate result"
+    raise GateError(
+        f"release {release_sha} cannot roll: {why} and there is no gate override "
+        "(run the gate, or force an override with a rationale)"
+    )
+
+
+class RolloutManager:
+    """Every rollout of one server (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        gateway: Gateway | None,
+        traces: CountingTraceStore,
+        options: RolloutOptions | None = None,
+        on_receipt: Callable[[Receipt], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._gateway = gateway
+        self._traces = traces
+        self.options = opt = options or RolloutOptions()
+        self._on_receipt_hook = on_receipt
+        self._route_of = manifest_routes(store)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._routing: dict[str, LiveRouting] = {}
+        self._live: dict[str, str | None] = {}
+        self._rollouts: dict[str, ActiveRollout] = {}
+        self._latest: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._judge_instance: Judge | None = None
+        self._anchors: AnchorSource = opt.anchors or (lambda sha: suite_anchors(None))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild state from the store, resume unfinished rollouts, start ticking."""
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._load)
+        tenant = self.options.gateway_tenant
+        latest = self._latest.get(tenant)
+        active = self._rollouts.get(latest) if latest else None
+        if (active is None or active.over) and self._live.get(tenant):
+            self.routing(tenant).serve_only(str(self._live[tenant]))
+        self._task = asyncio.create_task(self._run(), name="relgate-rollouts")
+
+    async def stop(self) -> None:
+        """Stop ticking (state is in the store; a restart resumes)."""
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def routing(self, tenant: str) -> LiveRouting:
+        """The tenant's routing (the gateway's for ``gateway_tenant``, else no data plane)."""
+        r = self._routing.get(tenant)
+        if r is None:
+            serves = tenant == self.options.gateway_tenant
+            r = LiveRouting(
+                self._gateway if serves else None,
+                self._loop if serves else None,
+                self._route_of,
+                drain_deadline_s=self.options.drain_deadline_s,
+            )
+            self._routing[tenant] = r
+        return r
+
+    def live_release(self, tenant: str) -> str | None:
+        """The release serving the tenant's traffic (None: nothing is live yet)."""
+        if tenant not in self._live:
+            self._live[tenant] = None
+            for receipt in self._store.list_receipts(tenant=tenant):
+                self._note(receipt)
+        return self._live[tenant]
+
+    def _note(self, receipt: Receipt) -> None:
+        if "live_release" in receipt.evidence:
+            self._live[receipt.tenant] = receipt.evidence["live_release"]
+
+    def _receipt(self, ar: ActiveRollout | None, receipt: Receipt) -> None:
+        # Called on the writer's thread right after the commit.
+        self._note(receipt)
+        if ar is not None:
+            ar.last_receipt = receipt
+        if self._on_receipt_hook is not None:
+            self._on_receipt_hook(receipt)
+
+    def _load(self) -> None:
+        for tenant in self._store.tenants():
+            self._live[tenant] = None
+            for receipt in self._store.list_receipts(tenant=tenant):
+                self._note(receipt)
+                if receipt.kind == "rollout_start" and "rollout_id" in receipt.evidence:
+                    self._latest[tenant] = str(receipt.evidence["rollout_id"])
+                    self._restore(receipt)
+
+    def _restore(self, receipt: Receipt) -> None:
+        rid = str(receipt.evidence["rollout_id"])
+        tenant, candidate = receipt.tenant, receipt.release_sha256
+        stable = receipt.evidence.get("stable")
+        holder: list[ActiveRollout] = []
+        flog = StoreFactLog(
+            self._store,
+            tenant=tenant,
+            candidate=candidate,
+            stable=stable,
+            rollout_id=rid,
+            on_receipt=lambda r: self._receipt(holder[0] if holder else None, r),
+        )
+        status = RolloutStatus.from_facts(flog.load())
+        if not status.started:
+            # A crash between the rollout_start receipt and its facts: it never started.
+            log.warning("rollout %s has a start receipt but no facts; skipped", rid)
+            return
+        spec = RolloutSpec.from_dict(status.spec_overrides or {})
+        over = (
+            compute_phase(spec, status, self.options.clock()).phase in TERMINAL_PHASES
+            or status.observe_ended_at is not None
+        )
+        live = None if over else self.routing(tenant)
+        probe = self._probe(spec, candidate, stable)
+        controller = RolloutController.resume(
+            flog,
+            clock=self.options.clock,
+            readings=probe.readings,
+            routing=_ControllerRouting(live, candidate, stable),
+            record=flog.record,
+            rollout_id=rid,
+        )
+        ar = ActiveRollout(rid, tenant, controller, probe, flog, ticking=not over)
+        holder.append(ar)
+        self._rollouts[rid] = ar
+        if not over:
+            log.info("resumed rollout %s of %s at phase %s", rid, candidate[:12], ar.phase().phase)
+
+    def _judge(self) -> Judge:
+        if self._judge_instance is None:
+            if self.options.judge is not None:
+                return self.options.judge()
+            from relgate.judge.embedding import EmbeddingJudge
+
+            self._judge_instance = EmbeddingJudge()
+        return self._judge_instance
+
+    def _probe(self, spec: RolloutSpec, candidate: str, stable: str | None) -> RolloutProbe:
+        return RolloutProbe(
+            spec=spec,
+            candidate=self._route_of(candidate),
+            stable=None if stable is None else self._route_of(stable),
+            traces=self._traces,
+            gateway=self._gateway,
+            judge=self._judge,
+            anchors=self._anchors(candidate),
+            clock=self.options.clock,
+            options=self.options.probe,
+        )
+
+    # -- the writer loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            for ar in list(self._rollouts.values()):
+                if ar.ticking:
+                    try:
+                        await self.tick(ar)
+                    except Exception:
+                        log.exception("rollout %s: tick failed", ar.rollout_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.options.tick_interval_s)
+
+    async def tick(self, ar: ActiveRollout) -> PhaseDecision:
+        """Gather readings and run one controller tick (the rollout's single writer)."""
+        async with ar.lock:
+            before = (ar.status.facts, ar.phase().phase)
+            await ar.probe.refresh(ar.status)
+            decisions = await asyncio.to_thread(ar.controller.tick)
+            ar.last_decision = decisions[-1]
+            if ar.over:
+                ar.ticking = False
+            after = (ar.status.facts, ar.last_decision.phase)
+        if after != before:
+            async with ar.changed:
+                ar.revision += 1
+                ar.changed.notify_all()
+        return decisions[-1]
+
+    # -- verbs ---------------------------------------------------------------------------
+
+    def get(self, rollout_id: str, tenant: str | None = None) -> ActiveRollout:
+        """A rollout by id (NotFoundError when unknown or another tenant's)."""
+        ar = self._rollouts.get(rollout_id.strip())
+        if ar is None or (tenant is not None and ar.tenant != tenant):
+            raise NotFoundError(f"no rollout {rollout_id!r}")
+        return ar
+
+    def _in_progress(self, tenant: str) -> ActiveRollout | None:
+        rid = self._latest.get(tenant)
+        ar = self._rollouts.get(rid) if rid else None
+        return ar if ar is not None and not ar.over else None
+
+    async def start_rollout(
+        self,
+        tenant: str,
+        release_sha: str,
+        *,
+        actor: str,
+        reason: str = "",
+        stable: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> ActiveRollout:
+        """Start a canary (or a cold start's shadow) of a gated release (see the issue's
+        rules: gate pass or override; its previous release must be the live one)."""
+        stored = await asyncio.to_thread(self._store.get_release, release_sha)
+        if stored.tenant != tenant:
+            raise NotFoundError(f"no release {release_sha}")
+        sha = stored.sha256
+        clearance = await asyncio.to_thread(gate_clearance, self._store, sha)
+        live = await asyncio.to_thread(self.live_release, tenant)
+        previous = stable or stored.manifest.previous_release
+        if previous != live:
+            raise InvalidTransitionError(
+                f"release {sha[:12]} replaces {previous or 'nothing (cold start)'}, but the "
+                f"live release is {live or 'none'}"
+            )
+        if previous == sha:
+            raise InvalidTransitionError("a release cannot replace itself")
+        current = self._in_progress(tenant)
+        if current is not None:
+            if current.status.completed_at is None:
+                raise InvalidTransitionError(
+                    f"rollout {current.rollout_id} is in progress; abort it or let it finish"
+                )
+            await self._end_observation(current, f"superseded by a rollout of {sha[:12]}")
+        spec = RolloutSpec(cold_start=previous is None).with_gate_policy(
+            stored.manifest.gate_policy
+        )
+        if overrides:
+            spec = spec.with_overrides(overrides)
+        if spec.cold_start != (previous is None):
+            raise InvalidInputError("cold_start follows the release: set by previous_release")
+        rid = "ro_" + uuid.uuid4().hex[:16]
+        holder: list[ActiveRollout] = []
+        flog = StoreFactLog(
+            self._store,
+            tenant=tenant,
+            candidate=sha,
+            stable=previous,
+            rollout_id=rid,
+            on_receipt=lambda r: self._receipt(holder[0] if holder else None, r),
+        )
+        probe = self._probe(spec, sha, previous)
+        start_evidence = {
+            **clearance,
+            "candidate": sha,
+            "stable": previous,
+            "spec": spec.to_dict(),
+            "actor": actor,
+            "reason": reason,
+        }
+        routing_live = self.routing(tenant)
+        controller = RolloutController(
+            spec,
+            candidate=sha,
+            stable=previous,
+            clock=self.options.clock,
+            readings=probe.readings,
+            routing=_ControllerRouting(routing_live, sha, previous),
+            record=flog.record,
+            log=_StartEvidence(flog, start_evidence),
+            rollout_id=rid,
+        )
+        ar = ActiveRollout(rid, tenant, controller, probe, flog)
+        holder.append(ar)
+        self._rollouts[rid] = ar
+        self._latest[tenant] = rid
+        await self.tick(ar)
+        return ar
+
+    async def command(
+        self, rollout_id: str, tenant: str, verb: str, actor: str, reason: str
+    ) -> ActiveRollout:
+        """Queue a human command (pause, resume, promote, abort) and apply it now."""
+        ar = self.get(rollout_id, tenant)
+        c = ar.controller
+        fns: dict[str, Callable[[str, str], None]] = {
+            "pause": c.pause,
+            "resume": c.resume_rollout,
+            "promote": c.promote,
+            "abort": c.abort,
+        }
+        fns[verb](actor, reason)
+        await self.tick(ar)
+        return ar
+
+    async def _end_observation(self, ar: ActiveRollout, why: str) -> None:
+        async with ar.lock:
+            await asyncio.to_thread(ar.controller.end_observation, why)
+            ar.ticking = False
+        async with ar.changed:
+            ar.revision += 1
+            ar.changed.notify_all()
+
+    async def rollback(
+        self, tenant: str, target: str, *, actor: str, reason: str
+    ) -> tuple[Receipt, int]:
+        """Manual rollback: one atomic swap to any earlier release of the tenant, with a
+        ``manual_rollback`` receipt. Refused while a canary is in progress (abort it)."""
+        if not reason.strip():
+            raise InvalidInputError("a rollback needs a reason")
+        stored = await asyncio.to_thread(self._store.get_release, target)
+        if stored.tenant != tenant:
+            raise NotFoundError(f"no release {target}")
+        live = await asyncio.to_thread(self.live_release, tenant)
+        if stored.sha256 == live:
+            raise InvalidTransitionError(f"release {target[:12]} is already live")
+        current = self._in_progress(tenant)
+        if current is not None:
+            if current.status.completed_at is None:
+                raise InvalidTransitionError(
+                    f"rollout {current.rollout_id} is in progress: abort it instead"
+                )
+            await self._end_observation(current, f"manual rollback to {stored.sha256[:12]}")
+        t0 = time.perf_counter()
+        snap = self.routing(tenant).serve_only(stored.sha256)
+        swap_s = time.perf_counter() - t0
+        evidence = {
+            "from": live,
+            "to": stored.sha256,
+            "live_release": stored.sha256,
+            "routing_version": snap.version,
+            "swap_s": swap_s,
+            "at": self.options.clock(),
+        }
+        fact = ("live_release", {"from": live, "to": stored.sha256})
+
+        def write() -> Receipt:
+            return self._store.record_decision(
+                tenant=tenant,
+                release_sha=stored.sha256,
+                kind="manual_rollback",
+                evidence=evidence,
+                actor=actor,
+                reason=reason,
+                facts=[fact],
+            )
+
+        receipt = await asyncio.to_thread(write)
+        self._receipt(None, receipt)
+        return receipt, snap.version
+
+    async def watch(self, rollout_id: str, tenant: str) -> AsyncIterator[ActiveRollout]:
+        """The rollout now, then after every change, until it is over."""
+        ar = self.get(rollout_id, tenant)
+        seen = -1
+        while True:
+            async with ar.changed:
+                await ar.changed.wait_for(functools.partial(_moved, ar, seen))
+                seen = ar.revision
+            yield ar
+            if not ar.ticking:
+                return
+
+
+def _moved(ar: ActiveRollout, seen: int) -> bool:
+    return ar.revision != seen or not ar.ticking
+
+
+class _StartEvidence:
+    """Adds the gate clearance to the rollout_start receipt (a ``FactLog`` wrapper)."""
+
+    def __init__(self, inner: StoreFactLog, evidence: dict[str, Any]) -> None:
+        self._inner = inner
+        self._evidence: dict[str, Any] | None = evidence
+
+    def load(self) -> Sequence[Fact]:
+        return self._inner.load()
+
+    def append(self, facts: Sequence[Fact]) -> None:
+        if self._evidence is not None and any(f.kind is FactKind.STARTED for f in facts):
+            self._inner.stage_first("rollout_start", {"reason": "", **self._evidence})
+            self._evidence = None
+        self._inner.append(facts)
+
+
+def phase_name(phase: Phase) -> str:
+    """The phase as text."""
+    return str(phase)

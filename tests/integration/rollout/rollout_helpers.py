@@ -1,0 +1,278 @@
+"""Helpers for the roll-and-observe integration tests: a real server (gRPC + gateway + SQLite)
+with a manual clock, TEST BACKENDS on their own loop, releases that point at them, traffic from
+the bounded load generator, and polling with deadlines (no sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+from relgate._proto.relgate.v1 import rollout_pb2
+from relgate.answers import load_answers
+from relgate.data import demo_calibration_answers_path, demo_suite_path
+from relgate.errors import JudgeUnavailableError
+from relgate.judge.base import Judge
+from relgate.rollout.client import RolloutClient
+from relgate.rollout.probe import ProbeOptions, suite_anchors
+from relgate.rollout.runtime import ManualClock
+from relgate.rollout.service import ActiveRollout, RolloutOptions
+from relgate.service.server import BackgroundServer, RunningServer
+from relgate.testing.backends import BackendKnobs, TestBackend
+from relgate.testing.loadgen import LoadResult, LoadSpec, run_load
+
+T = TypeVar("T")
+SLICES = ("Law", "Health")
+PHASE = rollout_pb2.RolloutPhase
+
+# Fast test spec: one-minute holds at 5% and 25%, small minimum counts (the test backends see
+# a few hundred requests), every observer trace sampled. The p95 ratio is loose here because a
+# p95 over a handful of candidate requests on a busy CI machine is noise; the latency test
+# sets the real 1.2 on slower backends.
+FAST_SPEC: dict[str, Any] = {
+    "steps": [
+        {"weight_bp": 500, "dwell_s": 60, "min_requests": 5, "deadline_s": 600},
+        {"weight_bp": 2500, "dwell_s": 60, "min_requests": 5, "deadline_s": 600},
+        {"weight_bp": 10000},
+    ],
+    "thresholds": {
+        "p95_ratio": 3.0,
+        "min_latency_samples": 5,
+        "min_error_requests": 5,
+        "min_error_events": 3,
+        "min_replay_rows": 10,
+    },
+    "observer": {"sample_rate": 1.0, "n_min": 5},
+}
+
+
+def demo_qa(per_slice: int = 25) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Prompts per slice and their TruthfulQA best answers (what a healthy release says)."""
+    suite = pl.read_csv(demo_suite_path())
+    best = dict(load_answers(demo_calibration_answers_path()))
+    prompts: dict[str, list[str]] = {}
+    answers: dict[str, str] = {}
+    for name in SLICES:
+        rows = suite.filter(pl.col("slice") == name).unique("item_id", keep="first")
+        rows = rows.sort("item_id").head(per_slice)
+        prompts[name] = rows["prompt"].to_list()
+        for item, prompt in zip(rows["item_id"].to_list(), rows["prompt"].to_list(), strict=True):
+            answers[prompt] = str(best[item])
+    return prompts, answers
+
+
+class LoopThread:
+    """An event loop on a daemon thread (the test backends live here)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Awaitable[T], timeout: float = 60) -> T:
+        async def wrap() -> T:
+            return await coro
+
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(wrap(), self.loop)
+        return fut.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+def manifest(tag: str, backend: TestBackend, previous: str | None) -> bytes:
+    """A closed-weight release served by ``backend``: model ``model-<tag>``, system message
+    ``system of <tag>``, template ``[<tag>] {input}`` (so echoes name all three)."""
+    doc = {
+        "model": {
+            "kind": "api",
+            "provider": "openai-compatible",
+            "model": f"model-{tag}",
+            "endpoint": backend.base_url,
+        },
+        "prompt_template": {
+            "ref": f"test/{tag}",
+            "system": f"system of {tag}",
+            "template": f"[{tag}] {{input}}",
+            "variables": ["input"],
+        },
+        "routing": [{}],
+        "dataset": {"ref": "truthfulqa-demo", "sha256": "ab" * 32},
+        "previous_release": previous,
+    }
+    return json.dumps(doc).encode()
+
+
+@dataclass
+class Env:
+    """One running server with a manual clock and two test backends (stable, candidate)."""
+
+    server: RunningServer
+    clock: ManualClock
+    client: RolloutClient
+    loop: LoopThread
+    backends: dict[str, TestBackend]
+    prompts: dict[str, list[str]]
+    judge_down: list[bool] = field(default_factory=lambda: [False])
+    shas: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gateway_chat(self) -> str:
+        return self.server.gateway_url + "/v1/chat/completions"
+
+    def register(
+        self, tag: str, backend: str, previous: str | None = None, gate: str = "pass"
+    ) -> str:
+        """Register a release on ``backend`` and record its gate decision in the store."""
+        prev = self.shas.get(previous, previous) if previous else None
+        reply = self.client.register_release(manifest(tag, self.backends[backend], prev))
+        sha = reply.release.sha256
+        self.shas[tag] = sha
+        if gate:
+            record_gate(self.server, sha, gate)
+        return sha
+
+    def make_live(self, tag: str) -> None:
+        """Cold start ``tag`` (shadow of 0 s, then a human promote): it serves everything."""
+        ro = self.client.start_rollout(self.shas[tag], overrides={"shadow_s": 0})
+        self.client.control("Promote", ro.rollout_id, "bootstrap")
+        wait_for(lambda: self.server.rollouts.live_release("default") == self.shas[tag])
+
+    def traffic(self, n: int, *, rate: float = 400.0, echo: bool = False) -> LoadResult:
+        """``n`` requests spread over the slices' prompts, one session each."""
+        prompts = [p for name in SLICES for p in self.prompts[name]]
+        slices = [name for name in SLICES for _ in self.prompts[name]]
+        # Pair each prompt with its slice by index: loadgen picks prompts[i % len] and
+        # slices[i % len], equal lengths keep them aligned.
+        spec = LoadSpec(
+            url=self.gateway_chat,
+            rate_per_s=rate,
+            max_requests=n,
+            max_seconds=60,
+            sessions=100_000,
+            session_prefix=f"s{time.monotonic_ns()}-",
+            slices=tuple(slices),
+            prompts=tuple(prompts),
+            timeout_s=30,
+        )
+        return asyncio.run(run_load(spec))
+
+    def rollout(self, rid: str) -> ActiveRollout:
+        return self.server.rollouts.get(rid)
+
+    def phase(self, rid: str) -> int:
+        return self.client.get_rollout(rid).status.phase
+
+    def wait_phase(self, rid: str, *phases: int, timeout: float = 30) -> rollout_pb2.Rollout:
+        wait_for(lambda: self.phase(rid) in phases, timeout, f"phase in {phases}")
+        return self.client.get_rollout(rid)
+
+    def receipts(self, sha: str) -> list[Any]:
+        return self.server.store.list_receipts(release_sha=sha)
+
+    def kinds(self, sha: str) -> list[str]:
+        return [r.kind for r in self.receipts(sha)]
+
+
+def record_gate(server: RunningServer, sha: str, verdict: str) -> None:
+    """What the gate records (the contract with the gate's service): a gate_result fact with
+    its receipt; ``override`` adds a gate_override."""
+    result = {
+        "verdict": "fail" if verdict == "override" else verdict,
+        "gate_result_sha256": "cd" * 32,
+        "judge_sha256": "ef" * 32,
+        "suite_sha256": "ab" * 32,
+    }
+    kind = "gate_pass" if result["verdict"] == "pass" else "gate_fail"
+    server.store.record_decision(
+        tenant="default",
+        release_sha=sha,
+        kind=kind,
+        evidence=result,
+        actor="test",
+        reason="test gate",
+        facts=[("gate_result", result)],
+    )
+    if verdict == "override":
+        server.store.record_decision(
+            tenant="default",
+            release_sha=sha,
+            kind="gate_override",
+            evidence={"rationale": "test override"},
+            actor="test",
+            reason="test override",
+            facts=[
+                (
+                    "gate_override",
+                    {"gate_override_sha256": "12" * 32, "rationale": "ok", "actor": "test"},
+                )
+            ],
+        )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``predicate`` until true or the deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+def start_env(
+    tmp: Path,
+    judge: Callable[[], Judge],
+    *,
+    latency_s: float = 0.02,
+    answers: bool = True,
+) -> Iterator[Env]:
+    """A server + backends; yields the env, tears everything down."""
+    prompts, table = demo_qa()
+    loop = LoopThread()
+    knobs = BackendKnobs(base_latency_s=latency_s, answers=table if answers else {})
+    backends = {name: TestBackend(name, knobs, seed=i) for i, name in enumerate(("b1", "b2"))}
+    for b in backends.values():
+        loop.run(b.start())
+    clock = ManualClock()
+    down = [False]
+
+    def the_judge() -> Judge:
+        if down[0]:
+            raise JudgeUnavailableError("judge backend down")
+        return judge()
+
+    anchors = suite_anchors(demo_suite_path())
+    options = RolloutOptions(
+        clock=clock,
+        tick_interval_s=0.02,
+        judge=the_judge,
+        anchors=lambda sha: anchors,
+        drain_deadline_s=5.0,
+        probe=ProbeOptions(replay_interval_s=30.0),
+    )
+    bg = BackgroundServer(tmp / "data", rollout=options)
+    server = bg.start()
+    key = (tmp / "data" / "admin.key").read_text().strip()
+    client = RolloutClient(server.address, api_key=key, timeout=60)
+    try:
+        yield Env(server, clock, client, loop, backends, prompts, down)
+    finally:
+        client.close()
+        bg.stop()
+        for b in backends.values():
+            loop.run(b.stop())
+        loop.close()
+
+
+def releases_of(records: Sequence[Any]) -> set[str]:
+    return {r.release for r in records}
