@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -108,9 +109,15 @@ def bench_added_latency(
     d_all: list[float] = []
     g_all: list[float] = []
     lost = 0
+    cpu_s = 0.0
     for _ in range(rounds):  # alternate so drift on a shared machine hits both sides alike
         d = run_loadgen(direct_chat, rate, seconds)
+        # This process hosts only the gateway (the main thread just waits on the load
+        # generator), so its CPU time over the run is the gateway's.
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         g = run_loadgen(via, rate, seconds)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_s += (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         lost += sum(1 for r in d + g if r["status"] != 200)
         d_all += lat_ms(d)
         g_all += lat_ms(g)
@@ -122,7 +129,11 @@ def bench_added_latency(
         "direct_p99_ms": q(d_all, 0.99),
         "gateway_p50_ms": q(g_all, 0.50),
         "gateway_p99_ms": q(g_all, 0.99),
+        "gateway_cpu_us_per_request": cpu_s / max(1, len(g_all)) * 1e6,
     }
+    # CPU share of one core the gateway needs at this rate: near or above the share the
+    # scheduler gives it on a busy machine, requests queue and latency explodes.
+    res["gateway_core_share_at_rate"] = res["gateway_cpu_us_per_request"] * rate / 1e6
     res["added_p50_ms"] = res["gateway_p50_ms"] - res["direct_p50_ms"]
     res["added_p99_ms"] = res["gateway_p99_ms"] - res["direct_p99_ms"]
     res["ratio_p50"] = res["gateway_p50_ms"] / res["direct_p50_ms"]
@@ -220,7 +231,11 @@ def main() -> None:
     a = p.parse_args()
     if a.quick:
         a.seconds, a.rounds, a.swaps = 2.0, 1, 10
-    print(f"machine: {os.cpu_count()} CPUs; loopback only; load generator in its own process")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load} at start; loopback only; "
+        "load generator and backends in their own processes"
+    )
     results: dict[str, dict[str, float]] = {}
     with backend("A") as url_a, backend("B") as url_b, backend("SLOW", 0.2) as url_slow:
         ra, rb, rslow = route("A", url_a), route("B", url_b), route("SLOW", url_slow)
@@ -238,6 +253,10 @@ def main() -> None:
                 f"ratio p50 {r['ratio_p50']:.2f}x p99 {r['ratio_p99']:.2f}x | "
                 f"non-200 {r['non_200']:.0f} "
                 "(goal: added p50 < 1 ms, p99 < 5 ms)"
+            )
+            print(
+                f"gateway CPU {r['gateway_cpu_us_per_request']:.0f} us/request = "
+                f"{r['gateway_core_share_at_rate']:.2f} of a core at {a.rate:.0f} req/s"
             )
             results["swap"] = s = bench_swap(gw, ra, rb, a.rate, a.swaps)
             print(
@@ -258,6 +277,7 @@ def main() -> None:
             )
         finally:
             gw.stop()
+    print("load average at end: " + "/".join(f"{x:.1f}" for x in os.getloadavg()))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2))
 
