@@ -63,9 +63,9 @@ _ENTRY_KEYS = BODY_FIELDS | {"receipt_sha256", "seq", "inclusion_proof"}
 
 @dataclass(frozen=True, slots=True)
 class BrokenLink:
-    """The first problem found: the receipt's index in the bundle (its expected ``seq``), its
-    ``receipt_sha256`` as the bundle gives it (None when it is missing), one of ``REASONS``,
-    and a sentence of detail."""
+    """The first problem found: the receipt's index in the bundle (its expected ``seq``; -1
+    when the bundle's public key is not the pinned one), its ``receipt_sha256`` as the bundle
+    gives it (None when it is missing), one of ``REASONS``, and a sentence of detail."""
 
     index: int
     receipt_sha256: str | None
@@ -222,7 +222,7 @@ def verify_bundle(
             )
         if head.tenant != tenant:
             return _fail(entries, 0, "tree head mismatch", f"tree head of tenant {head.tenant!r}")
-    final = heads[-1]
+    final = max(reversed(heads), key=lambda h: h.tree_size)  # the newest: covers the most
     final_root = _unhex(final.root_hex, "tree head root_hex")
 
     # 2. Receipts one by one: order, body hash, chains.
@@ -243,9 +243,12 @@ def verify_bundle(
                 f"the newest signed tree head covers only {final.tree_size} receipts",
             ),
         )
-    for index, (entry, leaf) in enumerate(zip(entries[:upto], leaves, strict=True)):
+    # Audit paths are against the newest head; receipts beyond it (reported above) mean the
+    # paths were made for another tree, and checking them would only blame receipt 0.
+    checkable = entries[:upto] if final.tree_size >= len(entries) else []
+    for index, (entry, leaf) in enumerate(zip(checkable, leaves, strict=False)):
         proof_hex = entry.get("inclusion_proof")
-        if proof_hex is None or index >= final.tree_size:
+        if proof_hex is None:
             continue
         proof = _split(proof_hex)
         if proof is None or not merkle.verify_inclusion(
@@ -285,14 +288,18 @@ def verify_bundle(
     for item in consistency:
         old_size, proof = item["old_size"], _split(item["proof"])
         old_root = roots.get(old_size)
-        if (
-            old_root is None
-            or proof is None
-            or item["new_size"] != final.tree_size
-            or not merkle.verify_consistency(
-                old_size, final.tree_size, bytes.fromhex(old_root), final_root, proof
+        try:
+            holds = (
+                old_root is not None
+                and proof is not None
+                and item["new_size"] == final.tree_size
+                and merkle.verify_consistency(
+                    old_size, final.tree_size, bytes.fromhex(old_root), final_root, proof
+                )
             )
-        ):
+        except RelgateError:  # sizes the proof cannot relate
+            holds = False
+        if not holds:
             return _fail(
                 entries,
                 max(old_size - 1, 0),

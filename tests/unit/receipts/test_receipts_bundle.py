@@ -292,3 +292,10 @@ def test_unreadable_bundle_file(tmp_path: Path) -> None:
         verify_bundle(tmp_path / "b.json")
     with pytest.raises(InvalidInputError, match="cannot read"):
         verify_bundle(tmp_path / "missing.json")
+
+
+def test_head_order_in_the_bundle_does_not_matter(bundle: dict[str, Any]) -> None:
+    bundle["tree_heads"].reverse()
+    assert verify_bundle(bundle).ok
+    bundle["tree_heads"].pop(0)  # the newest head, now first: the older ones cover less
+    assert _broken(verify_bundle(bundle)) == (8, "tree head mismatch")
