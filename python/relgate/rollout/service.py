@@ -188,6 +188,11 @@ class RolloutManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    @property
+    def traces(self) -> CountingTraceStore:
+        """The gateway's trace store (the monitors' source)."""
+        return self._traces
+
     def routing(self, tenant: str) -> LiveRouting:
         """The tenant's routing (the gateway's for ``gateway_tenant``, else no data plane)."""
         r = self._routing.get(tenant)

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -25,6 +30,7 @@ from relgate.rollout.probe import ProbeOptions, suite_anchors
 from relgate.rollout.runtime import ManualClock
 from relgate.rollout.service import ActiveRollout, RolloutOptions
 from relgate.service.server import BackgroundServer, RunningServer
+from relgate.store import Store
 from relgate.testing.backends import BackendKnobs, TestBackend
 from relgate.testing.loadgen import LoadResult, LoadSpec, run_load
 
@@ -148,24 +154,9 @@ class Env:
         self.client.control("Promote", ro.rollout_id, "bootstrap")
         wait_for(lambda: self.server.rollouts.live_release("default") == self.shas[tag])
 
-    def traffic(self, n: int, *, rate: float = 400.0, echo: bool = False) -> LoadResult:
+    def traffic(self, n: int, *, rate: float = 400.0) -> LoadResult:
         """``n`` requests spread over the slices' prompts, one session each."""
-        prompts = [p for name in SLICES for p in self.prompts[name]]
-        slices = [name for name in SLICES for _ in self.prompts[name]]
-        # Pair each prompt with its slice by index: loadgen picks prompts[i % len] and
-        # slices[i % len], equal lengths keep them aligned.
-        spec = LoadSpec(
-            url=self.gateway_chat,
-            rate_per_s=rate,
-            max_requests=n,
-            max_seconds=60,
-            sessions=100_000,
-            session_prefix=f"s{time.monotonic_ns()}-",
-            slices=tuple(slices),
-            prompts=tuple(prompts),
-            timeout_s=30,
-        )
-        return asyncio.run(run_load(spec))
+        return traffic(self.gateway_chat, self.prompts, n, rate=rate)
 
     def rollout(self, rid: str) -> ActiveRollout:
         return self.server.rollouts.get(rid)
@@ -184,7 +175,26 @@ class Env:
         return [r.kind for r in self.receipts(sha)]
 
 
-def record_gate(server: RunningServer, sha: str, verdict: str) -> None:
+def traffic(url: str, prompts: dict[str, list[str]], n: int, *, rate: float = 400.0) -> LoadResult:
+    """``n`` requests to ``url`` over the slices' prompts (slice header set), one session each."""
+    flat = [p for name in SLICES for p in prompts[name]]
+    slices = [name for name in SLICES for _ in prompts[name]]
+    # loadgen picks prompts[i % len] and slices[i % len]: equal lengths keep them paired.
+    spec = LoadSpec(
+        url=url,
+        rate_per_s=rate,
+        max_requests=n,
+        max_seconds=60,
+        sessions=100_000,
+        session_prefix=f"s{time.monotonic_ns()}-",
+        slices=tuple(slices),
+        prompts=tuple(flat),
+        timeout_s=30,
+    )
+    return asyncio.run(run_load(spec))
+
+
+def record_gate(server: RunningServer | Store, sha: str, verdict: str) -> None:
     """What the gate records (the contract with the gate's service): a gate_result fact with
     its receipt; ``override`` adds a gate_override."""
     result = {
@@ -194,7 +204,8 @@ def record_gate(server: RunningServer, sha: str, verdict: str) -> None:
         "suite_sha256": "ab" * 32,
     }
     kind = "gate_pass" if result["verdict"] == "pass" else "gate_fail"
-    server.store.record_decision(
+    store = server if isinstance(server, Store) else server.store
+    store.record_decision(
         tenant="default",
         release_sha=sha,
         kind=kind,
@@ -204,7 +215,7 @@ def record_gate(server: RunningServer, sha: str, verdict: str) -> None:
         facts=[("gate_result", result)],
     )
     if verdict == "override":
-        server.store.record_decision(
+        store.record_decision(
             tenant="default",
             release_sha=sha,
             kind="gate_override",
@@ -276,3 +287,59 @@ def start_env(
 
 def releases_of(records: Sequence[Any]) -> set[str]:
     return {r.release for r in records}
+
+
+@dataclass
+class ServeProc:
+    """A ``relgate serve`` subprocess with its bound addresses."""
+
+    proc: subprocess.Popen[str]
+    address: str
+    gateway: str
+    stderr: list[str]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+_SERVING = re.compile(r"relgate serving grpc=(\S+) web=\S+ admin_key=\S+ gateway=(\S+)")
+
+
+def start_serve(data_dir: Path, *extra: str, timeout: float = 60) -> ServeProc:
+    """``python -m relgate serve`` on free ports; waits for its serving line."""
+    argv = [sys.executable, "-m", "relgate", "serve", "--data-dir", str(data_dir)]
+    argv += ["--grpc-port", "0", "--web-port", "0", "--gateway-port", "0", *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+    threading.Thread(
+        target=lambda: lines.extend(iter(proc.stderr.readline, "")),  # type: ignore[union-attr]
+        daemon=True,
+    ).start()
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    match = _SERVING.search(found[0]) if found else None
+    if match is None:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"serve did not start: {found} {''.join(lines)[-3000:]}")
+    return ServeProc(proc, match.group(1), match.group(2), lines)
