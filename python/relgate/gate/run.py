@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from relgate.answers import Answers
-from relgate.errors import GateError
+from relgate.errors import GateError, IntegrityError
 from relgate.gate.calibration import Calibration, calibrate
 from relgate.gate.result import GateResult, decide
 from relgate.gate.verdict import GatePolicy, GatePolicyLike, GateScores
@@ -63,12 +63,24 @@ def run_gate(
     calibration: Calibration | None = None,
     policy: GatePolicyLike | None = None,
     cache: ScoreCache | None = None,
+    expected_suite_sha256: str | None = None,
 ) -> GateResult:
     """Gate ``candidate`` on ``suite`` (against ``previous`` when given) and return the result.
 
     Without ``calibration`` the judge is calibrated on the suite first (leave-one-out; see
     ``relgate.gate.calibration``) with the policy's bootstrap settings.
+    ``expected_suite_sha256`` (the manifest's ``dataset.sha256``) must match the suite's own
+    sha256, or an ``IntegrityError`` is raised before any judge call.
     """
+    if expected_suite_sha256 is not None and expected_suite_sha256 != suite.sha256:
+        raise IntegrityError(
+            f"suite sha256 {suite.sha256} is not the release's dataset sha256 "
+            f"{expected_suite_sha256}",
+            path=suite.source,
+            rule="suite-sha256",
+            expected=expected_suite_sha256,
+            actual=suite.sha256,
+        )
     policy = policy if policy is not None else GatePolicy()
     if calibration is None:
         calibration = calibrate(

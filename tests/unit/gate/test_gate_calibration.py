@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("relgate.stats")
 
 from relgate.answers import Answers
-from relgate.errors import GateError, InvalidInputError
+from relgate.errors import GateError, IntegrityError, InvalidInputError
 from relgate.gate import Calibration, GatePolicy, calibrate, run_gate
 from relgate.gate.calibration import good_answers
 from relgate.judge import ScoreCache
@@ -135,6 +135,12 @@ def test_gate_reapplies_policy_without_calling_the_judge() -> None:
         run_gate(
             suite, judge, Answers({i: a for i, a in good.items() if "Law" not in i}), policy=policy
         )
+    with pytest.raises(IntegrityError, match="not the release's dataset sha256") as err:
+        run_gate(suite, judge, Answers(good), policy=policy, expected_suite_sha256="0" * 64)
+    assert (err.value.expected, err.value.actual) == ("0" * 64, suite.sha256)
+    assert run_gate(
+        suite, judge, Answers(good), policy=policy, expected_suite_sha256=suite.sha256, cache=cache
+    ).passed
     with pytest.raises(GateError, match="does not belong"):
         other = toy_suite(11)
         run_gate(other, judge, Answers(good), calibration=v1.calibration, policy=policy)
