@@ -236,14 +236,28 @@ class Upstream:
                     },
                 )
                 ex.out = out
-                await out.prepare(request)
                 try:
+                    try:
+                        await out.prepare(request)
+                    except ConnectionError:
+                        ex.status, ex.error = 499, "client closed request"
+                        return out
                     async for chunk in r.content.iter_any():
                         sse.feed(chunk)
-                        await out.write(chunk)
+                        try:
+                            await out.write(chunk)
+                        except ConnectionError:
+                            # Raised by the write to the client (aiohttp's reset error is also
+                            # a ClientError, so it must not reach the backend-failure branch).
+                            ex.status, ex.error = 499, "client closed request"
+                            return out
                 finally:
                     ex.answer = sse.text
-            await out.write_eof()
+            try:
+                await out.write_eof()
+            except ConnectionError:
+                ex.status, ex.error = 499, "client closed request"
+                return out
             ex.status = 200
             return out
         except (TimeoutError, aiohttp.ClientError) as e:
@@ -255,10 +269,6 @@ class Upstream:
             ex.status, ex.error = status, err
             with contextlib.suppress(ConnectionError):
                 await ex.out.write_eof()
-            return ex.out
-        except ConnectionResetError:
-            ex.status, ex.error = 499, "client closed request"
-            assert ex.out is not None
             return ex.out
 
 

@@ -242,3 +242,27 @@ def test_complete_runs_a_prompt_through_one_release_for_replay() -> None:
             assert gw.traces.recorded == 0  # replays are not production traces
 
     run(go())
+
+
+def test_a_client_that_leaves_mid_stream_is_recorded_as_499() -> None:
+    async def go() -> None:
+        knobs = BackendKnobs(stream_chunks=4, stream_chunk_delay_s=0.2)
+        async with stack(lambda a, b: RoutingSnapshot(1, release_route_for(a, "v1")), knobs) as (
+            gw,
+            _,
+            __,
+            http,
+        ):
+            r = await http.post(url(gw), json=body("long", stream=True))
+            assert r.status == 200
+            trace_id = r.headers["x-relgate-trace-id"]
+            assert (await r.content.readany()).startswith(b"data: ")
+            r.close()  # the client goes away with the answer half sent
+            # Wait for the request to finish on the gateway (drain of everything admitted so far).
+            done = await gw.drain(deadline_s=10, before_version=2, cut_off=False)
+            assert done.complete
+            trace = gw.traces.get(trace_id)
+            assert (trace.status, trace.error) == (499, "client closed request")
+            assert trace.answer and trace.stream
+
+    run(go())
