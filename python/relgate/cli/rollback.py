@@ -1,0 +1,47 @@
+"""`relgate rollback --to SHA --reason TEXT`: swap the routing to any earlier release."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from relgate.cli._common import (
+    ApiKeyOpt,
+    JsonOpt,
+    ServerOpt,
+    TenantOpt,
+    TlsCaOpt,
+    TlsOpt,
+    console,
+    handle_errors,
+    print_json,
+)
+from relgate.cli.release import receipt_dict
+from relgate.cli.roll import rollout_client
+
+
+@handle_errors
+def rollback(
+    to: Annotated[str, typer.Option("--to", help="sha256 of the release to serve.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required; in the receipt).")],
+    tenant: TenantOpt = "",
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Manual rollback: one atomic routing swap to release --to, with a manual_rollback receipt."""
+    with rollout_client(server, api_key, tls, tls_ca) as c:
+        reply = c.rollback(to, reason, tenant=tenant)
+    if json_out:
+        print_json(
+            {"routing_version": reply.routing_version, "receipt": receipt_dict(reply.receipt)}
+        )
+        return
+    console.print(
+        f"serving {to[:12]} (routing v{reply.routing_version}); receipt "
+        f"{reply.receipt.kind} {reply.receipt.receipt_sha256}",
+        markup=False,
+    )
