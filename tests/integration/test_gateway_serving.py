@@ -266,3 +266,33 @@ def test_a_client_that_leaves_mid_stream_is_recorded_as_499() -> None:
             assert trace.answer and trace.stream
 
     run(go())
+
+
+def test_backend_dying_mid_stream_and_backend_timeouts_are_recorded() -> None:
+    async def go() -> None:
+        knobs = BackendKnobs(stream_chunks=4, stream_abort_after=2)
+        a = TestBackend("A", knobs)
+        await a.start()
+        route = release_route_for(a, "v1")
+        gw = await start_gateway(RoutingSnapshot(1, route), backend_timeout_s=0.3)
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.post(url(gw), json=body("x", stream=True)) as r:
+                    assert r.status == 200  # headers were out before the backend died
+                    trace_id = r.headers["x-relgate-trace-id"]
+                    raw = await r.read()
+                assert raw.startswith(b"data: ") and b"[DONE]" not in raw
+                died = gw.traces.get(trace_id)
+                assert died.status == 502 and died.error.startswith("backend failed")
+                assert died.answer  # the part that did arrive
+                a.pause()
+                async with http.post(url(gw), json=body("y")) as r:
+                    assert r.status == 504
+                    assert r.headers["x-relgate-release"] == route.release_sha256
+                a.resume()
+            assert gw.traces.counts(route.release_sha256, 60).server_errors == 2
+        finally:
+            await gw.stop()
+            await a.stop()
+
+    run(go())

@@ -9,6 +9,7 @@ make a release look slow, flaky or bad on one slice:
 - ``degraded_slices``: slices (read from the ``x-relgate-slice`` header the gateway forwards)
   whose answers are replaced by ``hedge`` text, a quality-only regression;
 - ``stream_chunks`` / ``stream_chunk_delay_s``: how a streamed answer is cut and paced;
+  ``stream_abort_after``: drop the connection after that many chunks;
 - ``answers``: an answer table keyed by prompt; the answer is the entry whose key equals the last
   user message, else the longest key contained in it (templates wrap prompts), else an echo.
 
@@ -56,6 +57,7 @@ class BackendKnobs:
     answers: Mapping[str, str] = field(default_factory=dict)
     stream_chunks: int = 4
     stream_chunk_delay_s: float = 0.0
+    stream_abort_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +197,11 @@ class TestBackend:
         await out.prepare(request)
         n = max(1, self.knobs.stream_chunks)
         step = max(1, -(-len(answer) // n))
-        for i in range(0, max(len(answer), 1), step):
+        for k, i in enumerate(range(0, max(len(answer), 1), step)):
+            if k == self.knobs.stream_abort_after and request.transport is not None:
+                # A model server that dies mid-answer: the connection just drops.
+                request.transport.abort()
+                return out
             chunk = {
                 "id": f"chatcmpl-{self.name}",
                 "object": "chat.completion.chunk",
