@@ -99,6 +99,15 @@ def lat_ms(records: list[dict[str, object]]) -> list[float]:
     return [float(r["latency_s"]) * 1e3 for r in records if r["status"] == 200]  # type: ignore[arg-type]
 
 
+def wait_for_traffic(gw: GatewayThread, n: int, timeout_s: float = 30.0) -> None:
+    """Block until the gateway has finished ``n`` more requests (bench pacing, polled)."""
+    start, deadline = gw.traces.recorded, time.monotonic() + timeout_s
+    while gw.traces.recorded < start + n:
+        if time.monotonic() > deadline:
+            raise TimeoutError("no traffic reached the gateway")
+        time.sleep(0.01)
+
+
 def bench_added_latency(
     gw: GatewayThread, direct_url: str, rate: float, seconds: float, rounds: int
 ) -> dict[str, float]:
@@ -150,7 +159,7 @@ def bench_swap(
         proc = subprocess.Popen(
             loadgen_cmd(via, rate, int(rate * seconds), seconds, f.name), stdout=subprocess.DEVNULL
         )
-        time.sleep(0.5)  # pacing: let load reach steady state before the first swap
+        wait_for_traffic(gw, 100)  # the load generator's start-up is not part of any swap
         decisions: list[tuple[float, int, str]] = []
         for i in range(swaps):
             snap = gw.gateway.snapshot
@@ -197,7 +206,7 @@ def bench_drain(
         proc = subprocess.Popen(
             loadgen_cmd(via, rate, int(rate * seconds), seconds, f.name), stdout=subprocess.DEVNULL
         )
-        time.sleep(0.3)
+        wait_for_traffic(gw, 20)
         for _ in range(reps):
             snap = gw.gateway.snapshot
             assert snap is not None
