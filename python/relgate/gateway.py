@@ -92,7 +92,9 @@ class Gateway:
 
     ``snapshot`` may be None: requests then get 503 until the first :meth:`swap`.
     ``backend_timeout_s`` bounds one forwarded request; ``max_shadow_in_flight`` bounds mirrored
-    shadow requests (extra mirrors are skipped, never queued).
+    shadow requests (extra mirrors are skipped, never queued). ``credentials(route)`` returns
+    extra headers for a release's endpoint (``{"Authorization": "Bearer ..."}`` for a provider
+    API): secrets stay with the host, out of the hashed manifest.
     """
 
     def __init__(
@@ -103,10 +105,13 @@ class Gateway:
         backend_timeout_s: float = 300.0,
         max_connections: int = 512,
         max_shadow_in_flight: int = 64,
+        credentials: Callable[[ReleaseRoute], Mapping[str, str]] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self.traces = traces if traces is not None else TraceStore()
-        self._upstream = Upstream(timeout_s=backend_timeout_s, max_connections=max_connections)
+        self._upstream = Upstream(
+            timeout_s=backend_timeout_s, max_connections=max_connections, credentials=credentials
+        )
         self._max_shadow = max_shadow_in_flight
         self._swap_lock = threading.Lock()
         # Recent swaps only: a long-lived gateway must not grow with its history.

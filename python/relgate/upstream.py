@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +107,16 @@ class SseText:
 class Upstream:
     """A pooled HTTP client to release endpoints. ``open()`` on the loop that will use it."""
 
-    def __init__(self, *, timeout_s: float = 300.0, max_connections: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 300.0,
+        max_connections: int = 512,
+        credentials: Callable[[ReleaseRoute], Mapping[str, str]] | None = None,
+    ) -> None:
+        # Secrets (an API key for a closed-weight endpoint) never live in a manifest, which is
+        # hashed and shared: the host supplies them per route through `credentials`.
+        self._credentials = credentials
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -124,6 +133,9 @@ class Upstream:
         if self._session is not None:
             await self._session.close()
 
+    def _auth(self, route: ReleaseRoute) -> Mapping[str, str]:
+        return self._credentials(route) if self._credentials is not None else {}
+
     @property
     def session(self) -> aiohttp.ClientSession:
         """The pooled session (InvalidTransitionError before :meth:`open`)."""
@@ -135,7 +147,9 @@ class Upstream:
         self, route: ReleaseRoute, fwd: dict[str, Any], slice: str = ""
     ) -> Completion:
         """Post a rendered non-streaming request; never raises for backend trouble."""
-        headers = {"Content-Type": _JSON, **({SLICE_HEADER: slice} if slice else {})}
+        headers = {**self._auth(route), "Content-Type": _JSON}
+        if slice:
+            headers[SLICE_HEADER] = slice
         t0 = time.perf_counter()
         try:
             async with self.session.post(
@@ -168,7 +182,12 @@ class Upstream:
         trace_id: str,
         ex: Exchange,
     ) -> web.StreamResponse:
-        hdrs = {SLICE_HEADER: slice, TRACE_HEADER: trace_id, "Content-Type": _JSON}
+        hdrs = {
+            **self._auth(route),
+            SLICE_HEADER: slice,
+            TRACE_HEADER: trace_id,
+            "Content-Type": _JSON,
+        }
         try:
             async with self.session.post(route.completions_url, data=dumps(fwd), headers=hdrs) as r:
                 raw = await r.read()
@@ -215,7 +234,12 @@ class Upstream:
         trace_id: str,
         ex: Exchange,
     ) -> web.StreamResponse:
-        hdrs = {SLICE_HEADER: slice, TRACE_HEADER: trace_id, "Content-Type": _JSON}
+        hdrs = {
+            **self._auth(route),
+            SLICE_HEADER: slice,
+            TRACE_HEADER: trace_id,
+            "Content-Type": _JSON,
+        }
         sse = SseText()
         try:
             async with self.session.post(route.completions_url, data=dumps(fwd), headers=hdrs) as r:

@@ -296,3 +296,30 @@ def test_backend_dying_mid_stream_and_backend_timeouts_are_recorded() -> None:
             await a.stop()
 
     run(go())
+
+
+def test_credentials_reach_only_their_release_endpoint() -> None:
+    async def go() -> None:
+        a, b = TestBackend("A"), TestBackend("B")
+        await a.start()
+        await b.start()
+        ra, rb = release_route_for(a, "v1"), release_route_for(b, "v2")
+        keys = {rb.release_sha256: {"Authorization": "Bearer key-for-v2"}}
+        gw = await start_gateway(
+            RoutingSnapshot(1, ra, rb, 5000), credentials=lambda r: keys.get(r.release_sha256, {})
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                for i in range(20):
+                    async with http.post(url(gw), json=body("q", user=f"u{i}")) as r:
+                        assert r.status == 200
+            assert (await gw.complete(rb, "replay")).status == 200
+            assert a.received and b.received
+            assert {q.authorization for q in a.received} == {""}
+            assert {q.authorization for q in b.received} == {"Bearer key-for-v2"}
+        finally:
+            await gw.stop()
+            await a.stop()
+            await b.stop()
+
+    run(go())

@@ -70,6 +70,7 @@ class ReceivedRequest:
     slice: str
     stream: bool
     status: int
+    authorization: str = ""
 
 
 class TestBackend:
@@ -156,8 +157,9 @@ class TestBackend:
         stream = bool(body.get("stream"))
         k = self.knobs
         fail = k.error_probability > 0 and self._rng.random() < k.error_probability
+        auth = request.headers.get("Authorization", "")
         self.received.append(
-            ReceivedRequest(model, system, user, slice_name, stream, 500 if fail else 200)
+            ReceivedRequest(model, system, user, slice_name, stream, 500 if fail else 200, auth)
         )
         async with self._arrival:
             self._arrived += 1
