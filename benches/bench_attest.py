@@ -15,6 +15,10 @@ once as 3 shards with an index, and deletes it afterwards. With a warm page cach
   ``pyopenssl`` beside it; keep it out of relgate's environment, e.g.
   ``python -m venv /tmp/ms && /tmp/ms/bin/pip install model-signing pyopenssl``).
 
+Each method is timed ``--repeat`` times in interleaved rounds after a warm-up run; the best
+wall time gives GB/s and the ratio to the anchor, and the best CPU time (user + system, all
+threads) gives CPU seconds per GB, which stays meaningful when other work shares the cores.
+
 Memory: ``attest`` runs in a child process at 1/4 of the size and at the full size while a
 thread samples ``RssAnon`` (anonymous memory: what relgate allocates) and ``RssFile``;
 ``VmHWM`` (peak RSS) is printed too, but it counts the mapped file pages that were touched,
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -104,16 +109,6 @@ def files_of(ckpt: Path) -> list[Path]:
     return sorted(ckpt.glob("*.safetensors"))
 
 
-def best(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm the page cache and the thread pools
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def drop_caches() -> bool:
     try:
         os.sync()
@@ -132,7 +127,9 @@ if mode == "sha256-shards":
 elif mode == "blake3":
     cfg.use_file_serialization(hashing_algorithm="blake3")
 cfg.hash(path)  # warm
-t = time.perf_counter(); cfg.hash(path); print(time.perf_counter() - t)
+t, c = time.perf_counter(), time.process_time()
+cfg.hash(path)
+print(time.perf_counter() - t, time.process_time() - c)
 """
 
 
@@ -177,11 +174,33 @@ def methods(ckpt: Path, ms_python: str | None) -> dict[str, Callable[[], object]
     return out
 
 
-def time_method(name: str, fn: Callable[[], object], repeat: int) -> float:
+def cpu_seconds() -> float:
+    """CPU time (user + system, all threads) of this process and its finished children."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_once(name: str, fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, cpu) seconds of one run."""
+    t, c = time.perf_counter(), cpu_seconds()
+    out = fn()
+    wall, cpu = time.perf_counter() - t, cpu_seconds() - c
     if name.startswith("model_signing"):
-        # The child times its own second run (import and interpreter start excluded).
-        return min(float(str(fn()).strip()) for _ in range(max(1, repeat // 2)))
-    return best(fn, repeat)
+        # The child times its own second run (interpreter start and import excluded).
+        wall, cpu = (float(x) for x in str(out).split())
+    return wall, cpu
+
+
+def measure(ms: dict[str, Callable[[], object]], repeat: int) -> dict[str, tuple[float, float]]:
+    """Best wall and best CPU time of each method. Rounds interleave the methods, so load
+    from other processes spreads over all of them instead of hitting one."""
+    for name, fn in ms.items():
+        run_once(name, fn)  # warm the page cache and the thread pools
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in ms}
+    for _ in range(repeat):
+        for name, fn in ms.items():
+            runs[name].append(run_once(name, fn))
+    return {n: (min(w for w, _ in r), min(c for _, c in r)) for n, r in runs.items()}
 
 
 RSS_CHILD = """
@@ -244,11 +263,12 @@ def main() -> None:
             total = sum(f.stat().st_size for f in files_of(ckpt))
             print(f"\n{label}: {total / GiB:.2f} GiB, {relgate.attest(ckpt).tensors} tensors")
             ms = methods(ckpt, ms_python)
-            timings = {name: time_method(name, fn, args.repeat) for name, fn in ms.items()}
-            anchor = timings["blake3-py update_mmap AUTO (anchor)"]
-            print(f"  {'method':<40} {'GB/s':>7} {'vs anchor':>10}  (warm cache)")
-            for name, t in timings.items():
-                print(f"  {name:<40} {total / t / 1e9:>7.2f} {anchor / t:>9.2f}x")
+            timings = measure(ms, args.repeat)
+            anchor = timings["blake3-py update_mmap AUTO (anchor)"][0]
+            gb = total / 1e9
+            print(f"  {'method':<40} {'GB/s':>7} {'vs anchor':>10} {'CPU s/GB':>9}  (warm cache)")
+            for name, (wall, cpu) in timings.items():
+                print(f"  {name:<40} {gb / wall:>7.2f} {anchor / wall:>9.2f}x {cpu / gb:>9.3f}")
             if args.cold:
                 print("  cold cache (one run each after dropping caches):")
                 for name in (
