@@ -144,9 +144,8 @@ class Gateway:
         await self._runner.setup()
         site = self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.host, self.port = host, int(sockets[0].getsockname()[1]) if sockets else port
+        # The runner's bound addresses, so port 0 resolves to the port the OS chose.
+        self.host, self.port = host, int(self._runner.addresses[0][1])
 
     async def stop(self, drain_deadline_s: float = 5.0) -> DrainResult:
         """Stop accepting, drain every in-flight request (bounded by the deadline), then close.
