@@ -7,7 +7,7 @@ from collections.abc import Callable
 import grpc
 import pytest
 from relgate import errors
-from relgate._proto.relgate.v1 import gate_pb2, key_pb2, release_pb2, rollout_pb2
+from relgate._proto.relgate.v1 import gate_pb2, key_pb2, release_pb2
 from relgate.client import RelgateClient
 from relgate.service.server import RunningServer
 from service_helpers import manifest_bytes, raw_call, status_code
@@ -95,8 +95,6 @@ def test_tenants_are_isolated(
     [
         ("/relgate.v1.GateService/GetGateResult", gate_pb2.GetGateResultRequest()),
         ("/relgate.v1.GateService/OverrideGate", gate_pb2.OverrideGateRequest()),
-        ("/relgate.v1.RolloutService/StartRollout", rollout_pb2.StartRolloutRequest()),
-        ("/relgate.v1.RolloutService/Rollback", rollout_pb2.RollbackRequest()),
     ],
 )
 def test_declared_but_unimplemented_methods_still_authenticate(
