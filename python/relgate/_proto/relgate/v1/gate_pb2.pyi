@@ -34,6 +34,7 @@ class GateVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GATE_VERDICT_PASS: _ClassVar[GateVerdict]
     GATE_VERDICT_PASS_WITH_WARNINGS: _ClassVar[GateVerdict]
     GATE_VERDICT_FAIL: _ClassVar[GateVerdict]
+    GATE_VERDICT_INSUFFICIENT: _ClassVar[GateVerdict]
 SCALE_UNSPECIFIED: Scale
 SCALE_NORMALIZED: Scale
 SCALE_RAW: Scale
@@ -49,6 +50,7 @@ GATE_VERDICT_UNSPECIFIED: GateVerdict
 GATE_VERDICT_PASS: GateVerdict
 GATE_VERDICT_PASS_WITH_WARNINGS: GateVerdict
 GATE_VERDICT_FAIL: GateVerdict
+GATE_VERDICT_INSUFFICIENT: GateVerdict
 
 class GatePolicy(_message.Message):
     __slots__ = ("scale", "floor", "floor_on", "non_inferiority_margin", "alpha", "min_rows", "min_ceiling", "strict", "n_resamples", "confidence", "seed")
@@ -153,7 +155,7 @@ class GateStage(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class SliceResult(_message.Message):
-    __slots__ = ("slice", "verdict", "rows", "rho", "rho_ci", "ceiling", "ceiling_ci", "q", "q_ci", "kendall_tau_b", "delta_vs_previous", "delta_ci", "p_value_holm", "reason")
+    __slots__ = ("slice", "verdict", "rows", "rho", "rho_ci", "ceiling", "ceiling_ci", "q", "q_ci", "kendall_tau_b", "delta_vs_previous", "delta_ci", "p_value_holm", "reason", "previous_q", "items")
     SLICE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +170,8 @@ class SliceResult(_message.Message):
     DELTA_CI_FIELD_NUMBER: _ClassVar[int]
     P_VALUE_HOLM_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_Q_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     slice: str
     verdict: SliceVerdict
     rows: int
@@ -182,10 +186,12 @@ class SliceResult(_message.Message):
     delta_ci: _common_pb2.ConfidenceInterval
     p_value_holm: float
     reason: str
-    def __init__(self, slice: _Optional[str] = ..., verdict: _Optional[_Union[SliceVerdict, str]] = ..., rows: _Optional[int] = ..., rho: _Optional[float] = ..., rho_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., ceiling: _Optional[float] = ..., ceiling_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., q: _Optional[float] = ..., q_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., kendall_tau_b: _Optional[float] = ..., delta_vs_previous: _Optional[float] = ..., delta_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., p_value_holm: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+    previous_q: float
+    items: int
+    def __init__(self, slice: _Optional[str] = ..., verdict: _Optional[_Union[SliceVerdict, str]] = ..., rows: _Optional[int] = ..., rho: _Optional[float] = ..., rho_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., ceiling: _Optional[float] = ..., ceiling_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., q: _Optional[float] = ..., q_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., kendall_tau_b: _Optional[float] = ..., delta_vs_previous: _Optional[float] = ..., delta_ci: _Optional[_Union[_common_pb2.ConfidenceInterval, _Mapping]] = ..., p_value_holm: _Optional[float] = ..., reason: _Optional[str] = ..., previous_q: _Optional[float] = ..., items: _Optional[int] = ...) -> None: ...
 
 class GateResult(_message.Message):
-    __slots__ = ("release_sha256", "previous_release_sha256", "verdict", "slices", "aggregate_rho", "aggregate_q", "judge_sha256", "suite_sha256", "policy_json", "gate_result_sha256", "receipt", "cold_start", "calibration_sha256", "sample_set_sha256")
+    __slots__ = ("release_sha256", "previous_release_sha256", "verdict", "slices", "aggregate_rho", "aggregate_q", "judge_sha256", "suite_sha256", "policy_json", "gate_result_sha256", "receipt", "cold_start", "calibration_sha256", "sample_set_sha256", "report_path", "archived", "gate_override_sha256", "previous_aggregate_rho", "previous_aggregate_q", "what_if")
     RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +206,12 @@ class GateResult(_message.Message):
     COLD_START_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_SHA256_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_SET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    REPORT_PATH_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    GATE_OVERRIDE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_AGGREGATE_RHO_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_AGGREGATE_Q_FIELD_NUMBER: _ClassVar[int]
+    WHAT_IF_FIELD_NUMBER: _ClassVar[int]
     release_sha256: str
     previous_release_sha256: str
     verdict: GateVerdict
@@ -214,13 +226,21 @@ class GateResult(_message.Message):
     cold_start: bool
     calibration_sha256: str
     sample_set_sha256: str
-    def __init__(self, release_sha256: _Optional[str] = ..., previous_release_sha256: _Optional[str] = ..., verdict: _Optional[_Union[GateVerdict, str]] = ..., slices: _Optional[_Iterable[_Union[SliceResult, _Mapping]]] = ..., aggregate_rho: _Optional[float] = ..., aggregate_q: _Optional[float] = ..., judge_sha256: _Optional[str] = ..., suite_sha256: _Optional[str] = ..., policy_json: _Optional[str] = ..., gate_result_sha256: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., cold_start: _Optional[bool] = ..., calibration_sha256: _Optional[str] = ..., sample_set_sha256: _Optional[str] = ...) -> None: ...
+    report_path: str
+    archived: bool
+    gate_override_sha256: str
+    previous_aggregate_rho: float
+    previous_aggregate_q: float
+    what_if: bool
+    def __init__(self, release_sha256: _Optional[str] = ..., previous_release_sha256: _Optional[str] = ..., verdict: _Optional[_Union[GateVerdict, str]] = ..., slices: _Optional[_Iterable[_Union[SliceResult, _Mapping]]] = ..., aggregate_rho: _Optional[float] = ..., aggregate_q: _Optional[float] = ..., judge_sha256: _Optional[str] = ..., suite_sha256: _Optional[str] = ..., policy_json: _Optional[str] = ..., gate_result_sha256: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., cold_start: _Optional[bool] = ..., calibration_sha256: _Optional[str] = ..., sample_set_sha256: _Optional[str] = ..., report_path: _Optional[str] = ..., archived: _Optional[bool] = ..., gate_override_sha256: _Optional[str] = ..., previous_aggregate_rho: _Optional[float] = ..., previous_aggregate_q: _Optional[float] = ..., what_if: _Optional[bool] = ...) -> None: ...
 
 class GetGateResultRequest(_message.Message):
-    __slots__ = ("release_sha256",)
+    __slots__ = ("release_sha256", "what_if_policy")
     RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    WHAT_IF_POLICY_FIELD_NUMBER: _ClassVar[int]
     release_sha256: str
-    def __init__(self, release_sha256: _Optional[str] = ...) -> None: ...
+    what_if_policy: GatePolicy
+    def __init__(self, release_sha256: _Optional[str] = ..., what_if_policy: _Optional[_Union[GatePolicy, _Mapping]] = ...) -> None: ...
 
 class OverrideGateRequest(_message.Message):
     __slots__ = ("release_sha256", "gate_result_sha256", "rationale", "tenant")
