@@ -257,3 +257,29 @@ fn nan_policies_on_large_input() {
     assert_eq!(omit, spearman(&fx, &fy, P).unwrap());
     assert!((omit - ref_spearman(&fx, &fy)).abs() < 1e-12);
 }
+
+#[test]
+fn continuous_input_above_the_i64_fast_path() {
+    // Over 2^20 rows of distinct values: the chunked i64 -> i128 sums and the parallel sort.
+    let n = (1 << 20) + 4321;
+    let mut s = 7u64;
+    let mut unif = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let x: Vec<f64> = (0..n).map(|_| unif()).collect();
+    let y: Vec<f64> = x.iter().map(|v| v * v + 0.2 * unif()).collect();
+    let got = spearman(&x, &y, P).unwrap();
+    // Naive f64 sums lose ~1e-12 at this size; the reference sums exactly in i128 over
+    // twice-centered ranks (integers).
+    let (rx, ry) = (avg_ranks(&x), avg_ranks(&y));
+    let c = |r: f64| (2.0 * r) as i128 - (n as i128 + 1);
+    let sxy: i128 = rx.iter().zip(&ry).map(|(&a, &b)| c(a) * c(b)).sum();
+    let sxx: i128 = rx.iter().map(|&a| c(a) * c(a)).sum();
+    let syy: i128 = ry.iter().map(|&b| c(b) * c(b)).sum();
+    let want = sxy as f64 / (sxx as f64 * syy as f64).sqrt();
+    assert!((got - want).abs() < 1e-14, "{got} vs {want}");
+    assert!((got - ref_spearman(&x, &y)).abs() < 1e-10);
+}

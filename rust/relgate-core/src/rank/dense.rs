@@ -47,6 +47,10 @@ pub(crate) fn order_key(bits: u64) -> u64 {
 pub(crate) struct Dense {
     pub ids: Vec<u32>,
     pub counts: Vec<u64>,
+    /// Calls left that go straight to sorting: after the counting path fails on a side
+    /// (continuous scores), the next groups of that side are most likely continuous too.
+    /// A hint only: both paths give the same ids.
+    skip_counting: u32,
 }
 
 impl Dense {
@@ -84,7 +88,8 @@ pub(crate) struct Scratch {
     distinct: Vec<u64>,
     order: Vec<u32>,
     perm: Vec<u32>,
-    pairs: Vec<(u64, u32)>,
+    keys: Vec<u64>,
+    packed: Vec<u64>,
     local_counts: Vec<u64>,
 }
 
@@ -99,7 +104,10 @@ pub(crate) fn dense_rank(values: &[f64], out: &mut Dense, scratch: &mut Scratch)
     let cap = (values.len() / 2).clamp(8, 1024);
     out.ids.clear();
     out.ids.resize(values.len(), 0);
-    if hash_ids(values, cap, &mut out.ids, scratch) {
+    if out.skip_counting > 0 {
+        out.skip_counting -= 1;
+        sort_ids(values, out, scratch);
+    } else if hash_ids(values, cap, &mut out.ids, scratch) {
         let k = scratch.distinct.len();
         sorted_perm(&scratch.distinct, &mut scratch.order, &mut scratch.perm);
         out.counts.clear();
@@ -112,7 +120,8 @@ pub(crate) fn dense_rank(values: &[f64], out: &mut Dense, scratch: &mut Scratch)
             *id = perm[*id as usize];
         }
     } else {
-        sort_ids(values, out, &mut scratch.pairs);
+        out.skip_counting = 15;
+        sort_ids(values, out, scratch);
     }
 }
 
@@ -171,17 +180,60 @@ fn sorted_perm(distinct: &[u64], order: &mut Vec<u32>, perm: &mut Vec<u32>) {
     }
 }
 
-/// Sort path for one (small or medium) input.
-fn sort_ids(values: &[f64], out: &mut Dense, pairs: &mut Vec<(u64, u32)>) {
-    pairs.clear();
-    pairs.extend(
-        values
-            .iter()
+/// Sort path for one small or medium input (n < 2^32).
+///
+/// Sorting plain u64s is much faster than sorting (key, row) pairs, so the row index is
+/// packed into the low bits of the order key. The few key bits this drops can only merge
+/// values that differ by less than ~n ulps; such runs are re-sorted by full key, so the
+/// result is exact.
+fn sort_ids(values: &[f64], out: &mut Dense, scratch: &mut Scratch) {
+    let n = values.len();
+    let bits = (usize::BITS - n.saturating_sub(1).leading_zeros()).max(1);
+    let mask = (1u64 << bits) - 1;
+    scratch.keys.clear();
+    scratch
+        .keys
+        .extend(values.iter().map(|&v| order_key(norm_bits(v))));
+    let keys = &scratch.keys;
+    let packed = &mut scratch.packed;
+    packed.clear();
+    packed.extend(
+        keys.iter()
             .enumerate()
-            .map(|(r, &v)| (order_key(norm_bits(v)), r as u32)),
+            .map(|(r, &k)| (k & !mask) | r as u64),
     );
-    pairs.sort_unstable_by_key(|p| p.0);
-    walk_sorted(pairs, out);
+    packed.sort_unstable();
+    // Runs sharing the truncated key: re-sort by full key unless they are true ties.
+    let mut i = 0;
+    while i < n {
+        let head = packed[i] & !mask;
+        let mut j = i + 1;
+        while j < n && packed[j] & !mask == head {
+            j += 1;
+        }
+        if j - i > 1 {
+            let run = &mut packed[i..j];
+            let first = keys[(run[0] & mask) as usize];
+            if run.iter().any(|&p| keys[(p & mask) as usize] != first) {
+                run.sort_unstable_by_key(|&p| keys[(p & mask) as usize]);
+            }
+        }
+        i = j;
+    }
+    out.ids.clear();
+    out.ids.resize(n, 0);
+    out.counts.clear();
+    let mut prev = None;
+    for &p in packed.iter() {
+        let r = (p & mask) as usize;
+        if prev != Some(keys[r]) {
+            out.counts.push(0);
+            prev = Some(keys[r]);
+        }
+        let k = out.counts.len() - 1;
+        out.counts[k] += 1;
+        out.ids[r] = k as u32;
+    }
 }
 
 fn walk_sorted(pairs: &[(u64, u32)], out: &mut Dense) {
@@ -284,9 +336,45 @@ mod tests {
         let v: Vec<f64> = (0..5000).map(|i| ((i * 7919) % 13) as f64 * 0.1).collect();
         let a = ranks(&v);
         let mut b = Dense::default();
-        sort_ids(&v, &mut b, &mut Vec::new());
+        sort_ids(&v, &mut b, &mut Scratch::default());
         assert_eq!(a.ids, b.ids);
         assert_eq!(a.counts, b.counts);
+    }
+
+    /// Reference: sort (key, row) pairs.
+    fn pair_ids(v: &[f64]) -> Dense {
+        let mut pairs: Vec<(u64, u32)> = v
+            .iter()
+            .enumerate()
+            .map(|(r, &x)| (order_key(norm_bits(x)), r as u32))
+            .collect();
+        pairs.sort_unstable();
+        let mut d = Dense::default();
+        walk_sorted(&pairs, &mut d);
+        d
+    }
+
+    #[test]
+    fn packed_sort_resolves_keys_that_differ_in_dropped_bits() {
+        // Neighbouring floats (a few ulps apart) share all but the lowest key bits, which
+        // the packed sort drops; mix them with exact ties, zeros and infinities.
+        let mut v: Vec<f64> = Vec::new();
+        for k in 0..200u64 {
+            let base = f64::from_bits(1.0f64.to_bits() + (k * 37) % 23);
+            v.push(if k % 5 == 0 { -base } else { base });
+            if k % 7 == 0 {
+                v.push(0.0);
+                v.push(-0.0);
+                v.push(f64::INFINITY);
+            }
+        }
+        for len in [2, 3, 17, 64, 65, v.len()] {
+            let mut got = Dense::default();
+            sort_ids(&v[..len], &mut got, &mut Scratch::default());
+            let want = pair_ids(&v[..len]);
+            assert_eq!(got.ids, want.ids, "len {len}");
+            assert_eq!(got.counts, want.counts);
+        }
     }
 
     #[test]
@@ -301,7 +389,7 @@ mod tests {
             let mut big = Dense::default();
             dense_rank_large(&v, &mut big);
             let mut small = Dense::default();
-            sort_ids(&v, &mut small, &mut Vec::new());
+            sort_ids(&v, &mut small, &mut Scratch::default());
             assert_eq!(big.ids, small.ids);
             assert_eq!(big.counts, small.counts);
         }
