@@ -4,7 +4,9 @@ Processes: TEST BACKENDS each in their own process, the load generator in its ow
 gateway on a thread of this process (so swaps are timed where they happen). Three measurements:
 
 1. Added latency at a fixed rate: the same load generator run against the backend directly
-   (the anchor) and through the gateway; p50/p99 of both, their difference and ratio.
+   (the anchor), through the plainest aiohttp proxy (second anchor: the framework's own cost)
+   and through the gateway; p50/p99 of each, differences and ratios, and the gateway's CPU
+   time per request.
    Goal (DESIGN section 8): added p50 < 1 ms, p99 < 5 ms at 500 req/s.
 2. Swap visibility under load: time from a swap decision to the first request admitted on the
    new snapshot and to the first response served by the new target. Goal: <= 100 ms p99.
@@ -29,6 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import aiohttp
+from aiohttp import web
 from relgate.gateway import GatewayThread
 from relgate.routing import PromptTemplate, ReleaseRoute, RoutingSnapshot
 from relgate.traces import TraceStore
@@ -108,34 +112,65 @@ def wait_for_traffic(gw: GatewayThread, n: int, timeout_s: float = 30.0) -> None
         time.sleep(0.01)
 
 
+async def start_bare_proxy(backend_url: str) -> web.AppRunner:
+    """Second anchor: the plainest aiohttp proxy (bytes in, bytes out, pooled client, no
+    routing, templates or traces), i.e. what the framework alone costs on this machine."""
+    session = aiohttp.ClientSession()
+    target = backend_url + "/chat/completions"
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        hdrs = {"Content-Type": "application/json"}
+        async with session.post(target, data=body, headers=hdrs) as r:
+            raw = await r.read()
+        return web.Response(body=raw, status=r.status, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", forward)
+    app.on_cleanup.append(lambda _: session.close())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
 def bench_added_latency(
     gw: GatewayThread, direct_url: str, rate: float, seconds: float, rounds: int
 ) -> dict[str, float]:
     via = f"http://127.0.0.1:{gw.port}/v1/chat/completions"
     direct_chat = direct_url + "/chat/completions"
-    run_loadgen(direct_chat, rate, 1.0)  # warm both paths
-    run_loadgen(via, rate, 1.0)
+    # The bare proxy shares the gateway's loop; each is idle while the other is measured.
+    bare_runner = gw.call(start_bare_proxy(direct_url))
+    bare = f"http://127.0.0.1:{bare_runner.addresses[0][1]}/v1/chat/completions"
+    for url in (direct_chat, bare, via):
+        run_loadgen(url, rate, 1.0)  # warm every path
     d_all: list[float] = []
+    b_all: list[float] = []
     g_all: list[float] = []
     lost = 0
     cpu_s = 0.0
     for _ in range(rounds):  # alternate so drift on a shared machine hits both sides alike
         d = run_loadgen(direct_chat, rate, seconds)
+        bp = run_loadgen(bare, rate, seconds)
         # This process hosts only the gateway (the main thread just waits on the load
         # generator), so its CPU time over the run is the gateway's.
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         g = run_loadgen(via, rate, seconds)
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu_s += (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        lost += sum(1 for r in d + g if r["status"] != 200)
+        lost += sum(1 for r in d + bp + g if r["status"] != 200)
         d_all += lat_ms(d)
+        b_all += lat_ms(bp)
         g_all += lat_ms(g)
+    gw.call(bare_runner.cleanup())
     res = {
         "rate_per_s": rate,
         "n_each": len(d_all),
         "non_200": lost,
         "direct_p50_ms": q(d_all, 0.50),
         "direct_p99_ms": q(d_all, 0.99),
+        "bare_proxy_p50_ms": q(b_all, 0.50),
+        "bare_proxy_p99_ms": q(b_all, 0.99),
         "gateway_p50_ms": q(g_all, 0.50),
         "gateway_p99_ms": q(g_all, 0.99),
         "gateway_cpu_us_per_request": cpu_s / max(1, len(g_all)) * 1e6,
@@ -147,6 +182,8 @@ def bench_added_latency(
     res["added_p99_ms"] = res["gateway_p99_ms"] - res["direct_p99_ms"]
     res["ratio_p50"] = res["gateway_p50_ms"] / res["direct_p50_ms"]
     res["ratio_p99"] = res["gateway_p99_ms"] / res["direct_p99_ms"]
+    res["vs_bare_p50"] = res["gateway_p50_ms"] / res["bare_proxy_p50_ms"]
+    res["vs_bare_p99"] = res["gateway_p99_ms"] / res["bare_proxy_p99_ms"]
     return res
 
 
@@ -260,6 +297,9 @@ def main() -> None:
                 f"gateway p50 {r['gateway_p50_ms']:.2f} ms p99 {r['gateway_p99_ms']:.2f} ms | "
                 f"added p50 {r['added_p50_ms']:.2f} ms p99 {r['added_p99_ms']:.2f} ms | "
                 f"ratio p50 {r['ratio_p50']:.2f}x p99 {r['ratio_p99']:.2f}x | "
+                f"bare aiohttp proxy p50 {r['bare_proxy_p50_ms']:.2f} ms "
+                f"p99 {r['bare_proxy_p99_ms']:.2f} ms (gateway/bare p50 {r['vs_bare_p50']:.2f}x "
+                f"p99 {r['vs_bare_p99']:.2f}x) | "
                 f"non-200 {r['non_200']:.0f} "
                 "(goal: added p50 < 1 ms, p99 < 5 ms)"
             )
