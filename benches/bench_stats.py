@@ -10,6 +10,8 @@ runs after one warm-up run each:
 3. 1 group of 10,000,000 rows: relgate ``spearman``; polars; numpy (rankdata + corrcoef).
 4. 1,000-resample bootstrap CI of Spearman on 200 rows: relgate (percentile, and BCa); numpy
    (all resample indices at once, rankdata(axis=1) + einsum, percentiles).
+5. Not a target, for context: case 1 with continuous judge scores against grades 0/0.5/1
+   (one side needs a real sort per group).
 
 Every competitor's result is checked against relgate's (1e-9) before it is timed. Ratios
 are ``competitor time / relgate time`` (above 1: relgate is faster). Targets from DESIGN.md
@@ -103,14 +105,25 @@ def check(name: str, got: np.ndarray, want: np.ndarray) -> None:
 
 
 def grouped_case(
-    report: Report, groups: int, rows: int, target_ms: float | None, args: argparse.Namespace
+    report: Report,
+    groups: int,
+    rows: int,
+    target_ms: float | None,
+    args: argparse.Namespace,
+    judge_scores: bool = False,
 ) -> None:
     rng = np.random.default_rng(groups)
     n = groups * rows
     x = np.round(rng.random(n), 1)
     y = np.round(0.5 * x + 0.5 * rng.random(n), 1)
+    if judge_scores:
+        # Continuous judge agreement scores against human grades 0 / 0.5 / 1.
+        y = np.round(rng.random(n) * 2) / 2
+        x = 0.3 * y + rng.random(n)
     offsets = np.arange(0, n + 1, rows, dtype=np.int64)
-    case = f"{groups:,} groups x {rows:,} rows"
+    case = f"{groups:,} groups x {rows:,} rows" + (
+        ", judge scores x grades" if judge_scores else ""
+    )
     target = f" (target <= {target_ms} ms)" if target_ms else ""
     print(f"{case}{target}")
     ours = stats.spearman_grouped(x, y, offsets)
@@ -213,6 +226,8 @@ def main() -> None:
     grouped_case(report, 100, 10_000, None, args)
     single_case(report, 10_000_000, args)
     bootstrap_case(report, args)
+    # Not a target: the continuous-score shape, where ranks need a sort per group.
+    grouped_case(report, 10_000, 50, None, args, judge_scores=True)
 
 
 if __name__ == "__main__":
