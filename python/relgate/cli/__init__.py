@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from relgate import __version__
-from relgate.cli import bench, judge, keys, receipts, release, roll, rollback, serve
+from relgate.cli import bench, gate, judge, keys, receipts, release, roll, rollback, serve
 from relgate.cli.attest import attest_app, reattest
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(receipts.app, name="receipts")
 app.add_typer(keys.app, name="keys")
 app.add_typer(roll.app, name="roll")
 app.add_typer(judge.app, name="judge")
+app.add_typer(gate.app, name="gate")
 app.add_typer(bench.app, name="bench")
 app.add_typer(attest_app, name="attest")
 app.command("reattest")(reattest)

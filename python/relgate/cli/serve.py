@@ -71,6 +71,25 @@ def serve(
             help="Resolve relative weight paths of manifests here (default: working dir).",
         ),
     ] = None,
+    suites_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--suites-dir", help="Gate suites: manifests' dataset refs resolve here (or shipped)."
+        ),
+    ] = None,
+    gate_judge: Annotated[
+        str,
+        typer.Option(
+            "--gate-judge", help="Default gate judge: embedding, openai, transformers or vllm."
+        ),
+    ] = "embedding",
+    gate_judge_model: Annotated[
+        str | None, typer.Option("--gate-judge-model", help="Model of the default judge.")
+    ] = None,
+    gate_judge_base_url: Annotated[
+        str | None,
+        typer.Option("--gate-judge-base-url", help="Endpoint of an openai default judge."),
+    ] = None,
     grace: Annotated[
         float, typer.Option("--grace", min=0.0, help="Seconds calls in flight get on SIGTERM.")
     ] = 10.0,
@@ -78,6 +97,9 @@ def serve(
 ) -> None:
     """Serve gRPC (--grpc-port), the gateway (--gateway-port) and /healthz, /metrics
     (--web-port) until SIGTERM."""
+    from relgate.cli.judge import judge_options
+    from relgate.gate.service import GateOptions
+    from relgate.gate.sources import JudgeChoice
     from relgate.rollout.service import RolloutOptions
     from relgate.service.server import create_server, run_until_signal
 
@@ -87,6 +109,12 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     argv = shlex.split(anchor_command) if anchor_command else None
+    gate = GateOptions(
+        suites_dir=suites_dir,
+        judge=JudgeChoice(
+            gate_judge, judge_options(gate_judge, gate_judge_model, gate_judge_base_url)
+        ),
+    )
 
     async def main() -> None:
         running = await create_server(
@@ -105,6 +133,7 @@ def serve(
             gateway_port=gateway_port,
             time_scale=time_scale,
             rollout=RolloutOptions(tick_interval_s=rollout_tick),
+            gate=gate,
         )
         key = running.admin_key_path or "(bootstrap key already issued)"
         # One line on stdout with the bound ports: scripts and tests read it (ports may be 0).

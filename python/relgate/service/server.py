@@ -29,6 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from relgate.errors import InvalidInputError
+from relgate.gate.service import GateOptions, GateRunner
 from relgate.gateway import Gateway
 from relgate.receipts import TreeHeadSigner
 from relgate.rollout.probe import CountingTraceStore
@@ -91,6 +92,7 @@ class RunningServer:
     _anchor: AnchorSchedule | None
     rollouts: RolloutManager
     gateway: Gateway | None = None
+    gates: GateRunner | None = None
     _serving: list[bool] = field(default_factory=lambda: [True])
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -134,6 +136,8 @@ class RunningServer:
             # Stop accepting, then let requests in flight finish (bounded by the grace).
             await self.gateway.stop(grace)
         await self._web.stop()
+        if self.gates is not None:
+            await asyncio.to_thread(self.gates.close)
         await asyncio.to_thread(self.store.close)
         self._stopped.set()
         log.info("relgate server stopped")
@@ -161,6 +165,7 @@ async def create_server(
     gateway_port: int | None = 8080,
     time_scale: float = 1.0,
     rollout: RolloutOptions | None = None,
+    gate: GateOptions | None = None,
 ) -> RunningServer:
     """Open the store, issue the bootstrap admin key, and start gRPC, the web port and the
     anchoring schedule. Ports may be 0 (the bound ones are on the result).
@@ -172,6 +177,8 @@ async def create_server(
     live release of `rollout.gateway_tenant`. `time_scale` > 1 runs the rollout clock (holds,
     deadlines, observer minutes, trace windows) that many times faster than wall time, from an
     anchor kept in the data directory; `rollout.clock` replaces that clock entirely (tests).
+
+    `gate` sets where suites are found (`suites_dir`), the default judge and the score cache.
     """
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInputError("TLS needs both a certificate and a key file")
@@ -198,6 +205,7 @@ async def create_server(
         return await _start(
             root, store, host, grpc_port, web_port, credentials, max_message_bytes,
             anchor_dir, anchor_command, anchor_interval, anchor_tsa, gateway_port, options,
+            gate or GateOptions(),
         )  # fmt: skip
     except BaseException:
         await asyncio.to_thread(store.close)
@@ -218,6 +226,7 @@ async def _start(
     anchor_tsa: str | None,
     gateway_port: int | None,
     options: RolloutOptions,
+    gate: GateOptions,
 ) -> RunningServer:
     admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store, root)
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
@@ -229,7 +238,7 @@ async def _start(
         ReceiptServicer(store, signer.public_key_b64),
         KeyServicer(store),
         AttestationServicer(),
-        GateServicer(),
+        GateServicer(gates := GateRunner(store, gate)),
     ]
     traces = CountingTraceStore(clock=options.clock)
     gateway = None
@@ -320,6 +329,7 @@ async def _start(
         _anchor=anchor,
         rollouts=rollouts,
         gateway=gateway,
+        gates=gates,
         _serving=serving,
     )
     log.info("relgate server on %s (web %s)", running.address, running.web_url)

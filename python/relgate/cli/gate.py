@@ -1,0 +1,286 @@
+"""`relgate gate run|show|reapply|override`: the gate through the server.
+
+Exit codes tell a script what the gate said: 0 pass, 20 pass with warnings (slices the gate
+could not vouch for, named), 21 insufficient (strict policy, or nothing vouched for), 22 fail;
+errors keep their per-class codes 1-9 (`relgate.cli._common`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from google.protobuf.json_format import MessageToDict
+
+from relgate.cli._common import (
+    ApiKeyOpt,
+    JsonOpt,
+    ServerOpt,
+    TenantOpt,
+    TlsCaOpt,
+    TlsOpt,
+    handle_errors,
+    print_json,
+)
+from relgate.errors import InvalidInputError
+
+app = typer.Typer(
+    help="Gate releases: per-slice verdicts, reports, overrides.", no_args_is_help=True
+)
+
+EXIT_PASS = 0
+EXIT_PASS_WITH_WARNINGS = 20
+EXIT_INSUFFICIENT = 21
+EXIT_FAIL = 22
+
+ShaArg = Annotated[str, typer.Argument(help="Release sha256.")]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="Gate policy file (YAML/JSON: policy fields, or a manifest-style gate_policy).",
+    ),
+]
+
+
+def _verdicts() -> dict[int, tuple[str, int]]:
+    from relgate._proto.relgate.v1 import gate_pb2
+
+    return {
+        gate_pb2.GATE_VERDICT_PASS: ("PASS", EXIT_PASS),
+        gate_pb2.GATE_VERDICT_PASS_WITH_WARNINGS: ("PASS WITH WARNINGS", EXIT_PASS_WITH_WARNINGS),
+        gate_pb2.GATE_VERDICT_INSUFFICIENT: ("INSUFFICIENT", EXIT_INSUFFICIENT),
+        gate_pb2.GATE_VERDICT_FAIL: ("FAIL", EXIT_FAIL),
+    }
+
+
+def verdict_exit(result: Any) -> int:
+    """The exit code of a gate result."""
+    return _verdicts().get(result.verdict, ("?", EXIT_FAIL))[1]
+
+
+def read_policy(path: Path) -> dict[str, Any]:
+    """Policy fields from a YAML or JSON file."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"policy file {path}: not YAML/JSON: {exc}") from None
+    if isinstance(doc, dict) and isinstance(doc.get("gate_policy"), dict):
+        doc = doc["gate_policy"]
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"policy file {path}: must hold a mapping of policy fields")
+    return doc
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def format_result(result: Any) -> str:
+    """The per-slice table (worst slice first, as the server sorted it), the aggregate
+    marked non-decisive, the outcome and where the HTML report is."""
+    from relgate._proto.relgate.v1 import gate_pb2
+
+    names = {v: k.removeprefix("SLICE_VERDICT_") for k, v in gate_pb2.SliceVerdict.items()}
+    head = (
+        f"{'slice':<28} {'verdict':<16} {'rows':>5} {'rho':>7} {'ceiling':>7} {'q':>7} "
+        f"{'q CI':>15} {'prev q':>7} {'change':>7} {'p(Holm)':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for s in result.slices:
+        ci = f"[{_f(s.q_ci.low, 2)}, {_f(s.q_ci.high, 2)}]"
+        prev = _f(s.previous_q) if s.HasField("previous_q") else "-"
+        change = _f(s.delta_vs_previous) if s.HasField("delta_vs_previous") else "-"
+        p = _f(s.p_value_holm, 4) if s.HasField("p_value_holm") else "-"
+        lines.append(
+            f"{s.slice[:28]:<28} {names.get(s.verdict, '?'):<16} {s.rows:>5} {_f(s.rho):>7} "
+            f"{_f(s.ceiling):>7} {_f(s.q):>7} {ci:>15} {prev:>7} {change:>7} {p:>8}"
+        )
+    lines.append(
+        f"aggregate (mean over slices, NOT decisive): rho {_f(result.aggregate_rho)} "
+        f"(previous {_f(result.previous_aggregate_rho)}), q {_f(result.aggregate_q)} "
+        f"(previous {_f(result.previous_aggregate_q)})"
+    )
+    label = _verdicts().get(result.verdict, ("?", 0))[0]
+    lines.append(
+        f"verdict: {label}" + (" (what-if policy, not recorded)" if result.what_if else "")
+    )
+    failed = [s.slice for s in result.slices if s.verdict == gate_pb2.SLICE_VERDICT_FAIL]
+    warn = (gate_pb2.SLICE_VERDICT_INSUFFICIENT, gate_pb2.SLICE_VERDICT_JUDGE_UNTRUSTED)
+    unvouched = [s.slice for s in result.slices if s.verdict in warn]
+    if failed:
+        lines.append(f"failed slices: {', '.join(failed)}")
+    if unvouched:
+        lines.append(f"not vouched for: {', '.join(unvouched)}")
+    if result.archived:
+        lines.append("release archived: no rollout accepts it unless the gate is overridden")
+    if result.gate_override_sha256:
+        lines.append(f"overridden: gate_override_sha256 {result.gate_override_sha256}")
+    if result.cold_start:
+        lines.append("cold start: no previous release to compare with")
+    lines.append(f"gate result sha256 {result.gate_result_sha256}")
+    lines.append(f"judge {result.judge_sha256}  suite {result.suite_sha256}")
+    lines.append(f"HTML report: {result.report_path}")
+    return "\n".join(lines)
+
+
+def _emit(result: Any, json_out: bool) -> None:
+    if json_out:
+        print_json(MessageToDict(result, preserving_proto_field_name=True))
+    else:
+        typer.echo(format_result(result))
+    raise typer.Exit(verdict_exit(result))
+
+
+def _client(server: str | None, api_key: str | None, tls: bool, tls_ca: Path | None) -> Any:
+    from relgate.gate.client import GateClient
+
+    return GateClient(server, api_key=api_key, tls=tls or tls_ca is not None, tls_ca=tls_ca)
+
+
+@app.command("run")
+@handle_errors
+def run_cmd(
+    sha: ShaArg,
+    answers: Annotated[
+        Path | None,
+        typer.Option("--answers", help="Recorded outputs (JSONL/parquet: item_id, answer)."),
+    ] = None,
+    endpoint: Annotated[
+        bool, typer.Option("--endpoint", help="Ask the release's own endpoint.")
+    ] = False,
+    vllm_model: Annotated[str | None, typer.Option("--vllm-model")] = None,
+    transformers_model: Annotated[str | None, typer.Option("--transformers-model")] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option("--judge", help="embedding, openai, transformers or vllm [server default]."),
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model")] = None,
+    judge_endpoint: Annotated[str | None, typer.Option("--judge-endpoint")] = None,
+    suite: Annotated[
+        str | None, typer.Option("--suite", help="Suite ref on the server [the manifest's].")
+    ] = None,
+    policy: PolicyOpt = None,
+    reuse_scores: Annotated[
+        bool,
+        typer.Option("--reuse-scores", help="Re-apply the policy to the stored scores (no judge)."),
+    ] = False,
+    tenant: TenantOpt = "",
+    json_out: JsonOpt = False,
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+) -> None:
+    """Run the gate on release SHA and record gate_pass / gate_fail."""
+    from relgate.gate.client import answer_source, judge_spec
+
+    # The server reads the file: send an absolute path when it exists here (same machine).
+    path = answers.resolve() if answers is not None and answers.exists() else answers
+    source = answer_source(
+        answers=path,
+        endpoint=endpoint,
+        vllm_model=vllm_model,
+        transformers_model=transformers_model,
+    )
+    if source.WhichOneof("source") is None and not reuse_scores:
+        raise InvalidInputError(
+            "name the answers: --answers FILE, --endpoint, --vllm-model or --transformers-model"
+        )
+
+    def stage(s: Any) -> None:
+        if not json_out:
+            sys.stderr.write(f"gate: {s.stage} {s.done}/{s.total}\n")
+
+    with _client(server, api_key, tls, tls_ca) as client:
+        result = client.run_gate(
+            sha,
+            answers=source,
+            judge=judge_spec(judge, judge_model, judge_endpoint),
+            suite_path=suite or "",
+            reuse_scores=reuse_scores,
+            policy=read_policy(policy) if policy is not None else None,
+            tenant=tenant,
+            on_stage=stage,
+        )
+    _emit(result, json_out)
+
+
+@app.command("reapply")
+@handle_errors
+def reapply_cmd(
+    sha: ShaArg,
+    policy: Annotated[Path, typer.Option("--policy", help="Gate policy file (YAML/JSON).")],
+    tenant: TenantOpt = "",
+    json_out: JsonOpt = False,
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+) -> None:
+    """Re-apply POLICY to the stored per-row scores and record it (no judge call)."""
+    with _client(server, api_key, tls, tls_ca) as client:
+        result = client.run_gate(sha, reuse_scores=True, policy=read_policy(policy), tenant=tenant)
+    _emit(result, json_out)
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(
+    sha: ShaArg,
+    policy: PolicyOpt = None,
+    json_out: JsonOpt = False,
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+) -> None:
+    """The latest gate result of SHA; with --policy, what that policy would say on the stored
+    scores (no judge call, nothing recorded)."""
+    with _client(server, api_key, tls, tls_ca) as client:
+        result = client.get_gate_result(
+            sha, what_if_policy=read_policy(policy) if policy is not None else None
+        )
+    _emit(result, json_out)
+
+
+@app.command("override")
+@handle_errors
+def override_cmd(
+    sha: ShaArg,
+    rationale: Annotated[
+        str, typer.Option("--rationale", help="Why the gate is forced open (required).")
+    ],
+    gate_result: Annotated[
+        str,
+        typer.Option("--gate-result", help="The gate result sha256 you reviewed [the latest]."),
+    ] = "",
+    tenant: TenantOpt = "",
+    json_out: JsonOpt = False,
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+) -> None:
+    """Force the gate of SHA open with a written rationale (releaser role)."""
+    if not rationale.strip():
+        raise InvalidInputError("--rationale must not be empty: an override is a written decision")
+    with _client(server, api_key, tls, tls_ca) as client:
+        response = client.override_gate(
+            sha, rationale, gate_result_sha256=gate_result, tenant=tenant
+        )
+    if json_out:
+        print_json(
+            {
+                "gate_override_sha256": response.gate_override_sha256,
+                "receipt": json.loads(json.dumps(MessageToDict(response.receipt))),
+            }
+        )
+    else:
+        typer.echo(f"gate overridden: gate_override_sha256 {response.gate_override_sha256}")
+        typer.echo(f"receipt {response.receipt.kind} {response.receipt.receipt_sha256}")

@@ -1,0 +1,543 @@
+"""The server-side gate: run the gate on a registered release, record the decision, override.
+
+``GateRunner.run`` resolves the suite the manifest pins (``relgate.gate.sources``), gets the
+release's answers and the previous release's answers (stored by its own gate run), scores
+them with the judge through the score cache in the data directory, calibrates the judge on
+the suite (one artifact per judge, suite and bootstrap settings, reused), applies the policy,
+writes the reports, and records one decision: a ``gate_pass`` or ``gate_fail`` receipt with
+its facts in one transaction.
+
+The contract other parts read (the rollout refuses a release without it):
+
+- fact ``gate_result``: ``{"verdict": "pass" | "fail", "gate_result_sha256", "judge_sha256",
+  "suite_sha256", ...}`` with a ``gate_pass`` / ``gate_fail`` receipt. Only outcome ``pass``
+  is verdict pass; ``fail`` and ``insufficient`` block, and the release is archived (fact
+  ``archived``) until a later gate passes or an override opens it.
+- fact ``gate_override``: ``{"gate_override_sha256", "rationale", "actor"}`` with a
+  ``gate_override`` receipt; ``gate_override_sha256`` is SHA-256 over the canonical JSON of
+  ``{release_sha256, gate_result_sha256, rationale, actor}``.
+
+Data directory layout (``DATA_DIR/gates``): ``scores.db`` (judge score cache),
+``answers/<answers sha256>.parquet`` (every release's answers, content-addressed),
+``calibrations/<judge>-<suite>-<settings>.json``, and per gate result
+``<release sha>/<gate result sha>/`` with ``result.json``, ``calibration.json``,
+``rows.parquet``, ``slices.parquet`` and ``report.html`` (``relgate.gate.report``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import rfc8785
+
+from relgate.answers import Answers, load_answers
+from relgate.canonical import canonical_json, sha256_hex
+from relgate.errors import (
+    GateError,
+    IntegrityError,
+    InvalidInputError,
+    InvalidTransitionError,
+    NotFoundError,
+)
+from relgate.gate.calibration import Calibration, calibrate
+from relgate.gate.report import load_scores, write_report
+from relgate.gate.result import GateResult, decide
+from relgate.gate.run import score_release
+from relgate.gate.sources import (
+    AnswerChoice,
+    JudgeChoice,
+    JudgePool,
+    ResolvedSuite,
+    SuiteResolver,
+    release_answers,
+)
+from relgate.gate.verdict import GateOutcome, GateScores
+from relgate.judge.base import Judge
+from relgate.judge.cache import ScoreCache
+from relgate.manifest import GatePolicy
+from relgate.receipts.model import Receipt
+from relgate.store import Store
+
+__all__ = ["GateOptions", "GateRecord", "GateRequest", "GateRunner", "override_sha256"]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Server settings of the gate.
+
+    ``suites_dir`` resolves relative dataset refs and recorded-outputs paths; ``judge`` is the
+    default judge when a request names none; ``judge_factory`` replaces ``make_judge`` (tests
+    inject a loaded or a fake judge); ``score_cache`` defaults to ``DATA_DIR/gates/scores.db``.
+    """
+
+    suites_dir: Path | None = None
+    judge: JudgeChoice = field(default_factory=JudgeChoice)
+    judge_factory: Callable[[JudgeChoice], Judge] | None = None
+    score_cache: Path | None = None
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """One RunGate call, decoded."""
+
+    release_sha: str
+    tenant: str
+    actor: str
+    answers: AnswerChoice | None = None
+    judge: JudgeChoice | None = None
+    suite_ref: str | None = None
+    reuse_scores: bool = False
+    policy: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """A gate result as stored (or a what-if re-application): the result body
+    (``GateResult.to_dict`` plus ``sha256``), its fact payload and receipt, and the state."""
+
+    release_sha: str
+    body: dict[str, Any]
+    fact: dict[str, Any]
+    report_html: Path
+    receipt: Receipt | None
+    calibration: Calibration
+    override: dict[str, Any] | None = None
+    what_if: bool = False
+
+    @property
+    def gate_result_sha256(self) -> str:
+        """SHA-256 over the canonical result (what an override names)."""
+        return str(self.body["sha256"])
+
+    @property
+    def archived(self) -> bool:
+        """A failed gate archives the release, until an override opens it."""
+        return self.fact.get("verdict") == "fail" and self.override is None
+
+
+def override_sha256(release_sha: str, gate_result_sha: str, rationale: str, actor: str) -> str:
+    """SHA-256 over the canonical JSON of ``{release_sha256, gate_result_sha256, rationale,
+    actor}`` (DESIGN section 3)."""
+    return sha256_hex(
+        canonical_json(
+            {
+                "release_sha256": release_sha,
+                "gate_result_sha256": gate_result_sha,
+                "rationale": rationale,
+                "actor": actor,
+            }
+        )
+    )
+
+
+def merge_policy(base: GatePolicy, overrides: Mapping[str, Any]) -> GatePolicy:
+    """``base`` with ``overrides`` applied, validated as the manifest validates policies."""
+    try:
+        return GatePolicy.model_validate({**base.model_dump(), **dict(overrides)})
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise InvalidInputError(f"gate policy: {problems}") from None
+
+
+def sample_set_sha256(scores: GateScores, answers: Answers) -> str:
+    """SHA-256 over the sorted RFC 8785 lines ``{item_id, answer_sha256, reference_sha256,
+    score}`` of the candidate's scored rows: the sample set the verdict was computed on."""
+    rows = scores.rows
+    lines = sorted(
+        rfc8785.dumps(
+            {
+                "item_id": item,
+                "answer_sha256": answers.answer_sha256[item],
+                "reference_sha256": ref,
+                "score": float(score),
+            }
+        )
+        + b"\n"
+        for item, ref, score in zip(
+            rows["item_id"].to_list(),
+            rows["reference_sha256"].to_list(),
+            rows["x_candidate"].to_list(),
+            strict=True,
+        )
+    )
+    return hashlib.sha256(b"".join(lines)).hexdigest()
+
+
+def _reason(result: GateResult) -> str:
+    if result.outcome == GateOutcome.FAIL:
+        text = f"gate failed on {', '.join(result.failed_slices)}"
+    elif result.outcome == GateOutcome.INSUFFICIENT:
+        text = "gate could not vouch for the release (insufficient)"
+    else:
+        text = "gate passed"
+    if result.unvouched:
+        text += f"; not vouched for: {', '.join(result.unvouched)}"
+    return text
+
+
+class GateRunner:
+    """Runs gates against the store (thread-safe; one gate run at a time, since runs are
+    CPU-bound and share the judges)."""
+
+    def __init__(self, store: Store, options: GateOptions | None = None) -> None:
+        self.store = store
+        self.options = opts = options or GateOptions()
+        self.root = store.data_dir / "gates"
+        self.suites = SuiteResolver(opts.suites_dir)
+        self.judges = JudgePool(opts.judge_factory)
+        self._cache: ScoreCache | None = None
+        self._run_lock = threading.Lock()
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def _score_cache(self) -> ScoreCache:
+        if self._cache is None:
+            path = self.options.score_cache or self.root / "scores.db"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._cache = ScoreCache(path)
+        return self._cache
+
+    def close(self) -> None:
+        """Close the score cache."""
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    def _release(self, release_sha: str, tenant: str | None) -> Any:
+        stored = self.store.get_release(release_sha)
+        if tenant is not None and stored.tenant != tenant:
+            # Another tenant's release is absent, not forbidden: existence is data.
+            raise NotFoundError(f"no release {release_sha}")
+        return stored
+
+    def _answers_path(self, answers_sha: str) -> Path:
+        return self.root / "answers" / f"{answers_sha}.parquet"
+
+    def _store_answers(self, answers: Answers) -> None:
+        path = self._answers_path(answers.sha256)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.parquet")
+            answers.write(tmp)
+            tmp.replace(path)
+
+    def _load_stored_answers(self, answers_sha: str, release_sha: str) -> Answers:
+        path = self._answers_path(answers_sha)
+        if not path.is_file():
+            raise GateError(
+                f"the answers of release {release_sha} ({answers_sha}) are not stored on this "
+                "server; gate that release here first"
+            )
+        answers = load_answers(path)
+        if answers.sha256 != answers_sha:
+            raise IntegrityError(
+                f"stored answers of release {release_sha} do not hash to their name",
+                path=str(path),
+                rule="answers_sha256_mismatch",
+                expected=answers_sha,
+                actual=answers.sha256,
+            )
+        return answers
+
+    def _latest_fact(self, release_sha: str) -> dict[str, Any] | None:
+        facts = self.store.facts(release_sha, "gate_result")
+        return facts[-1].payload if facts else None
+
+    def _calibration(
+        self, resolved: ResolvedSuite, judge: Judge, policy: GatePolicy, progress: Progress
+    ) -> Calibration:
+        settings = sha256_hex(
+            canonical_json(
+                {"n": policy.n_resamples, "confidence": policy.confidence, "seed": policy.seed}
+            )
+        )[:16]
+        path = (
+            self.root
+            / "calibrations"
+            / f"{judge.judge_sha256}-{resolved.suite.sha256}-{settings}.json"
+        )
+        if path.is_file():
+            cal = Calibration.read(path)
+            if cal.judge_sha256 == judge.judge_sha256 and cal.suite_sha256 == resolved.suite.sha256:
+                progress("calibration", 1, 1)
+                return cal
+        progress("calibration", 0, resolved.suite.n_rows)
+        cal = calibrate(
+            resolved.suite,
+            judge,
+            answers=dict(resolved.good_answers) if resolved.good_answers is not None else None,
+            cache=self._score_cache(),
+            n_resamples=policy.n_resamples,
+            confidence=policy.confidence,
+            seed=policy.seed,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        cal.write(tmp)
+        tmp.replace(path)
+        progress("calibration", resolved.suite.n_rows, resolved.suite.n_rows)
+        return cal
+
+    # ---- run --------------------------------------------------------------------------------
+
+    def run(self, request: GateRequest, progress: Progress | None = None) -> GateRecord:
+        """Run the gate and record its decision (see the module docstring)."""
+        report: Progress = progress or (lambda stage, done, total: None)
+        stored = self._release(request.release_sha, request.tenant)
+        manifest = stored.manifest
+        policy = merge_policy(manifest.gate_policy, request.policy)
+        with self._run_lock:
+            if request.reuse_scores:
+                return self._reapply(stored, policy, request, report)
+            return self._run_fresh(stored, policy, request, report)
+
+    def _run_fresh(
+        self, stored: Any, policy: GatePolicy, request: GateRequest, report: Progress
+    ) -> GateRecord:
+        manifest = stored.manifest
+        if request.answers is None:
+            raise InvalidInputError(
+                "answers: name a source (recorded outputs file, the release endpoint, "
+                "a vLLM or transformers model)"
+            )
+        resolved = self.suites.resolve(manifest.dataset, request.suite_ref)
+        suite = resolved.suite
+        report("answers", 0, len(suite.item_ids))
+        candidate = release_answers(request.answers, manifest, suite, self.options.suites_dir)
+        self._store_answers(candidate)
+        previous = None
+        prev_sha = manifest.previous_release
+        if prev_sha is not None:
+            prev_fact = self._latest_fact(prev_sha)
+            if prev_fact is None or not prev_fact.get("candidate_answers_sha256"):
+                raise GateError(
+                    f"previous release {prev_sha} has no gate run with stored answers; "
+                    "gate it first (the comparison is paired by item)"
+                )
+            previous = self._load_stored_answers(prev_fact["candidate_answers_sha256"], prev_sha)
+        report("answers", len(suite.item_ids), len(suite.item_ids))
+        judge = self.judges.get(request.judge or self.options.judge)
+        calibration = self._calibration(resolved, judge, policy, report)
+        n_rows = suite.n_rows * (2 if previous is not None else 1)
+        report("judge", 0, n_rows)
+        scores = score_release(suite, judge, candidate, previous, cache=self._score_cache())
+        report("judge", n_rows, n_rows)
+        report("statistics", 0, len(suite.slices))
+        result = decide(scores, calibration, policy)
+        report("statistics", len(suite.slices), len(suite.slices))
+        extra = {
+            "sample_set_sha256": sample_set_sha256(scores, candidate),
+            "suite_ref": manifest.dataset.ref,
+            "suite_path": str(resolved.path),
+            "reused_scores": False,
+        }
+        return self._record(stored, result, extra, request, report)
+
+    def _reapply(
+        self, stored: Any, policy: GatePolicy, request: GateRequest, report: Progress
+    ) -> GateRecord:
+        latest = self.latest(stored.sha256, stored.tenant)
+        report("statistics", 0, 1)
+        result = decide(*self._stored_scores(latest), policy)
+        report("statistics", 1, 1)
+        extra = {
+            k: latest.fact.get(k) for k in ("sample_set_sha256", "suite_ref", "suite_path")
+        } | {"reused_scores": True, "reapplied_to": latest.gate_result_sha256}
+        return self._record(stored, result, extra, request, report)
+
+    def _stored_scores(self, record: GateRecord) -> tuple[GateScores, Calibration]:
+        return load_scores(record.report_html.parent)
+
+    def _record(
+        self,
+        stored: Any,
+        result: GateResult,
+        extra: dict[str, Any],
+        request: GateRequest,
+        report: Progress,
+    ) -> GateRecord:
+        release_sha = stored.sha256
+        manifest = stored.manifest
+        result_sha = result.sha256
+        out = self.root / release_sha / result_sha
+        prev = manifest.previous_release
+        title = f"release {stored.release_id}" + (
+            f" vs rel_{prev[:12]}" if prev else " (cold start)"
+        )
+        paths = write_report(result, out, title)
+        body = {**result.to_dict(), "sha256": result_sha}
+        verdict = "pass" if result.outcome == GateOutcome.PASS else "fail"
+        fact: dict[str, Any] = {
+            "verdict": verdict,
+            "outcome": result.outcome.value,
+            "gate_result_sha256": result_sha,
+            "judge_sha256": body["judge_sha256"],
+            "suite_sha256": body["suite_sha256"],
+            "calibration_sha256": body["calibration_sha256"],
+            "candidate_answers_sha256": body["candidate_answers_sha256"],
+            "previous_answers_sha256": body["previous_answers_sha256"],
+            "previous_release": manifest.previous_release,
+            "cold_start": manifest.previous_release is None,
+            "policy": body["policy"],
+            "failed_slices": body["failed_slices"],
+            "unvouched_slices": body["unvouched_slices"],
+            "report_dir": str(out.relative_to(self.store.data_dir)),
+            "archived": verdict == "fail",
+            **extra,
+        }
+        evidence = {
+            **fact,
+            "policy_source": "request" if request.policy else "manifest",
+            "aggregate": body["aggregate"],
+            "slices": body["slices"],
+        }
+        facts: list[tuple[str, dict[str, Any]]] = [("gate_result", fact)]
+        if verdict == "fail":
+            facts.append(
+                ("archived", {"gate_result_sha256": result_sha, "reason": _reason(result)})
+            )
+        report("receipt", 0, 1)
+        receipt = self.store.record_decision(
+            tenant=stored.tenant,
+            release_sha=release_sha,
+            kind=f"gate_{verdict}",
+            evidence=evidence,
+            actor=request.actor,
+            reason=_reason(result),
+            facts=facts,
+        )
+        report("receipt", 1, 1)
+        return GateRecord(
+            release_sha=release_sha,
+            body=body,
+            fact=fact,
+            report_html=paths["html"],
+            receipt=receipt,
+            calibration=result.calibration,
+        )
+
+    # ---- read -------------------------------------------------------------------------------
+
+    def latest(self, release_sha: str, tenant: str | None = None) -> GateRecord:
+        """The release's latest gate result (``NotFoundError`` when it was never gated)."""
+        stored = self._release(release_sha, tenant)
+        facts = self.store.facts(stored.sha256, "gate_result")
+        if not facts:
+            raise NotFoundError(f"release {stored.sha256} has no gate result; run the gate")
+        last = facts[-1]
+        out = self.store.data_dir / str(last.payload["report_dir"])
+        try:
+            body = json.loads((out / "result.json").read_text())
+            calibration = Calibration.read(out / "calibration.json")
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(
+                f"the stored gate result of {stored.sha256} cannot be read: {exc}",
+                path=str(out),
+                rule="gate_result_unreadable",
+            ) from exc
+        if body.get("sha256") != last.payload["gate_result_sha256"]:
+            raise IntegrityError(
+                f"stored gate result of {stored.sha256} differs from the one recorded",
+                path=str(out / "result.json"),
+                rule="gate_result_sha256_mismatch",
+                expected=str(last.payload["gate_result_sha256"]),
+                actual=str(body.get("sha256")),
+            )
+        receipt = next(
+            (
+                r
+                for r in self.store.list_receipts(tenant=stored.tenant, release_sha=stored.sha256)
+                if r.receipt_sha256 == last.receipt_sha256
+            ),
+            None,
+        )
+        overrides = [
+            f.payload
+            for f in self.store.facts(stored.sha256, "gate_override")
+            if f.payload.get("gate_result_sha256") == last.payload["gate_result_sha256"]
+        ]
+        return GateRecord(
+            release_sha=stored.sha256,
+            body=body,
+            fact=last.payload,
+            report_html=out / "report.html",
+            receipt=receipt,
+            calibration=calibration,
+            override=overrides[-1] if overrides else None,
+        )
+
+    def what_if(
+        self, release_sha: str, overrides: Mapping[str, Any], tenant: str | None = None
+    ) -> GateRecord:
+        """The latest result's stored per-row scores under another policy: no judge call,
+        nothing recorded."""
+        latest = self.latest(release_sha, tenant)
+        base = GatePolicy.model_validate(latest.body["policy"])
+        result = decide(*self._stored_scores(latest), merge_policy(base, overrides))
+        body = {**result.to_dict(), "sha256": result.sha256}
+        verdict = "pass" if result.outcome == GateOutcome.PASS else "fail"
+        fact = {**latest.fact, "verdict": verdict, "outcome": result.outcome.value}
+        return replace(latest, body=body, fact=fact, receipt=None, override=None, what_if=True)
+
+    # ---- override ---------------------------------------------------------------------------
+
+    def override(
+        self,
+        release_sha: str,
+        *,
+        rationale: str,
+        actor: str,
+        tenant: str,
+        gate_result_sha: str | None = None,
+    ) -> tuple[str, Receipt]:
+        """Open a failed (or cold-start) gate with a written rationale."""
+        rationale = rationale.strip()
+        if not rationale:
+            raise InvalidInputError("an override needs a written rationale (non-empty)")
+        latest = self.latest(release_sha, tenant)
+        if gate_result_sha and gate_result_sha != latest.gate_result_sha256:
+            raise InvalidTransitionError(
+                f"gate result {gate_result_sha} is not the release's latest "
+                f"({latest.gate_result_sha256}); review the latest before overriding it"
+            )
+        if latest.fact.get("verdict") == "pass" and not latest.fact.get("cold_start"):
+            raise InvalidTransitionError(
+                f"release {latest.release_sha} passed its gate; there is nothing to override"
+            )
+        result_sha = latest.gate_result_sha256
+        digest = override_sha256(latest.release_sha, result_sha, rationale, actor)
+        fact = {
+            "gate_override_sha256": digest,
+            "rationale": rationale,
+            "actor": actor,
+            "gate_result_sha256": result_sha,
+        }
+        receipt = self.store.record_decision(
+            tenant=tenant,
+            release_sha=latest.release_sha,
+            kind="gate_override",
+            evidence={
+                **fact,
+                "overridden_verdict": latest.fact.get("verdict"),
+                "overridden_outcome": latest.fact.get("outcome"),
+                "failed_slices": latest.fact.get("failed_slices", []),
+                "unvouched_slices": latest.fact.get("unvouched_slices", []),
+                "cold_start": bool(latest.fact.get("cold_start")),
+            },
+            actor=actor,
+            reason=f"gate override: {rationale}",
+            facts=[("gate_override", fact)],
+        )
+        return digest, receipt

@@ -1,0 +1,220 @@
+"""Where a server-side gate run gets its inputs: the suite a manifest pins, the release's
+answers, and the judge.
+
+Suites. A manifest's ``dataset`` is ``{ref, sha256}``. ``ref`` names either a suite shipped in
+the package (``truthfulqa-demo``) or a file (CSV, JSONL, parquet) under the server's suites
+directory; a path that leaves that directory is refused. The loaded suite's sha256 must equal
+``dataset.sha256`` (``IntegrityError``, rule ``suite_sha256_mismatch``, otherwise). A suite
+file may have human-graded good answers beside it for calibration, ``<stem>.good_answers.jsonl``
+(or ``.parquet``), as the shipped suite has TruthfulQA's best answers; without them the
+calibration leaves one reference out per item (``relgate.gate.calibration``).
+
+Answers. A recorded-outputs file readable by the server, the release's own OpenAI-compatible
+endpoint with its prompt template applied, an in-process vLLM engine or a local transformers
+model.
+
+Judges. ``JudgeChoice`` names a backend and its options; the server keeps one instance per
+choice (models load once).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from relgate.answers import Answers, from_endpoint, from_transformers, from_vllm, load_answers
+from relgate.errors import IntegrityError, InvalidInputError, NotFoundError
+from relgate.judge import make_judge
+from relgate.judge.base import Judge
+from relgate.manifest import ApiModel, Dataset, HfModel, ReleaseManifest
+from relgate.routing import PromptTemplate
+from relgate.suite import Suite, load_suite
+
+__all__ = [
+    "SHIPPED_SUITES",
+    "AnswerChoice",
+    "JudgeChoice",
+    "JudgePool",
+    "ResolvedSuite",
+    "SuiteResolver",
+    "release_answers",
+]
+
+_SUITE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+
+
+def _shipped_demo() -> tuple[Path, Path]:
+    from relgate.data import demo_calibration_answers_path, demo_suite_path
+
+    return demo_suite_path(), demo_calibration_answers_path()
+
+
+#: Suites shipped in the package: name -> (suite file, good answers file).
+SHIPPED_SUITES: dict[str, Callable[[], tuple[Path, Path | None]]] = {
+    "truthfulqa-demo": _shipped_demo,
+}
+
+
+@dataclass(frozen=True)
+class ResolvedSuite:
+    """A suite that matched its manifest's pinned sha256, and its calibration answers."""
+
+    suite: Suite
+    path: Path
+    good_answers: Answers | None
+
+
+class SuiteResolver:
+    """Resolves ``dataset`` refs to suites; loaded suites are kept while their file is
+    unchanged (loading hashes every row)."""
+
+    def __init__(self, suites_dir: Path | None) -> None:
+        self.suites_dir = suites_dir.resolve() if suites_dir is not None else None
+        self._loaded: dict[Path, tuple[tuple[int, int], ResolvedSuite]] = {}
+        self._lock = threading.Lock()
+
+    def locate(self, ref: str) -> tuple[Path, Path | None]:
+        """(suite file, good answers file or None) for a ref; ``NotFoundError`` naming what
+        was tried."""
+        ref = ref.strip()
+        if ref in SHIPPED_SUITES:
+            return SHIPPED_SUITES[ref]()
+        tried = [f"a shipped suite ({', '.join(sorted(SHIPPED_SUITES))})"]
+        if self.suites_dir is not None:
+            path = (self.suites_dir / ref).resolve()
+            if not path.is_relative_to(self.suites_dir):
+                raise InvalidInputError(
+                    f"dataset ref {ref!r} leaves the server's suites directory {self.suites_dir}"
+                )
+            if path.is_file():
+                return path, _good_answers_beside(path)
+            tried.append(f"a file {path}")
+        else:
+            tried.append("a file under --suites-dir (the server has none)")
+        raise NotFoundError(f"suite {ref!r} not found: it is neither {' nor '.join(tried)}")
+
+    def resolve(self, dataset: Dataset, ref: str | None = None) -> ResolvedSuite:
+        """The suite of ``dataset`` (or of ``ref`` when given), checked against
+        ``dataset.sha256``."""
+        path, good = self.locate(ref or dataset.ref)
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._loaded.get(path)
+        if cached is not None and cached[0] == stamp:
+            resolved = cached[1]
+        else:
+            suite = load_suite(path)
+            answers = load_answers(good) if good is not None else None
+            resolved = ResolvedSuite(suite=suite, path=path, good_answers=answers)
+            with self._lock:
+                self._loaded[path] = (stamp, resolved)
+        if resolved.suite.sha256 != dataset.sha256:
+            raise IntegrityError(
+                f"suite {path} hashes to {resolved.suite.sha256}, but the release's "
+                f"dataset.sha256 is {dataset.sha256}: the gate will not run on another suite",
+                path=str(path),
+                rule="suite_sha256_mismatch",
+                expected=dataset.sha256,
+                actual=resolved.suite.sha256,
+            )
+        return resolved
+
+
+def _good_answers_beside(path: Path) -> Path | None:
+    for suffix in (".jsonl", ".parquet"):
+        candidate = path.with_name(f"{path.stem}.good_answers{suffix}")
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class JudgeChoice:
+    """A judge backend and its constructor options (``relgate.judge.make_judge``)."""
+
+    backend: str = "embedding"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the choice (one judge instance per key)."""
+        return json.dumps({"backend": self.backend, "options": dict(self.options)}, sort_keys=True)
+
+
+class JudgePool:
+    """One judge per choice, built on first use by ``factory`` (default ``make_judge``)."""
+
+    def __init__(self, factory: Callable[[JudgeChoice], Judge] | None = None) -> None:
+        self._factory = factory or (lambda c: make_judge(c.backend, **dict(c.options)))
+        self._judges: dict[str, Judge] = {}
+        self._lock = threading.Lock()
+
+    def get(self, choice: JudgeChoice) -> Judge:
+        """The judge for ``choice``."""
+        with self._lock:
+            judge = self._judges.get(choice.key)
+            if judge is None:
+                judge = self._factory(choice)
+                self._judges[choice.key] = judge
+            return judge
+
+
+@dataclass(frozen=True)
+class AnswerChoice:
+    """Where a release's answers come from: a recorded-outputs file, the release's endpoint,
+    an in-process vLLM engine or a local transformers model (``value``: path or model)."""
+
+    kind: Literal["recorded", "endpoint", "vllm", "transformers"]
+    value: str = ""
+
+
+def _served_model(manifest: ReleaseManifest) -> str:
+    model = manifest.model
+    if isinstance(model, ApiModel):
+        return model.model
+    if isinstance(model, HfModel):
+        return model.repo
+    return model.path
+
+
+def _rendered_prompts(manifest: ReleaseManifest, suite: Suite) -> dict[str, str]:
+    """item -> the user message the release's template makes of the suite prompt (as the
+    gateway renders it: the prompt takes ``input`` or the one declared variable)."""
+    pt = manifest.prompt_template
+    template = PromptTemplate(system="", template=pt.template, variables=tuple(pt.variables))
+    return {
+        item: str(template.render_messages([{"role": "user", "content": prompt}])[-1]["content"])
+        for item, prompt in suite.prompts().items()
+    }
+
+
+def release_answers(
+    choice: AnswerChoice, manifest: ReleaseManifest, suite: Suite, base_dir: Path | None
+) -> Answers:
+    """The release's answers to every suite prompt from ``choice``."""
+    if choice.kind == "recorded":
+        if not choice.value.strip():
+            raise InvalidInputError("answers: recorded_outputs_path is empty")
+        path = Path(choice.value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        answers = load_answers(path)
+    else:
+        prompts = _rendered_prompts(manifest, suite)
+        system = manifest.prompt_template.system or None
+        # The template is applied above; the backends get it as a plain pass-through.
+        kw: dict[str, Any] = {"template": "{question}", "variable": "question", "system": system}
+        if choice.kind == "endpoint":
+            answers = from_endpoint(
+                prompts, base_url=manifest.model.endpoint, model=_served_model(manifest), **kw
+            )
+        else:
+            make = from_vllm if choice.kind == "vllm" else from_transformers
+            answers = make(prompts, model=choice.value or _served_model(manifest), **kw)
+    answers.require(suite.item_ids)
+    return answers
