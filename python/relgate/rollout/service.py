@@ -63,10 +63,18 @@ class RolloutOptions:
 class _ControllerRouting:
     """The controller's ``Routing`` over a tenant's ``LiveRouting``."""
 
-    def __init__(self, live: LiveRouting | None, candidate: str, stable: str | None) -> None:
+    def __init__(
+        self,
+        live: LiveRouting | None,
+        candidate: str,
+        stable: str | None,
+        mirror: str | None = None,
+    ) -> None:
         self._live = live
         self._candidate = candidate
         self._stable = stable
+        # A cold start shadows whatever serves now (no previous release of its own).
+        self._mirror = mirror if stable is None else stable
 
     def set_weight(self, weight_bp: int) -> None:
         if self._live is None or self._stable is None:
@@ -82,12 +90,12 @@ class _ControllerRouting:
 
     def set_shadow(self, enabled: bool) -> None:
         # With nothing live there is no traffic to mirror (and nothing to serve it).
-        if self._live is None or self._stable is None:
+        if self._live is None or self._mirror is None:
             return
         if enabled:
-            self._live.canary(self._stable, self._candidate, FULL_WEIGHT_BP, shadow=True)
+            self._live.canary(self._mirror, self._candidate, FULL_WEIGHT_BP, shadow=True)
         else:
-            self._live.serve_only(self._stable)
+            self._live.serve_only(self._mirror)
 
 
 @dataclass
@@ -240,6 +248,7 @@ class RolloutManager:
         rid = str(receipt.evidence["rollout_id"])
         tenant, candidate = receipt.tenant, receipt.release_sha256
         stable = receipt.evidence.get("stable")
+        mirror = receipt.evidence.get("mirror")
         holder: list[ActiveRollout] = []
         flog = StoreFactLog(
             self._store,
@@ -260,12 +269,12 @@ class RolloutManager:
             or status.observe_ended_at is not None
         )
         live = None if over else self.routing(tenant)
-        probe = self._probe(spec, candidate, stable)
+        probe = self._probe(spec, candidate, stable or mirror)
         controller = RolloutController.resume(
             flog,
             clock=self.options.clock,
             readings=probe.readings,
-            routing=_ControllerRouting(live, candidate, stable),
+            routing=_ControllerRouting(live, candidate, stable, mirror),
             record=flog.record,
             rollout_id=rid,
         )
@@ -359,7 +368,9 @@ class RolloutManager:
         clearance = await asyncio.to_thread(gate_clearance, self._store, sha)
         live = await asyncio.to_thread(self.live_release, tenant)
         previous = stable or stored.manifest.previous_release
-        if previous != live:
+        # A cold start (no previous release) is shadowed against whatever is live now.
+        mirror = live if previous is None else None
+        if previous is not None and previous != live:
             raise InvalidTransitionError(
                 f"release {sha[:12]} replaces {previous or 'nothing (cold start)'}, but the "
                 f"live release is {live or 'none'}"
@@ -390,11 +401,12 @@ class RolloutManager:
             rollout_id=rid,
             on_receipt=lambda r: self._receipt(holder[0] if holder else None, r),
         )
-        probe = self._probe(spec, sha, previous)
+        probe = self._probe(spec, sha, previous or mirror)
         start_evidence = {
             **clearance,
             "candidate": sha,
             "stable": previous,
+            "mirror": mirror,
             "spec": spec.to_dict(),
             "actor": actor,
             "reason": reason,
@@ -406,7 +418,7 @@ class RolloutManager:
             stable=previous,
             clock=self.options.clock,
             readings=probe.readings,
-            routing=_ControllerRouting(routing_live, sha, previous),
+            routing=_ControllerRouting(routing_live, sha, previous, mirror),
             record=flog.record,
             log=_StartEvidence(flog, start_evidence),
             rollout_id=rid,

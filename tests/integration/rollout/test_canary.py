@@ -127,9 +127,10 @@ def test_start_refuses_ungated_and_wrong_previous(env: Env) -> None:
     failed = env.register("v3", "b2", previous="v1", gate="fail")
     with pytest.raises(errors.GateError, match="gate failed"):
         env.client.start_rollout(failed)
-    env.register("v0", "b2")  # cold start, gate passed, but v1 is live
+    env.register("v0", "b2")
+    stale = env.register("v5", "b2", previous="v0")  # replaces v0, but v1 is live
     with pytest.raises(errors.InvalidTransitionError, match="live release"):
-        env.client.start_rollout(env.shas["v0"])
+        env.client.start_rollout(stale)
     overridden = env.register("v4", "b2", previous="v1", gate="override")
     ro = env.client.start_rollout(overridden, overrides=FAST_SPEC)
     assert ro.status.weight_bp == 500
