@@ -171,9 +171,10 @@ class RolloutProbe:
         self._minutes = []
         return out
 
-    async def refresh(self, status: RolloutStatus) -> None:
-        """Gather the readings the next controller tick needs (see the module docstring)."""
-        now = self._clock()
+    async def refresh(self, status: RolloutStatus, now: float | None = None) -> None:
+        """Gather the readings the next controller tick (taken at ``now``) needs (see the
+        module docstring)."""
+        now = self._clock() if now is None else now
         served = self._traces.served(self.candidate.release_sha256)
         self._requests += max(0, served - self._served_seen)
         self._served_seen = served

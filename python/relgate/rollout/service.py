@@ -98,6 +98,21 @@ class _ControllerRouting:
             self._live.serve_only(self._mirror)
 
 
+class _TickClock:
+    """The controller's clock: the server's clock, except during a tick, when it stays at the
+    time the tick's readings were gathered for. A replay takes real seconds (many clock seconds
+    on a compressed clock); the decision must be taken at the time its readings describe, not
+    after a dwell the replay itself let pass without its result."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.frozen: float | None = None
+
+    def __call__(self) -> float:
+        frozen = self.frozen
+        return self._clock() if frozen is None else frozen
+
+
 @dataclass
 class ActiveRollout:
     """One rollout: its controller, probe and fact log, and what watchers wait on."""
@@ -107,6 +122,7 @@ class ActiveRollout:
     controller: RolloutController
     probe: RolloutProbe
     log: StoreFactLog
+    clock: _TickClock
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     revision: int = 0
@@ -270,15 +286,16 @@ class RolloutManager:
         )
         live = None if over else self.routing(tenant)
         probe = self._probe(spec, candidate, stable or mirror)
+        tick_clock = _TickClock(self.options.clock)
         controller = RolloutController.resume(
             flog,
-            clock=self.options.clock,
+            clock=tick_clock,
             readings=probe.readings,
             routing=_ControllerRouting(live, candidate, stable, mirror),
             record=flog.record,
             rollout_id=rid,
         )
-        ar = ActiveRollout(rid, tenant, controller, probe, flog, ticking=not over)
+        ar = ActiveRollout(rid, tenant, controller, probe, flog, tick_clock, ticking=not over)
         holder.append(ar)
         self._rollouts[rid] = ar
         if not over:
@@ -323,8 +340,13 @@ class RolloutManager:
         """Gather readings and run one controller tick (the rollout's single writer)."""
         async with ar.lock:
             before = (ar.status.facts, ar.phase().phase)
-            await ar.probe.refresh(ar.status)
-            decisions = await asyncio.to_thread(ar.controller.tick)
+            now = self.options.clock()
+            await ar.probe.refresh(ar.status, now)
+            ar.clock.frozen = max(now, _last_fact_time(ar.status))
+            try:
+                decisions = await asyncio.to_thread(ar.controller.tick)
+            finally:
+                ar.clock.frozen = None
             ar.last_decision = decisions[-1]
             if ar.over:
                 ar.ticking = False
@@ -412,18 +434,19 @@ class RolloutManager:
             "reason": reason,
         }
         routing_live = self.routing(tenant)
+        tick_clock = _TickClock(self.options.clock)
         controller = RolloutController(
             spec,
             candidate=sha,
             stable=previous,
-            clock=self.options.clock,
+            clock=tick_clock,
             readings=probe.readings,
             routing=_ControllerRouting(routing_live, sha, previous, mirror),
             record=flog.record,
             log=_StartEvidence(flog, start_evidence),
             rollout_id=rid,
         )
-        ar = ActiveRollout(rid, tenant, controller, probe, flog)
+        ar = ActiveRollout(rid, tenant, controller, probe, flog, tick_clock)
         holder.append(ar)
         self._rollouts[rid] = ar
         self._latest[tenant] = rid
@@ -513,6 +536,17 @@ class RolloutManager:
             yield ar
             if not ar.ticking:
                 return
+
+
+def _last_fact_time(status: RolloutStatus) -> float:
+    # Facts never go back in time, even when a tick is frozen at its readings' time.
+    times = [
+        t
+        for t in (status.started_at, status.step_entered_at, status.resumed_at,
+                  status.completed_at, status.abort_at)
+        if t is not None
+    ]  # fmt: skip
+    return max(times, default=0.0)
 
 
 def _moved(ar: ActiveRollout, seen: int) -> bool:

@@ -1,0 +1,161 @@
+"""Rollback through the whole stack: decision -> swap -> first request served by the previous
+release, and the drain, under steady load (DESIGN section 5 targets: swap visible within
+100 ms, drain bounded by the longest request).
+
+A real ``relgate serve`` stack in process (gRPC, gateway, controller, SQLite) on the wall
+clock, two TEST BACKENDS, the bounded load generator at a fixed rate. Each round starts a 50%
+canary of v2 over v1, lets traffic flow, then aborts it: the controller's decision (the
+manual_rollback receipt's ``at``), the gateway's swap record, and the first trace admitted after
+the swap give the timings. Printed as percentiles over rounds, against the 100 ms goal.
+
+    python benches/bench_rollback.py [--rounds 20] [--rate 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from relgate.rollout.client import RolloutClient
+from relgate.rollout.service import RolloutOptions
+from relgate.service.server import BackgroundServer
+from relgate.testing.backends import BackendKnobs, TestBackend
+from relgate.testing.loadgen import LoadSpec, run_load
+
+GOAL_S = 0.100
+
+
+def _manifest(tag: str, url: str, previous: str | None) -> bytes:
+    return json.dumps(
+        {
+            "model": {"kind": "api", "provider": "bench", "model": f"m-{tag}", "endpoint": url},
+            "prompt_template": {"system": tag, "template": "{input}", "variables": ["input"]},
+            "routing": [{}],
+            "dataset": {"ref": "none", "sha256": "ab" * 32},
+            "previous_release": previous,
+        }
+    ).encode()
+
+
+def _gate(store: Any, sha: str) -> None:
+    result = {"verdict": "pass", "gate_result_sha256": "cd" * 32}
+    store.record_decision(
+        tenant="default",
+        release_sha=sha,
+        kind="gate_pass",
+        evidence=result,
+        actor="bench",
+        reason="bench",
+        facts=[("gate_result", result)],
+    )
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def main() -> None:
+    """Run the rounds and print the timings."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--rate", type=float, default=300.0)
+    ap.add_argument("--latency", type=float, default=0.02, help="backend latency (s)")
+    args = ap.parse_args()
+
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    def on_loop(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+
+    knobs = BackendKnobs(base_latency_s=args.latency)
+    b1, b2 = TestBackend("b1", knobs), TestBackend("b2", knobs)
+    on_loop(b1.start())
+    on_loop(b2.start())
+    # Wall clock (time.time) everywhere, so trace times and the decision time compare.
+    options = RolloutOptions(tick_interval_s=0.05, judge=None)
+    with tempfile.TemporaryDirectory() as tmp, BackgroundServer(Path(tmp), rollout=options) as srv:
+        assert srv.admin_key_path is not None
+        c = RolloutClient(srv.address, api_key=srv.admin_key_path.read_text().strip())
+        v1 = c.register_release(_manifest("v1", b1.base_url, None)).release.sha256
+        v2 = c.register_release(_manifest("v2", b2.base_url, v1)).release.sha256
+        _gate(srv.store, v1)
+        _gate(srv.store, v2)
+        boot = c.start_rollout(v1, overrides={"shadow_s": 0})
+        c.control("Promote", boot.rollout_id, "bench")
+        spec = {
+            "steps": [
+                {"weight_bp": 5000, "dwell_s": 3600, "deadline_s": 7200},
+                {"weight_bp": 10000},
+            ]
+        }
+        gw = srv.gateway
+        assert gw is not None
+        decision_to_swap: list[float] = []
+        decision_to_served: list[float] = []
+        drains: list[float] = []
+        for i in range(args.rounds):
+            ro = c.start_rollout(v2, overrides=spec)
+            load = LoadSpec(
+                url=srv.gateway_url + "/v1/chat/completions",
+                rate_per_s=args.rate,
+                max_requests=int(args.rate * 1.2),
+                max_seconds=1.2,
+                sessions=10_000,
+                session_prefix=f"r{i}-",
+            )
+            runner = threading.Thread(target=lambda spec=load: asyncio.run(run_load(spec)))
+            runner.start()
+            time.sleep(0.5)  # a bench, not a test: let the canary carry traffic first
+            c.control("Abort", ro.rollout_id, "bench")
+            runner.join()
+            receipt = [r for r in srv.store.list_receipts(release_sha=v2)][-1]
+            decided = float(receipt.evidence["at"])
+            swap = gw.swaps[-1]
+            first = min(
+                (
+                    t.time
+                    for t in gw.traces.all_traces()
+                    if t.release_sha256 == v1 and t.snapshot_version >= swap.new_version
+                ),
+                default=None,
+            )
+            history = list(srv.rollouts.routing("default").history)
+            drained = [h.drain for h in history if h.version == swap.new_version and h.drain]
+            decision_to_swap.append(swap.at - decided)
+            if first is not None:
+                decision_to_served.append(first - decided)
+            if drained and drained[0] is not None:
+                drains.append(drained[0].elapsed_s)
+        c.close()
+    on_loop(b1.stop())
+    on_loop(b2.stop())
+
+    def row(name: str, xs: list[float]) -> None:
+        if not xs:
+            print(f"{name:<36} no samples")
+            return
+        p50, p99 = statistics.median(xs), _pct(xs, 0.99)
+        print(
+            f"{name:<36} p50 {p50 * 1e3:8.2f} ms  p99 {p99 * 1e3:8.2f} ms  "
+            f"max {max(xs) * 1e3:8.2f} ms  p99/goal {p99 / GOAL_S:5.2f}  (n={len(xs)})"
+        )
+
+    print(f"rollback bench: {args.rounds} rounds at {args.rate:g} req/s, backend {args.latency}s")
+    row("decision -> swap visible", decision_to_swap)
+    row("decision -> first served by previous", decision_to_served)
+    row("drain of the canary snapshot", drains)
+    print(f"(goal: swap visible and first served within {GOAL_S * 1e3:.0f} ms; drain bounded by "
+          f"the longest request, here ~{args.latency * 1e3:.0f} ms)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
