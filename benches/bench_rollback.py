@@ -36,7 +36,12 @@ def _manifest(tag: str, url: str, previous: str | None) -> bytes:
     return json.dumps(
         {
             "model": {"kind": "api", "provider": "bench", "model": f"m-{tag}", "endpoint": url},
-            "prompt_template": {"system": tag, "template": "{input}", "variables": ["input"]},
+            "prompt_template": {
+                "ref": tag,
+                "system": tag,
+                "template": "{input}",
+                "variables": ["input"],
+            },
             "routing": [{}],
             "dataset": {"ref": "none", "sha256": "ab" * 32},
             "previous_release": previous,
