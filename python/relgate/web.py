@@ -1,6 +1,7 @@
 """The web port of `relgate serve`: `/healthz` and Prometheus `/metrics`.
 
-A small aiohttp server bound to 127.0.0.1 by default. Later issues add the dashboard here.
+A small aiohttp server bound to 127.0.0.1 by default; given a ``relgate.dashboard.Dashboard``
+it also serves the read-only dashboard (``relgate.dashboard``).
 Metrics live in a per-server `CollectorRegistry` (not the process-global one) so that several
 servers in one process (tests, benchmarks) do not collide.
 """
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+
+if TYPE_CHECKING:
+    from relgate.dashboard import Dashboard
 
 # gRPC latencies span sub-millisecond reads to multi-second registers (attestation).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -61,8 +66,11 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def build_app(metrics: Metrics, is_serving: Callable[[], bool]) -> web.Application:
-    """The aiohttp application: `/healthz` (503 once shutdown began) and `/metrics`."""
+def build_app(
+    metrics: Metrics, is_serving: Callable[[], bool], dashboard: Dashboard | None = None
+) -> web.Application:
+    """The aiohttp application: `/healthz` (503 once shutdown began), `/metrics`, and the
+    dashboard's pages when `dashboard` is given."""
 
     async def healthz(_: web.Request) -> web.Response:
         if is_serving():
@@ -77,6 +85,10 @@ def build_app(metrics: Metrics, is_serving: Callable[[], bool]) -> web.Applicati
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    if dashboard is not None:
+        from relgate.dashboard import add_dashboard
+
+        add_dashboard(app, dashboard)
     return app
 
 
@@ -94,10 +106,15 @@ class WebServer:
 
 
 async def start_web(
-    metrics: Metrics, is_serving: Callable[[], bool], *, host: str = "127.0.0.1", port: int = 8081
+    metrics: Metrics,
+    is_serving: Callable[[], bool],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    dashboard: Dashboard | None = None,
 ) -> WebServer:
     """Start the web server on `host:port` (0 picks a free port)."""
-    runner = web.AppRunner(build_app(metrics, is_serving), access_log=None)
+    runner = web.AppRunner(build_app(metrics, is_serving, dashboard), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

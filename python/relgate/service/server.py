@@ -28,6 +28,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from relgate.dashboard import Dashboard
 from relgate.errors import InvalidInputError
 from relgate.gate.service import GateOptions, GateRunner
 from relgate.gateway import Gateway
@@ -297,7 +298,17 @@ async def _start(
     await server.start()
     serving = [True]
     try:
-        web = await start_web(metrics, lambda: serving[0], host=host, port=web_port)
+        dashboard = Dashboard(
+            store=store,
+            authenticator=env.authenticator,
+            signer=signer,
+            gates=gates,
+            rollouts=rollouts,
+            clock=options.clock,
+        )
+        web = await start_web(
+            metrics, lambda: serving[0], host=host, port=web_port, dashboard=dashboard
+        )
     except OSError as exc:
         await server.stop(None)
         await _stop_data_plane(rollouts, gateway)

@@ -1,0 +1,24 @@
+"""The read-only web dashboard of ``relgate serve`` (DESIGN section 1: the web port).
+
+Releases, gate results (the per-slice chart of ``relgate.gate.report``), live rollout
+timelines and the verified receipt chain, behind the same API keys as the gRPC API.
+``add_dashboard`` mounts it on the web port's aiohttp application; ``dashboard_url`` says where
+a running server serves it and how to sign in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relgate.dashboard.app import Dashboard, add_dashboard
+from relgate.service.auth import Role, create_key
+
+__all__ = ["Dashboard", "add_dashboard", "dashboard_url"]
+
+
+def dashboard_url(running: Any, *, viewer_key: str | None = None) -> str:
+    """Where ``running`` (a ``relgate.service.server.RunningServer``) serves the dashboard, and
+    the key to sign in with: ``viewer_key``, or a new key with the viewer role (named
+    ``dashboard``) created in the server's store. For the demo runner to print."""
+    key = viewer_key or create_key(running.store, role=Role.VIEWER, name="dashboard")
+    return f"{running.web_url}/  (sign in with the viewer key {key})"
