@@ -176,14 +176,15 @@ class RolloutProbe:
         module docstring)."""
         now = self._clock() if now is None else now
         served = self._traces.served(self.candidate.release_sha256)
-        self._requests += max(0, served - self._served_seen)
-        self._served_seen = served
+        delta, self._served_seen = max(0, served - self._served_seen), served
         if not status.started or status.rolled_back_at is not None or status.aborted:
             return
         if status.completed_at is not None:
+            # Request counts only feed a hold; after 100% they would only pile up as facts.
             if status.observe_ended_at is None:
                 await self._observe(status, now)
             return
+        self._requests += delta
         if status.paused or self.stable is None:
             return
         if self.spec.cold_start:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from relgate import errors
@@ -156,3 +157,29 @@ def test_judge_outage_is_inconclusive(env: Env) -> None:
     env.judge_down[0] = False
     env.clock.advance(31)
     wait_for(lambda: env.client.get_rollout(ro.rollout_id).status.weight_bp == 2500)
+
+
+def test_watch_streams_every_change_until_the_end(env: Env) -> None:
+    env.register("v1", "b1")
+    env.make_live("v1")
+    v2 = env.register("v2", "b2", previous="v1")
+    ro = env.client.start_rollout(v2, overrides=FAST_SPEC)
+    events: list = []
+    watcher = threading.Thread(
+        target=lambda: events.extend(env.client.watch_rollout(ro.rollout_id, timeout=60))
+    )
+    watcher.start()
+    wait_for(lambda: len(events) >= 1, what="the first event")
+    env.client.control("Pause", ro.rollout_id, "look")
+    paused = PHASE.ROLLOUT_PHASE_PAUSED
+    wait_for(lambda: any(e.rollout.status.phase == paused for e in events), what="paused event")
+    env.client.control("Resume", ro.rollout_id)
+    env.client.control("Abort", ro.rollout_id, "done")
+    watcher.join(timeout=60)
+    assert not watcher.is_alive()  # the stream ends with the rollout
+    phases = [e.rollout.status.phase for e in events]
+    assert phases[0] == PHASE.ROLLOUT_PHASE_PROGRESSING
+    assert PHASE.ROLLOUT_PHASE_PAUSED in phases
+    assert phases[-1] == PHASE.ROLLOUT_PHASE_ABORTED
+    kinds = [e.receipt.kind for e in events if e.HasField("receipt")]
+    assert "rollout_pause" in kinds and kinds[-1] in ("manual_rollback", "rollout_abort")
