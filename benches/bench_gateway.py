@@ -197,13 +197,16 @@ def bench_swap(
             loadgen_cmd(via, rate, int(rate * seconds), seconds, f.name), stdout=subprocess.DEVNULL
         )
         wait_for_traffic(gw, 100)  # the load generator's start-up is not part of any swap
+        swap_us: list[float] = []
         decisions: list[tuple[float, int, str]] = []
         for i in range(swaps):
             snap = gw.gateway.snapshot
             assert snap is not None
             target = rb if i % 2 == 0 else ra
+            new = RoutingSnapshot(snap.version + 1, target)
             t = time.perf_counter()
-            gw.swap(RoutingSnapshot(snap.version + 1, target))
+            gw.swap(new)
+            swap_us.append((time.perf_counter() - t) * 1e6)
             decisions.append((t, snap.version + 1, target.release_sha256))
             time.sleep(0.1)  # pacing between swap decisions
         proc.wait(timeout=seconds + 30)
@@ -222,6 +225,8 @@ def bench_swap(
     return {
         "swaps": swaps,
         "swaps_observed": len(served),
+        "swap_call_p50_us": q(swap_us, 0.5),
+        "swap_call_max_us": max(swap_us),
         "to_first_admission_p50_ms": q(admit, 0.5),
         "to_first_admission_p99_ms": q(admit, 0.99),
         "to_first_served_p50_ms": q(served, 0.5),
@@ -309,6 +314,7 @@ def main() -> None:
             )
             results["swap"] = s = bench_swap(gw, ra, rb, a.rate, a.swaps)
             print(
+                f"swap call p50 {s['swap_call_p50_us']:.1f} us max {s['swap_call_max_us']:.1f} us; "
                 f"swap -> first admission p50 {s['to_first_admission_p50_ms']:.2f} ms "
                 f"p99 {s['to_first_admission_p99_ms']:.2f} ms; -> first served by new target "
                 f"p50 {s['to_first_served_p50_ms']:.2f} ms "
