@@ -184,6 +184,7 @@ class RolloutManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._routing: dict[str, LiveRouting] = {}
         self._live: dict[str, str | None] = {}
+        self._ever_live: dict[str, set[str]] = {}
         self._rollouts: dict[str, ActiveRollout] = {}
         self._latest: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -241,7 +242,10 @@ class RolloutManager:
 
     def _note(self, receipt: Receipt) -> None:
         if "live_release" in receipt.evidence:
-            self._live[receipt.tenant] = receipt.evidence["live_release"]
+            live = receipt.evidence["live_release"]
+            self._live[receipt.tenant] = live
+            if isinstance(live, str):
+                self._ever_live.setdefault(receipt.tenant, set()).add(live)
 
     def _receipt(self, ar: ActiveRollout | None, receipt: Receipt) -> None:
         # Called on the writer's thread right after the commit.
@@ -480,8 +484,10 @@ class RolloutManager:
     async def rollback(
         self, tenant: str, target: str, *, actor: str, reason: str
     ) -> tuple[Receipt, int]:
-        """Manual rollback: one atomic swap to any earlier release of the tenant, with a
-        ``manual_rollback`` receipt. Refused while a canary is in progress (abort it)."""
+        """Manual rollback: one atomic swap to any earlier release of the tenant (one that has
+        served its traffic before: a release that never went through a rollout cannot use
+        rollback to skip its gate and canary), with a ``manual_rollback`` receipt. Refused
+        while a canary is in progress (abort it)."""
         if not reason.strip():
             raise InvalidInputError("a rollback needs a reason")
         stored = await asyncio.to_thread(self._store.get_release, target)
@@ -490,6 +496,11 @@ class RolloutManager:
         live = await asyncio.to_thread(self.live_release, tenant)
         if stored.sha256 == live:
             raise InvalidTransitionError(f"release {target[:12]} is already live")
+        if stored.sha256 not in self._ever_live.get(tenant, set()):
+            raise InvalidTransitionError(
+                f"release {target[:12]} has never served this tenant's traffic: roll it out "
+                "(gate, canary) instead of rolling back to it"
+            )
         current = self._in_progress(tenant)
         if current is not None:
             if current.status.completed_at is None:

@@ -48,7 +48,12 @@ def test_roll_verbs_and_rollback(env: Env, tmp_path: Path) -> None:
     assert code == 8, out  # InvalidTransitionError: not paused, and over
     code, out = _run(env, "roll", "status", "ro_nope")
     assert code == 5
-    code, out = _run(env, "rollback", "--to", v2, "--reason", "try v2 by hand", "--json")
+    code, out = _run(env, "rollback", "--to", v2, "--reason", "skip the canary")
+    assert code == 8, out  # v2 never served: a rollback cannot bypass its canary
+    env.register("v3", "b1")  # a new model line: shadowed, then promoted by a human
+    env.make_live("v3")
+    v1 = env.shas["v1"]
+    code, out = _run(env, "rollback", "--to", v1, "--reason", "v3 misbehaves", "--json")
     assert code == 0, out
     assert json.loads(out)["receipt"]["kind"] == "manual_rollback"
-    assert env.server.rollouts.live_release("default") == v2
+    assert env.server.rollouts.live_release("default") == v1
