@@ -26,15 +26,17 @@ def test_swap_under_load_loses_nothing_and_cuts_over_at_admission() -> None:
 
         def on_response(rec: RequestRecord) -> None:
             # Roll back (candidate out) in the middle of the run, from the loop, like a controller.
-            if rec.index >= 150 and not swap_at:
+            if rec.index >= 100 and not swap_at:
                 swap_at.append(gw.swap(RoutingSnapshot(2, stable)).at)
 
         spec = LoadSpec(
             url=f"http://127.0.0.1:{gw.port}/v1/chat/completions",
-            rate_per_s=400,
-            max_requests=500,
-            max_seconds=20,
+            rate_per_s=250,
+            max_requests=400,
+            max_seconds=30,
             sessions=10_000,
+            # Above max_requests: a slow shared machine may queue, but never skips a request.
+            max_in_flight=500,
         )
         result = await run_load(spec, on_response=on_response)
         drain = await gw.drain(deadline_s=5)
@@ -43,15 +45,15 @@ def test_swap_under_load_loses_nothing_and_cuts_over_at_admission() -> None:
         await b.stop()
 
         # No request lost: every one sent, answered 200, and traced.
-        assert len(result.records) == 500
-        assert [r.status for r in result.records] == [200] * 500
+        assert len(result.records) == 400
+        assert [r.status for r in result.records] == [200] * 400
         traces = {t.id: t for t in gw.traces.all_traces()}
-        assert len(traces) == 500 and {r.trace_id for r in result.records} == set(traces)
+        assert len(traces) == 400 and {r.trace_id for r in result.records} == set(traces)
         assert drain.complete
         (t_swap,) = swap_at
         before = [t for t in traces.values() if t.admitted_at <= t_swap]
         after = [t for t in traces.values() if t.admitted_at > t_swap]
-        assert len(after) > 100 and len(before) > 100
+        assert len(after) > 50 and len(before) > 100
         # Nothing admitted after the swap reached the candidate; the new snapshot was pinned.
         assert {t.release_sha256 for t in after} == {stable.release_sha256}
         assert {t.snapshot_version for t in after} == {2}
