@@ -176,7 +176,8 @@ class StoreFactLog:
     def append(self, facts: Sequence[Fact]) -> None:
         """Persist ``facts``: now, with the staged receipt or their own, when they are
         decisions or commands; otherwise with the next receipt."""
-        self._pending.extend(facts)
+        applied = self._pending  # buffered earlier: already part of the controller's status
+        self._pending = applied + list(facts)
         durable = [f for f in facts if f.kind in _DURABLE]
         if not self._staged and not durable:
             return
@@ -197,8 +198,8 @@ class StoreFactLog:
             live = self.candidate
         elif FactKind.ROLLED_BACK in kinds and self.stable is not None:
             live = self.stable
-        pending, self._pending = self._pending, []
-        rows = [(FACT_KIND, {"rollout_id": self.rollout_id, "fact": f.to_dict()}) for f in pending]
+        rows_of, self._pending = self._pending, []
+        rows = [(FACT_KIND, {"rollout_id": self.rollout_id, "fact": f.to_dict()}) for f in rows_of]
         try:
             # One transaction per receipt; the facts go with the last one (the decision they
             # record). Two receipts happen only at a cold start (rollout_start, shadow_start).
@@ -206,8 +207,10 @@ class StoreFactLog:
                 last = i == len(staged) - 1
                 self._commit(kind, evidence, rows if last else [], live if last else None)
         except BaseException:
-            # Nothing of the failed transaction was written: keep its facts for the next one.
-            self._pending = pending + self._pending
+            # Nothing of the failed transaction was written. The controller did not apply
+            # this call's facts (it applies them only after ``append`` returns) and will
+            # decide again; the facts it had already applied stay buffered.
+            self._pending = applied
             raise
 
     def _commit(
