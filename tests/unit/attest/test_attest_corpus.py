@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import relgate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from relgate.cli import app
 from relgate.errors import IntegrityError
 from safetensors_corpus import SHARDED, SINGLE, Case, build_corpus
@@ -43,3 +45,20 @@ def test_hostile_lengths_do_not_allocate(tmp_path: Path) -> None:
     with pytest.raises(IntegrityError) as err:
         relgate.attest(p)
     assert err.value.rule == "header-length"
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=400), header=st.text(max_size=200))
+def test_arbitrary_bytes_are_refused_cleanly(tmp_path: Path, data: bytes, header: str) -> None:
+    """Whatever the bytes, attest returns or raises IntegrityError: never anything else."""
+    for blob in (data, len(header.encode()).to_bytes(8, "little") + header.encode() + data):
+        p = tmp_path / "f.safetensors"
+        p.write_bytes(blob)
+        try:
+            att = relgate.attest(p)
+        except IntegrityError as exc:
+            assert exc.rule and exc.path and exc.path.endswith("f.safetensors")
+        else:
+            assert att.bytes == len(blob)
