@@ -108,15 +108,31 @@ fn stream(seed: u64, group: usize, block: usize) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(s)
 }
 
-/// Uniform integer in [0, m), m >= 1 (Lemire's multiply-shift with rejection: unbiased).
-#[inline]
-fn draw(rng: &mut Xoshiro256PlusPlus, m: u32) -> usize {
-    loop {
-        let prod = rng.next_u32() as u64 * m as u64;
-        let low = prod as u32;
-        if low >= m || low >= m.wrapping_neg() % m {
-            return (prod >> 32) as usize;
+/// Uniform integers in [0, m), m >= 1: Lemire's multiply-shift with rejection (unbiased),
+/// fed 32 random bits at a time so one `next_u64` gives two draws.
+#[derive(Clone, Copy)]
+struct Uniform {
+    m: u32,
+    /// Low products below this are rejected: (2^32 - m) mod m.
+    threshold: u32,
+}
+
+impl Uniform {
+    fn new(m: u32) -> Self {
+        Uniform {
+            m,
+            threshold: m.wrapping_neg() % m,
         }
+    }
+
+    /// Map 32 random bits to [0, m); draws afresh from `rng` in the rare rejected case.
+    #[inline(always)]
+    fn pick(self, bits: u32, rng: &mut Xoshiro256PlusPlus) -> usize {
+        let prod = bits as u64 * self.m as u64;
+        if (prod as u32) < self.threshold {
+            return self.pick(rng.next_u32(), rng);
+        }
+        (prod >> 32) as usize
     }
 }
 
@@ -190,7 +206,8 @@ where
     F: Fn(&mut StatBuf, &[Vec<i64>]) -> f64 + Sync,
 {
     let mut out = vec![f64::NAN; cfg.n_resamples];
-    let m = prep.units as u32;
+    let m = prep.units;
+    let uni = Uniform::new(m as u32);
     out.par_chunks_mut(BLOCK).enumerate().for_each_init(
         || {
             let w: Vec<Vec<i64>> = prep.sides.iter().map(|s| vec![0; s.0.len()]).collect();
@@ -200,10 +217,28 @@ where
             let mut rng = stream(cfg.seed, group, block);
             for o in chunk.iter_mut() {
                 w.iter_mut().for_each(|v| v.fill(0));
-                for _ in 0..m {
-                    let u = draw(&mut rng, m);
-                    for ((_, units, _), ws) in prep.sides.iter().zip(w.iter_mut()) {
-                        units.add(u, ws, 1);
+                match (&prep.sides[..], &mut w[..]) {
+                    // The hot case (one side, rows as units): a tight loop of two draws per
+                    // 64 random bits, each one counter increment.
+                    ([(_, Units::Rows(rc), _)], [w0]) => {
+                        for _ in 0..m / 2 {
+                            let r = rng.next_u64();
+                            w0[rc[uni.pick(r as u32, &mut rng)] as usize] += 1;
+                            w0[rc[uni.pick((r >> 32) as u32, &mut rng)] as usize] += 1;
+                        }
+                        if m % 2 == 1 {
+                            let bits = rng.next_u32();
+                            w0[rc[uni.pick(bits, &mut rng)] as usize] += 1;
+                        }
+                    }
+                    (sides, ws) => {
+                        for _ in 0..m {
+                            let bits = rng.next_u32();
+                            let u = uni.pick(bits, &mut rng);
+                            for ((_, units, _), wi) in sides.iter().zip(ws.iter_mut()) {
+                                units.add(u, wi, 1);
+                            }
+                        }
                     }
                 }
                 *o = f(buf, w);
@@ -467,13 +502,25 @@ mod tests {
     }
 
     #[test]
-    fn draw_is_in_range() {
+    fn draws_are_in_range_and_uniform() {
         let mut rng = stream(1, 2, 3);
-        for m in [1u32, 2, 3, 7, 200, u32::MAX] {
+        for m in [1u32, 2, 3, 7, 200, (1 << 31) + 1, u32::MAX] {
+            let uni = Uniform::new(m);
             for _ in 0..1000 {
-                assert!(draw(&mut rng, m) < m as usize);
+                let bits = rng.next_u32();
+                assert!(uni.pick(bits, &mut rng) < m as usize);
             }
         }
+        // m = 2^31 + 1 rejects almost half of all 32-bit inputs, so this exercises the
+        // redraw path heavily; halves of the range must still get half of the draws.
+        let uni = Uniform::new((1 << 31) + 1);
+        let low = (0..20_000)
+            .filter(|_| {
+                let bits = rng.next_u32();
+                uni.pick(bits, &mut rng) < (1 << 30)
+            })
+            .count();
+        assert!((9_500..10_500).contains(&low), "{low}");
     }
 
     #[test]
