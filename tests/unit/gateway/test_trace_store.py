@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from relgate.errors import InvalidInputError, NotFoundError
 from relgate.traces import Trace, TraceStore
@@ -143,3 +145,19 @@ def test_long_texts_are_truncated() -> None:
 def test_bad_bounds_rejected() -> None:
     with pytest.raises(InvalidInputError):
         TraceStore(per_slice=0)
+
+
+def test_buffered_traces_do_not_load_the_cyclic_gc() -> None:
+    def live_traces() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, Trace))
+
+    gc.collect()
+    before = live_traces()
+    store = TraceStore(per_slice=500)
+    for i in range(2000):
+        store.record(trace(i, slice=f"s{i % 4}"))
+    gc.collect()
+    # 2000 traces are buffered, none of them as a GC-tracked object (a full collection would
+    # otherwise walk every one of them while the gateway's loop waits).
+    assert len(store) == 2000 and live_traces() == before
+    assert store.recent("s1", 1)[0].id == "tr_1997"
