@@ -18,7 +18,8 @@ The contract other parts read (the rollout refuses a release without it):
   ``{release_sha256, gate_result_sha256, rationale, actor}``.
 
 Data directory layout (``DATA_DIR/gates``): ``scores.db`` (judge score cache),
-``answers/<answers sha256>.parquet`` (every release's answers, content-addressed),
+``answers/<answers sha256>.parquet`` (every release's answers with each answer's sha256,
+content-addressed),
 ``calibrations/<judge>-<suite>-<settings>.json``, and per gate result
 ``<release sha>/<gate result sha>/`` with ``result.json``, ``calibration.json``,
 ``rows.parquet``, ``slices.parquet`` and ``report.html`` (``relgate.gate.report``).
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pydantic
 import rfc8785
 
@@ -230,7 +232,14 @@ class GateRunner:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.parquet")
-            answers.write(tmp)
+            items = sorted(answers)
+            pl.DataFrame(
+                {
+                    "item_id": items,
+                    "answer": [answers[i] for i in items],
+                    "answer_sha256": [answers.answer_sha256[i] for i in items],
+                }
+            ).write_parquet(tmp)
             tmp.replace(path)
 
     def _load_stored_answers(self, answers_sha: str, release_sha: str) -> Answers:

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import polars as pl
 import rfc8785
 from conftest import Story
 from gate_helpers import first_table_row
@@ -110,3 +111,14 @@ def test_get_gate_result_returns_the_stored_result(story: Story) -> None:
         assert got.verdict == ran.verdict and got.receipt.receipt_sha256
         assert got.receipt.receipt_sha256 == ran.receipt.receipt_sha256
         assert not got.what_if
+
+
+def test_answers_are_stored_with_their_hashes(story: Story) -> None:
+    fact = story.env.server.store.facts(story.chapter.v2_sha256, "gate_result")[-1].payload
+    sha = fact["candidate_answers_sha256"]
+    stored = pl.read_parquet(story.env.server.data_dir / "gates" / "answers" / f"{sha}.parquet")
+    assert stored.height == 807
+    for text, digest in zip(stored["answer"], stored["answer_sha256"], strict=True):
+        assert hashlib.sha256(text.encode()).hexdigest() == digest
+    law = stored.filter(pl.col("answer").str.starts_with("I can't give legal advice"))
+    assert law.height > 0
