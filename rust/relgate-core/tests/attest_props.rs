@@ -20,6 +20,13 @@ fn root_of(path: &Path) -> String {
     )
 }
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
 fn tensor_strategy() -> impl Strategy<Value = Vec<T>> {
     let dtypes = prop::sample::select(vec!["U8", "F16", "BF16", "F32", "I64"]);
     let one = (dtypes, prop::collection::vec(0u64..4, 0..3), any::<u64>());
@@ -50,7 +57,8 @@ fn tensor_strategy() -> impl Strategy<Value = Vec<T>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // 48 cases by default; PROPTEST_CASES=N for a longer run.
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn root_is_the_schemes_root_and_survives_resharding(
