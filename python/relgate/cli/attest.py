@@ -9,7 +9,11 @@
 `attest verify` exits 0 only when the root matches, 1 when it differs. A root alone cannot
 say which tensors changed; given the attestation that produced the expected root
 (`--against`, e.g. the file `relgate attest PATH -o` wrote, or an in-toto Statement), it
-names them. A reference whose own root is not the expected one is not used.
+names them. A reference whose own root is not the expected one is not used. (No sidecar is
+looked up implicitly: which attestation is trusted stays the caller's explicit choice.)
+
+`attest PATH` runs the hidden `attest run PATH`; a checkpoint directory named like a
+subcommand (`verify`, `prove`, `check-tensor`) is written `./verify`.
 """
 
 from __future__ import annotations
