@@ -22,7 +22,7 @@ import jinja2
 from aiohttp import web
 
 from relgate.dashboard.data import DashboardData, GateSource
-from relgate.dashboard.rollouts import LiveRollouts, rollout_view, rollouts_of
+from relgate.dashboard.rollouts import LiveRollouts, monitor_summary, rollout_view, rollouts_of
 from relgate.dashboard.sessions import COOKIE, SessionStore
 from relgate.errors import AuthError, InvalidInputError, NotFoundError
 from relgate.receipts.tree import TreeHeadSigner
@@ -80,7 +80,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(short=_short, fmt=_fmt, pct=_pct, tojson_pretty=_pretty)
+    env.filters.update(
+        short=_short, fmt=_fmt, pct=_pct, tojson_pretty=_pretty, numbers=monitor_summary
+    )
     return env
 
 

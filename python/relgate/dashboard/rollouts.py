@@ -25,7 +25,14 @@ from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import Fact, FactKind, Reading, RolloutStatus
 from relgate.store import Store
 
-__all__ = ["LiveRollouts", "RolloutView", "TimelineEvent", "rollout_view", "rollouts_of"]
+__all__ = [
+    "LiveRollouts",
+    "RolloutView",
+    "TimelineEvent",
+    "monitor_summary",
+    "rollout_view",
+    "rollouts_of",
+]
 
 
 class LiveRolloutLike(Protocol):
@@ -93,6 +100,37 @@ def _start_receipt(store: Store, tenant: str, rollout_id: str) -> Receipt:
         if r.evidence["rollout_id"] == rollout_id:
             return r
     raise NotFoundError(f"no rollout {rollout_id!r}")
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(float(value), fmt)
+
+
+def monitor_summary(v: MonitorVerdict) -> str:
+    """A monitor's reading against its threshold, in numbers (from the verdict's evidence)."""
+    e = v.evidence
+    if v.monitor == "latency_p95" and "candidate_p95_s" in e:
+        return (
+            f"p95 {_num(e['candidate_p95_s'] * 1000, '.0f')} ms vs stable "
+            f"{_num(e['stable_p95_s'] * 1000, '.0f')} ms: ratio {_num(e.get('ratio'), '.2f')} "
+            f"(limit {e.get('threshold_ratio')}x; n {e.get('candidate_count')} / "
+            f"{e.get('stable_count')})"
+        )
+    if v.monitor == "error_rate" and "candidate_total" in e:
+        return (
+            f"5xx {_num(e.get('candidate_rate'), '.2%')} of {e['candidate_total']} vs stable "
+            f"{_num(e.get('stable_rate'), '.2%')} of {e.get('stable_total')} "
+            f"(limit {_num(e.get('limit_rate'), '.2%')})"
+        )
+    if v.monitor == "quality" and isinstance(e.get("slices"), list):
+        parts = [
+            f"{row.get('slice')} q {_num(row.get('q'), '.2f')} (n {row.get('n')})"
+            + (" FAIL" if row.get("verdict") == "FAIL" else "")
+            for row in e["slices"]
+        ]
+        floor = e["slices"][0].get("floor") if e["slices"] else None
+        return f"floor {floor}: " + ", ".join(parts)
+    return ""
 
 
 def _pct(bp: int) -> str:
@@ -193,7 +231,8 @@ def _event(
         ) + (f" to {str(d.get('to'))[:12]}" if d.get("to") else "")
         return TimelineEvent(at, rel, "rollback", title, why, 0, receipt)
     css, title = simple[k]
-    return TimelineEvent(at, rel, css, title, why, weight, receipt)
+    shown = None if k is FactKind.STARTED else weight
+    return TimelineEvent(at, rel, css, title, why, shown, receipt)
 
 
 def _condense(events: list[TimelineEvent]) -> list[TimelineEvent]:

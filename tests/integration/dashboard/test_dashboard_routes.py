@@ -241,7 +241,7 @@ def test_receipts_page_verifies_the_chain_and_the_bundle_verifies_offline(
 
 def test_dashboard_url_names_the_web_port_and_a_working_viewer_key(world: World) -> None:
     line = dashboard_url(world.server)
-    assert line.startswith(world.url + "/")
+    assert line.startswith(world.url + "/login ")
     key = re.search(r"(rgk_[A-Za-z0-9_-]+)", line).group(1)  # type: ignore[union-attr]
     assert get(world.url + "/", key=key)[0] == 200
 
