@@ -150,20 +150,21 @@ impl Work {
                     let (mut fx, mut fy) =
                         (std::mem::take(&mut self.fx), std::mem::take(&mut self.fy));
                     drop_nan_pairs(x, y, &mut fx, &mut fy);
-                    let r = self.compute_clean(&fx, &fy, stat);
+                    let r = self.compute_clean(&fx, &fy, stat, false);
                     (self.fx, self.fy) = (fx, fy);
                     return r;
                 }
             }
         }
-        self.compute_clean(x, y, stat)
+        self.compute_clean(x, y, stat, x.len() >= dense::PAR_MIN_LEN)
     }
 
-    fn compute_clean(&mut self, x: &[f64], y: &[f64], stat: Statistic) -> f64 {
+    /// `table_tried`: `compute` already found the table path unusable for these very rows.
+    fn compute_clean(&mut self, x: &[f64], y: &[f64], stat: Statistic, table_tried: bool) -> f64 {
         if x.len() < 2 {
             return f64::NAN;
         }
-        if x.len() >= TABLE_MIN {
+        if x.len() >= TABLE_MIN && !table_tried {
             if let Some(t) = table::table(x, y) {
                 return t.statistic(stat);
             }
