@@ -32,6 +32,25 @@ def _errors(page: Any) -> list[str]:
     return found
 
 
+# WCAG 2 contrast check, run in the page (returns the elements below 4.5:1, 3:1 when large).
+_LOW_CONTRAST = (Path(__file__).parent / "contrast.js").read_text()
+
+
+def _accessible(page: Any) -> None:
+    """Landmarks, one h1, headed tables, labelled charts and inputs, sufficient contrast."""
+    assert page.evaluate(_LOW_CONTRAST) == []
+    assert page.locator("header").count() == 1 and page.locator("main").count() == 1
+    assert page.locator("h1").count() == 1
+    for table in page.locator("table").all():
+        assert table.locator("th").count() > 0
+    for svg in page.locator("svg").all():
+        assert svg.get_attribute("role") == "img" and svg.get_attribute("aria-label")
+    for field in page.locator("input:not([type=hidden])").all():
+        ident = field.get_attribute("id")
+        assert ident and page.locator(f"label[for='{ident}']").count() == 1
+    assert page.evaluate("document.documentElement.lang") == "en"
+
+
 def test_dashboard_shows_the_demo_story(
     browser: Any, artifacts: Path, score_cache: Path, tmp_path: Path
 ) -> None:
@@ -67,10 +86,12 @@ def _run(story: Story, browser: Any, artifacts: Path) -> None:
     assert story.shas["v1"][:12] not in anon.text()
 
     page.goto(login_url)
+    _accessible(page)
     page.fill("#key", key)
     page.click("form.login button[type=submit]")
     page.wait_for_selector("h1:text('Releases')")
     assert page.locator(f"a[href='/releases/{story.shas['v2']}']").count() == 1
+    _accessible(page)
     page.screenshot(path=str(artifacts / "01-releases.png"), full_page=True)
 
     # v2's canary: the page polls its timeline while the rollout runs, until the rollback.
@@ -90,6 +111,7 @@ def _run(story: Story, browser: Any, artifacts: Path) -> None:
     assert "receipt: auto_rollback" in timeline
     assert "step 1: weight 5%" in timeline
     assert "below floor on Law" in timeline or "Law" in timeline
+    _accessible(page)
     page.screenshot(path=str(artifacts / "03-rollout-rolled-back.png"), full_page=True)
 
     # The gate page of v2, reached from the list.
@@ -105,11 +127,13 @@ def _run(story: Story, browser: Any, artifacts: Path) -> None:
     assert page.locator("figure.chart svg[role=img]").count() == 1
     assert "canary catching" in page.inner_text("#override-rationale")
     assert page.inner_text("#gate-outcome") == "FAIL"
+    _accessible(page)
     page.screenshot(path=str(artifacts / "04-gate-v2.png"), full_page=True)
     page.screenshot(path=str(artifacts / "04-gate-v2-top.png"))
 
     page.goto(f"{base}/releases/{story.shas['v2']}")
     assert "cannot be attested" in page.inner_text("#closed-weights")
+    _accessible(page)
     page.screenshot(path=str(artifacts / "05-release-v2.png"), full_page=True)
 
     # Receipts: verified by the server; the downloaded bundle verifies offline too.
@@ -124,6 +148,7 @@ def _run(story: Story, browser: Any, artifacts: Path) -> None:
     info.value.save_as(str(bundle))
     report = verify_bundle(bundle)
     assert report.ok and report.receipts == n
+    _accessible(page)
     page.screenshot(path=str(artifacts / "06-receipts.png"), full_page=True)
     page.screenshot(path=str(artifacts / "06-receipts-top.png"))
 
