@@ -40,6 +40,7 @@ _ROLES = {
     "viewer": key_pb2.ROLE_VIEWER,
     "releaser": key_pb2.ROLE_RELEASER,
     "admin": key_pb2.ROLE_ADMIN,
+    "worker": key_pb2.ROLE_WORKER,
 }
 
 

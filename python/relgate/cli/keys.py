@@ -21,13 +21,13 @@ from relgate.errors import InvalidInputError
 
 app = typer.Typer(help="Manage API keys (admin).", no_args_is_help=True)
 
-ROLES = ("viewer", "releaser", "admin")
+ROLES = ("viewer", "releaser", "admin", "worker")
 
 
 @app.command("create")
 @handle_errors
 def create(
-    role: Annotated[str, typer.Option("--role", help="viewer, releaser or admin.")],
+    role: Annotated[str, typer.Option("--role", help="viewer, releaser, admin or worker.")],
     name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "",
     tenant: TenantOpt = "",
     server: ServerOpt = None,
@@ -38,7 +38,9 @@ def create(
 ) -> None:
     """Create a key; prints the key once (it is stored hashed)."""
     if role.lower() not in ROLES:
-        raise InvalidInputError(f"unknown role {role!r} (expected viewer, releaser or admin)")
+        raise InvalidInputError(
+            f"unknown role {role!r} (expected viewer, releaser, admin or worker)"
+        )
     with connect(server, api_key, tls, tls_ca) as client:
         created = client.create_key(role.lower(), name=name, tenant=tenant)
     if json_out:

@@ -40,15 +40,18 @@ class Role(enum.IntEnum):
     VIEWER = 1
     RELEASER = 2
     ADMIN = 3
+    # Outside the order: a worker key may call the WorkerService and nothing else, and only
+    # worker keys may call it (see `authorize`).
+    WORKER = 4
 
     @classmethod
     def parse(cls, name: str) -> Role:
-        """`"viewer"`, `"releaser"` or `"admin"` (case-insensitive)."""
+        """`"viewer"`, `"releaser"`, `"admin"` or `"worker"` (case-insensitive)."""
         try:
             return cls[name.strip().upper()]
         except KeyError:
             raise InvalidInputError(
-                f"unknown role {name!r} (expected viewer, releaser or admin)"
+                f"unknown role {name!r} (expected viewer, releaser, admin or worker)"
             ) from None
 
     @property
@@ -151,9 +154,12 @@ class Authenticator:
     @staticmethod
     def authorize(principal: Principal, required: Role, tenant: str | None = None) -> None:
         """AuthError unless `principal` has at least `required` on `tenant`."""
-        if principal.role < required:
+        worker_call = required is Role.WORKER
+        if (principal.role is Role.WORKER) != worker_call or (
+            not worker_call and principal.role < required
+        ):
             raise AuthError(f"role {principal.role.label} may not do this (needs {required.label})")
-        if tenant is not None and tenant != principal.tenant and principal.role < Role.ADMIN:
+        if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
             raise AuthError(f"key of tenant {principal.tenant!r} may not act on {tenant!r}")
 
 

@@ -45,8 +45,11 @@ from relgate.service.servicers.key import KeyServicer
 from relgate.service.servicers.receipt import ReceiptServicer
 from relgate.service.servicers.release import ReleaseServicer
 from relgate.service.servicers.rollout import RolloutServicer
+from relgate.service.servicers.worker import WorkerServicer
 from relgate.store import Store
 from relgate.web import Metrics, WebServer, start_web
+from relgate.worker.dispatch import Dispatcher
+from relgate.worker.remote_judge import with_workers
 
 log = logging.getLogger("relgate.service")
 
@@ -94,6 +97,7 @@ class RunningServer:
     rollouts: RolloutManager
     gateway: Gateway | None = None
     gates: GateRunner | None = None
+    workers: Dispatcher | None = None
     _serving: list[bool] = field(default_factory=lambda: [True])
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -167,6 +171,7 @@ async def create_server(
     time_scale: float = 1.0,
     rollout: RolloutOptions | None = None,
     gate: GateOptions | None = None,
+    workers: Dispatcher | None = None,
 ) -> RunningServer:
     """Open the store, issue the bootstrap admin key, and start gRPC, the web port and the
     anchoring schedule. Ports may be 0 (the bound ones are on the result).
@@ -180,6 +185,8 @@ async def create_server(
     anchor kept in the data directory; `rollout.clock` replaces that clock entirely (tests).
 
     `gate` sets where suites are found (`suites_dir`), the default judge and the score cache.
+    `workers` is the judge-worker dispatcher (default: a fresh one); a gate judge of backend
+    ``worker`` (options ``judge_sha256``, ``timeout``) is scored by its workers.
     """
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInputError("TLS needs both a certificate and a key file")
@@ -206,7 +213,7 @@ async def create_server(
         return await _start(
             root, store, host, grpc_port, web_port, credentials, max_message_bytes,
             anchor_dir, anchor_command, anchor_interval, anchor_tsa, gateway_port, options,
-            gate or GateOptions(),
+            gate or GateOptions(), workers or Dispatcher(),
         )  # fmt: skip
     except BaseException:
         await asyncio.to_thread(store.close)
@@ -228,6 +235,7 @@ async def _start(
     gateway_port: int | None,
     options: RolloutOptions,
     gate: GateOptions,
+    workers: Dispatcher,
 ) -> RunningServer:
     admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store, root)
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
@@ -239,7 +247,8 @@ async def _start(
         ReceiptServicer(store, signer.public_key_b64),
         KeyServicer(store),
         AttestationServicer(),
-        GateServicer(gates := GateRunner(store, gate)),
+        GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
+        WorkerServicer(workers),
     ]
     traces = CountingTraceStore(clock=options.clock)
     gateway = None
@@ -341,6 +350,7 @@ async def _start(
         rollouts=rollouts,
         gateway=gateway,
         gates=gates,
+        workers=workers,
         _serving=serving,
     )
     log.info("relgate server on %s (web %s)", running.address, running.web_url)

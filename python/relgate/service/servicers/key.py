@@ -27,8 +27,10 @@ class KeyServicer:
         self, request: key_pb2.CreateKeyRequest, call: Call
     ) -> key_pb2.CreateKeyResponse:
         """A new key with a role; the plaintext is in the response and nowhere else."""
-        if request.role not in (key_pb2.ROLE_VIEWER, key_pb2.ROLE_RELEASER, key_pb2.ROLE_ADMIN):
-            raise InvalidInputError("role must be viewer, releaser or admin")
+        if request.role not in (
+            key_pb2.ROLE_VIEWER, key_pb2.ROLE_RELEASER, key_pb2.ROLE_ADMIN, key_pb2.ROLE_WORKER
+        ):  # fmt: skip
+            raise InvalidInputError("role must be viewer, releaser, admin or worker")
         role = Role(request.role)
         tenant = call.tenant(request.tenant)
         name = request.name.strip() or f"{role.label}-{secrets.token_hex(3)}"

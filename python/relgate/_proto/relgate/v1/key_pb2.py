@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relgate/v1/key.proto\x12\nrelgate.v1\"P\n\x10\x43reateKeyRequest\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"r\n\x11\x43reateKeyResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x12\n\nkey_sha256\x18\x05 \x01(\t*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_RELEASER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x32V\n\nKeyService\x12H\n\tCreateKey\x12\x1c.relgate.v1.CreateKeyRequest\x1a\x1d.relgate.v1.CreateKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relgate/v1/key.proto\x12\nrelgate.v1\"P\n\x10\x43reateKeyRequest\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"r\n\x11\x43reateKeyResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x12\n\nkey_sha256\x18\x05 \x01(\t*a\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_RELEASER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0f\n\x0bROLE_WORKER\x10\x04\x32V\n\nKeyService\x12H\n\tCreateKey\x12\x1c.relgate.v1.CreateKeyRequest\x1a\x1d.relgate.v1.CreateKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relgate.v1.key_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROLE']._serialized_start=234
-  _globals['_ROLE']._serialized_end=314
+  _globals['_ROLE']._serialized_end=331
   _globals['_CREATEKEYREQUEST']._serialized_start=36
   _globals['_CREATEKEYREQUEST']._serialized_end=116
   _globals['_CREATEKEYRESPONSE']._serialized_start=118
   _globals['_CREATEKEYRESPONSE']._serialized_end=232
-  _globals['_KEYSERVICE']._serialized_start=316
-  _globals['_KEYSERVICE']._serialized_end=402
+  _globals['_KEYSERVICE']._serialized_start=333
+  _globals['_KEYSERVICE']._serialized_end=419
 # @@protoc_insertion_point(module_scope)

@@ -11,10 +11,12 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_VIEWER: _ClassVar[Role]
     ROLE_RELEASER: _ClassVar[Role]
     ROLE_ADMIN: _ClassVar[Role]
+    ROLE_WORKER: _ClassVar[Role]
 ROLE_UNSPECIFIED: Role
 ROLE_VIEWER: Role
 ROLE_RELEASER: Role
 ROLE_ADMIN: Role
+ROLE_WORKER: Role
 
 class CreateKeyRequest(_message.Message):
     __slots__ = ("role", "name", "tenant")
