@@ -283,3 +283,36 @@ fn continuous_input_above_the_i64_fast_path() {
     assert!((got - want).abs() < 1e-14, "{got} vs {want}");
     assert!((got - ref_spearman(&x, &y)).abs() < 1e-10);
 }
+
+#[test]
+fn every_nan_payload_is_a_nan() {
+    // Quiet, signalling, negative and all-ones NaNs (the last is the hash tables' empty
+    // marker) on the small-group, block, table and large paths.
+    let nans = [
+        f64::NAN,
+        -f64::NAN,
+        f64::from_bits(0x7FF0_0000_0000_0001),
+        f64::from_bits(u64::MAX),
+    ];
+    for &bad in &nans {
+        for n in [10usize, 300, 200_000] {
+            let mut x: Vec<f64> = (0..n).map(|i| (i % 7) as f64).collect();
+            let y: Vec<f64> = (0..n).map(|i| (i % 5) as f64 + (i % 3) as f64).collect();
+            x[n / 2] = bad;
+            let keep: Vec<usize> = (0..n).filter(|&i| i != n / 2).collect();
+            let fx: Vec<f64> = keep.iter().map(|&i| x[i]).collect();
+            let fy: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
+            let offsets = [0, n as i64 / 2, n as i64];
+            for stat_fn in [spearman, kendall_tau_b] {
+                assert!(stat_fn(&x, &y, P).unwrap().is_nan());
+                assert!(stat_fn(&y, &x, P).unwrap().is_nan());
+                let omit = stat_fn(&x, &y, NanPolicy::Omit).unwrap();
+                assert_eq!(omit.to_bits(), stat_fn(&fx, &fy, P).unwrap().to_bits());
+            }
+            let g = spearman_grouped(&x, &y, &offsets, P).unwrap();
+            assert!(!g[0].is_nan() && g[1].is_nan(), "{g:?}");
+            let g = kendall_tau_b_grouped(&y, &x, &offsets, NanPolicy::Omit).unwrap();
+            assert!(!g[1].is_nan());
+        }
+    }
+}

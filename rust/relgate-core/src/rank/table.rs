@@ -26,8 +26,9 @@ const SLOTS: usize = 256;
 const EMPTY: u64 = u64::MAX;
 const CHUNK: usize = 1 << 16;
 
-/// Open-addressing map from value bits to first-seen id; at most [`CAP`] values. Callers
-/// guarantee no NaN reaches it (so no key equals [`EMPTY`], a NaN pattern).
+/// Open-addressing map from value bits to first-seen id; at most [`CAP`] values. A NaN is
+/// never stored: looking one up answers `None`, like an overflow, so callers need no
+/// separate NaN pass over the data.
 pub(crate) struct SmallHash {
     keys: Box<[u64; SLOTS]>,
     slot: Box<[u8; SLOTS]>,
@@ -56,7 +57,8 @@ impl SmallHash {
         self.distinct.clear();
     }
 
-    /// Id of value `v`, inserting it if new; `None` once more than [`CAP`] values.
+    /// Id of value `v`, inserting it if new; `None` for NaN or once more than [`CAP`]
+    /// values.
     #[inline(always)]
     pub fn id(&mut self, v: f64) -> Option<u8> {
         let b = norm_bits(v);
@@ -64,7 +66,8 @@ impl SmallHash {
         loop {
             let t = self.keys[h];
             if t == b {
-                return Some(self.slot[h]);
+                // The one NaN pattern equal to EMPTY must not match an empty slot.
+                return if t == EMPTY { None } else { Some(self.slot[h]) };
             }
             if t == EMPTY {
                 return self.insert(h, b);
@@ -75,7 +78,7 @@ impl SmallHash {
 
     #[cold]
     fn insert(&mut self, h: usize, b: u64) -> Option<u8> {
-        if self.distinct.len() == CAP {
+        if self.distinct.len() == CAP || f64::from_bits(b).is_nan() {
             return None;
         }
         let id = self.distinct.len() as u8;
@@ -100,10 +103,6 @@ impl SmallHash {
     }
 }
 
-fn has_nan(v: &[f64]) -> bool {
-    v.iter().fold(false, |acc, &a| acc | a.is_nan())
-}
-
 /// A kx x ky table of counts over the sorted distinct values of each side (row-major).
 pub(crate) struct Table {
     pub kx: usize,
@@ -115,9 +114,6 @@ pub(crate) struct Table {
 type ChunkCount = (Vec<u64>, Vec<u64>, Vec<u32>);
 
 fn count_chunk(x: &[f64], y: &[f64]) -> Option<ChunkCount> {
-    if has_nan(x) || has_nan(y) {
-        return None;
-    }
     let (mut hx, mut hy) = (SmallHash::default(), SmallHash::default());
     let mut t = vec![0u32; CAP * CAP];
     for (&a, &b) in x.iter().zip(y) {
@@ -243,7 +239,7 @@ pub(crate) struct Block {
 
 /// Statistic of each small group in `bounds` (consecutive offsets over `x`, `y`) into
 /// `out`, sharing one hash table per side. False (with `out` untouched) when the block has
-/// NaN or too many distinct values.
+/// a NaN or too many distinct values.
 pub(crate) fn block_stats(
     x: &[f64],
     y: &[f64],
@@ -254,9 +250,6 @@ pub(crate) fn block_stats(
 ) -> bool {
     let (lo, hi) = (bounds[0] as usize, bounds[bounds.len() - 1] as usize);
     let (x, y) = (&x[lo..hi], &y[lo..hi]);
-    if has_nan(x) || has_nan(y) {
-        return false;
-    }
     b.hx.reset();
     b.hy.reset();
     b.ix.clear();
