@@ -23,7 +23,8 @@ class FakeClock:
 @pytest.fixture
 def keys(tmp_path: Path) -> tuple[Store, dict[str, str]]:
     store = Store.open(data_dir=tmp_path / "data")
-    made = {r.label: create_key(store, role=r, name=r.label) for r in Role}
+    roles = (Role.VIEWER, Role.RELEASER, Role.ADMIN)
+    made = {r.label: create_key(store, role=r, name=r.label) for r in roles}
     return store, made
 
 
@@ -70,5 +71,15 @@ def test_sessions_end_after_the_idle_limit_and_use_refreshes_them(
         assert sessions.get(sid) is not None
         clock.t += 61
         assert sessions.get(sid) is None
+    finally:
+        store.close()
+
+
+def test_a_worker_key_may_not_view(keys: tuple[Store, dict[str, str]]) -> None:
+    store, _ = keys
+    try:
+        worker = create_key(store, role=Role.WORKER, name="judge-worker")
+        with pytest.raises(AuthError):
+            SessionStore(Authenticator(store)).check_key(worker)
     finally:
         store.close()
