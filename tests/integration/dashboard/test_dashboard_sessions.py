@@ -73,13 +73,3 @@ def test_sessions_end_after_the_idle_limit_and_use_refreshes_them(
         assert sessions.get(sid) is None
     finally:
         store.close()
-
-
-def test_a_worker_key_may_not_view(keys: tuple[Store, dict[str, str]]) -> None:
-    store, _ = keys
-    try:
-        worker = create_key(store, role=Role.WORKER, name="judge-worker")
-        with pytest.raises(AuthError):
-            SessionStore(Authenticator(store)).check_key(worker)
-    finally:
-        store.close()
