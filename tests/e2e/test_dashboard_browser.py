@@ -152,5 +152,12 @@ def _run(story: Story, browser: Any, artifacts: Path) -> None:
     page.screenshot(path=str(artifacts / "06-receipts.png"), full_page=True)
     page.screenshot(path=str(artifacts / "06-receipts-top.png"))
 
+    # v1's cold start: shadowed for 0 s, promoted by a human, then observed until v2 came.
+    page.goto(f"{base}/rollouts/{story.rollouts['v1']}")
+    v1_timeline = page.inner_text("#timeline-events")
+    assert "shadow started" in v1_timeline and "completed: the candidate serves 100%" in v1_timeline
+    _accessible(page)
+    page.screenshot(path=str(artifacts / "07-rollout-v1-cold-start.png"), full_page=True)
+
     assert errors == []
     context.close()
