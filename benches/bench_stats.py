@@ -14,10 +14,12 @@ runs after one warm-up run each:
    (one side needs a real sort per group).
 
 Every competitor's result is checked against relgate's (1e-9) before it is timed. Ratios
-are ``competitor time / relgate time`` (above 1: relgate is faster). Targets from DESIGN.md
-section 8 are printed beside the absolute times of this machine. The rayon pool uses all
-cores unless ``RAYON_NUM_THREADS`` says otherwise; ``OPENBLAS_CORETYPE`` (if set) only
-affects numpy's BLAS and is reported.
+are ``competitor time / relgate time`` (best wall times; above 1: relgate is faster). The
+mean CPU time per call (all threads of the process) is printed beside each: on a machine
+shared with other work it shows the work done, where wall time also shows contention.
+Targets from DESIGN.md section 8 are printed beside the absolute times of this machine.
+The rayon pool uses all cores unless ``RAYON_NUM_THREADS`` says otherwise;
+``OPENBLAS_CORETYPE`` (if set) only affects numpy's BLAS and is reported.
 
     .venv/bin/python benches/bench_stats.py [--repeat 7] [--skip-scipy-loop]
 """
@@ -36,15 +38,21 @@ import polars as pl
 from relgate import stats
 from scipy import stats as sps
 
+# CPU time (all threads of this process) per call of the last `best_ms`, in ms: on a
+# machine shared with other work, wall time shows contention, CPU time shows the work.
+_last_cpu_ms = [0.0]
+
 
 def best_ms(f: Callable[[], Any], repeat: int) -> float:
     """Best wall time of ``repeat`` runs after one warm-up run, in milliseconds."""
     f()
     times = []
+    cpu = time.process_time()
     for _ in range(repeat):
         t = time.perf_counter()
         f()
         times.append(time.perf_counter() - t)
+    _last_cpu_ms[0] = (time.process_time() - cpu) / repeat * 1e3
     return min(times) * 1e3
 
 
@@ -95,7 +103,8 @@ class Report:
     def add(self, case: str, who: str, ms: float, relgate_ms: float | None) -> None:
         self.rows.append((case, who, ms, relgate_ms))
         ratio = "" if relgate_ms is None else f"{ms / relgate_ms:9.1f}x"
-        print(f"  {who:<34} {ms:10.2f} ms {ratio}", flush=True)
+        cpu = f"(cpu {_last_cpu_ms[0]:9.2f} ms/call)"
+        print(f"  {who:<34} {ms:10.2f} ms {cpu} {ratio}", flush=True)
 
 
 def check(name: str, got: np.ndarray, want: np.ndarray) -> None:
