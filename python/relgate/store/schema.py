@@ -145,7 +145,7 @@ api_keys = Table(
     Column("name", String(256), nullable=False),
     Column("tenant", String(256), nullable=False),
     Column("created_at", String(32), nullable=False),
-    CheckConstraint("role IN ('viewer', 'releaser', 'admin')", name="role_known"),
+    CheckConstraint("role IN ('viewer', 'releaser', 'admin', 'worker')", name="role_known"),
 )
 
 #: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).

@@ -45,7 +45,7 @@ from relgate.store.rows import receipt_from_row, release_row, stored_release
 
 __all__ = ["Store"]
 
-_ROLES = ("viewer", "releaser", "admin")
+_ROLES = ("viewer", "releaser", "admin", "worker")
 _RETRIES = 5
 
 

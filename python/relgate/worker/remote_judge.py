@@ -78,6 +78,11 @@ class RemoteJudge:
             for s in self._chunks(len(answers))
         ]
         results = self._dispatcher.run(specs, self.timeout)
+        if self._description is None:
+            # Remember who answered: the gate records the description after the workers
+            # may have gone.
+            found = self._dispatcher.describe(self._sha)
+            self._description = dict(found) if found is not None else None
         scores = np.concatenate([np.asarray(r.scores, dtype=np.float64) for r in results])
         return check_scores(scores, "remote")
 
