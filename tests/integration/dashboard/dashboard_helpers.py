@@ -36,6 +36,7 @@ from relgate.suite import load_suite
 
 DEMO_SUITE = "truthfulqa-demo"
 ROLLOUT_ID = "ro_dashboardtest0001"
+INCONCLUSIVE_ID = "ro_dashboardtest0002"
 SPEC: dict[str, Any] = {
     "steps": [
         {"weight_bp": 500, "dwell_s": 60, "min_requests": 5, "deadline_s": 600},
@@ -158,38 +159,74 @@ def build_world(running: RunningServer) -> World:
         tenant="default",
     )
     _roll_back(running, world)
+    # v3 (after v1) gets no monitor readings at all: its hold extends, then its deadline
+    # passes and the rollout pauses as INCONCLUSIVE.
+    reg = store.register_release(
+        manifest("v3", world.shas["v1"], suite_sha), actor="key:test-releaser"
+    )
+    world.shas["v3"] = reg.release.sha256
+    running.gates.run(
+        GateRequest(
+            release_sha=world.shas["v3"],
+            tenant="default",
+            actor="key:test-releaser",
+            answers=AnswerChoice("recorded", str(demo_answers_path("v1"))),
+        )
+    )
+    _starve(running, world)
     return world
 
 
-def _roll_back(running: RunningServer, world: World) -> None:
-    clock = ManualClock(1_000_000.0)
+class _NoRouting:
+    """No data plane: these rollouts are decided from TEST readings only."""
+
+    def set_weight(self, weight_bp: int) -> None: ...
+    def swap_to(self, release: str) -> None: ...
+    def set_shadow(self, enabled: bool) -> None: ...
+
+
+def _controller(
+    running: RunningServer, candidate: str, stable: str, rid: str, clock: ManualClock
+) -> tuple[RolloutController, list[Readings]]:
     flog = StoreFactLog(
-        running.store,
-        tenant="default",
-        candidate=world.shas["v2"],
-        stable=world.shas["v1"],
-        rollout_id=world.rollout_id,
+        running.store, tenant="default", candidate=candidate, stable=stable, rollout_id=rid
     )
     feed: list[Readings] = []
 
     def readings() -> Readings:
         return feed.pop(0) if feed else Readings()
 
-    class NoRouting:
-        def set_weight(self, weight_bp: int) -> None: ...
-        def swap_to(self, release: str) -> None: ...
-        def set_shadow(self, enabled: bool) -> None: ...
-
     controller = RolloutController(
         RolloutSpec().with_overrides(SPEC),
-        candidate=world.shas["v2"],
-        stable=world.shas["v1"],
+        candidate=candidate,
+        stable=stable,
         clock=clock,
         readings=readings,
-        routing=NoRouting(),
+        routing=_NoRouting(),
         record=flog.record,
         log=flog,
-        rollout_id=world.rollout_id,
+        rollout_id=rid,
+    )
+    return controller, feed
+
+
+def _starve(running: RunningServer, world: World) -> None:
+    clock = ManualClock(2_000_000.0)
+    controller, feed = _controller(
+        running, world.shas["v3"], world.shas["v1"], INCONCLUSIVE_ID, clock
+    )
+    controller.tick()  # started, step 1 at 5%
+    clock.advance(70)
+    feed.append(Readings(requests=10))
+    controller.tick()  # hold met, no monitor has a reading: the hold extends
+    clock.advance(600)
+    controller.tick()  # deadline passed without evidence: INCONCLUSIVE, paused
+
+
+def _roll_back(running: RunningServer, world: World) -> None:
+    clock = ManualClock(1_000_000.0)
+    controller, feed = _controller(
+        running, world.shas["v2"], world.shas["v1"], world.rollout_id, clock
     )
     controller.tick()  # started, step 1 at 5%
     latency = LatencyReading(0.20, 0.19, 50, 900)

@@ -195,6 +195,23 @@ def test_rollout_page_shows_steps_holds_readings_and_the_automatic_rollback(worl
     assert 'data-live="0"' in body  # over: the page does not poll
 
 
+def test_a_starved_rollout_shows_the_extended_hold_and_inconclusive(world: World) -> None:
+    from dashboard_helpers import INCONCLUSIVE_ID
+
+    _, body = get(f"{world.url}/rollouts/{INCONCLUSIVE_ID}", key=world.keys["viewer"])
+    text = _text(body)
+    assert 'id="rollout-phase">Inconclusive<' in body
+    assert "hold extended: monitors not yet conclusive" in text
+    assert "receipt: checkpoint_hold" in text
+    assert "INCONCLUSIVE: paused for a human" in text
+    assert "receipt: checkpoint_inconclusive" in text
+    assert "deadline passed without evidence" in text
+    assert 'id="dwell"' in body and 'id="requests"' in body  # the hold, still open
+    assert 'data-live="1"' in body  # not over: a human decides; the page keeps polling
+    _, listing = get(world.url + "/", key=world.keys["viewer"])
+    assert f'href="/rollouts/{INCONCLUSIVE_ID}">Inconclusive<' in listing
+
+
 def test_timeline_fragment_is_the_same_timeline(world: World) -> None:
     _, page = get(f"{world.url}/rollouts/{world.rollout_id}", key=world.keys["viewer"])
     _, frag = get(f"{world.url}/rollouts/{world.rollout_id}/timeline", key=world.keys["viewer"])
