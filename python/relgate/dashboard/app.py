@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -24,13 +25,14 @@ from aiohttp import web
 from relgate.dashboard.data import DashboardData, GateSource
 from relgate.dashboard.rollouts import LiveRollouts, monitor_summary, rollout_view, rollouts_of
 from relgate.dashboard.sessions import COOKIE, SessionStore
-from relgate.errors import AuthError, InvalidInputError, NotFoundError
+from relgate.errors import AuthError, InvalidInputError, NotFoundError, RelgateError
 from relgate.receipts.tree import TreeHeadSigner
 from relgate.service.auth import Authenticator, Principal, bearer_key
 from relgate.store import Store
 
 __all__ = ["Dashboard", "add_dashboard"]
 
+log = logging.getLogger("relgate.dashboard")
 _HERE = Path(__file__).parent
 # Strict: no inline scripts or styles, nothing from another origin.
 _CSP = (
@@ -134,6 +136,11 @@ class _Views:
             except InvalidInputError as exc:
                 return self.page("error.html", 400, title="Bad request", message=str(exc),
                                  principal=principal)  # fmt: skip
+            except RelgateError as exc:
+                # e.g. a stored gate report that no longer matches its recorded sha256.
+                log.warning("dashboard %s: %s", request.path, exc)
+                return self.page("error.html", 500, title="Stored data cannot be shown",
+                                 message=str(exc), principal=principal)  # fmt: skip
 
         return wrapped
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from relgate.errors import NotFoundError
+from relgate.errors import IntegrityError, NotFoundError
 from relgate.gate.calibration import SliceCalibration
 from relgate.gate.report import load_scores, render_svg
 from relgate.gate.result import GateResult
@@ -262,6 +262,17 @@ class DashboardData:
             return GateView(stored, fact, None, None, override)
         record = self.gates.latest(stored.sha256, tenant)
         result = rebuild_result(record.body, record.report_html.parent)
+        recorded = str(record.fact.get("gate_result_sha256"))
+        if result.sha256 != recorded:
+            # What the page would draw is not what the receipt recorded: show neither.
+            raise IntegrityError(
+                f"the stored gate report of {stored.sha256} does not hash to the recorded "
+                "gate_result_sha256",
+                path=str(record.report_html.parent),
+                rule="gate_result_sha256_mismatch",
+                expected=recorded,
+                actual=result.sha256,
+            )
         calibration = [(r, result.calibration.for_slice(r.slice)) for r in result.slices]
         return GateView(
             release=stored,

@@ -283,3 +283,21 @@ def test_a_tampered_receipt_shows_as_broken(tmp_path: Path, bypass_append_only: 
         assert "v-broken" in after and "v-not-checked" in after
     finally:
         bg.stop()
+
+
+def test_a_gate_report_altered_on_disk_is_a_clear_500(tmp_path: Path) -> None:
+    from dashboard_helpers import build_world
+
+    bg = start_server(tmp_path)
+    running = bg.start()
+    try:
+        w = build_world(running)
+        fact = running.store.facts(w.shas["v2"], "gate_result")[-1].payload
+        result = running.data_dir / fact["report_dir"] / "result.json"
+        result.write_text(result.read_text().replace('"Law"', '"Lore"'))
+        status, body = get(f"{w.url}/releases/{w.shas['v2']}/gate", key=w.keys["viewer"])
+        assert status == 500
+        assert "does not hash to the recorded gate_result_sha256" in _text(body)
+        assert "Lore" not in body
+    finally:
+        bg.stop()
