@@ -244,6 +244,23 @@ def read_expectations(path: Path) -> dict[str, str]:
     raise errors.InvalidInputError(f"{path}: not an expectation file")
 
 
+def reattest_one(p: str, expect: Mapping[str, str]) -> ReattestEntry:
+    """Attest one checkpoint and compare its root with its expectation (also what each Ray
+    task of `relgate reattest --ray` runs)."""
+    expected = expect.get(p) or expect.get(str(Path(p).resolve()))
+    start = time.perf_counter()
+    try:
+        att = attest(p, file_digests=False)
+    except errors.RelgateError as exc:
+        return ReattestEntry(
+            p, "error", None, expected, None, None, time.perf_counter() - start, str(exc)
+        )
+    status = "new" if expected is None else ("ok" if expected == att.root else "drift")
+    return ReattestEntry(
+        p, status, att.root, expected, att.tensors, att.bytes, time.perf_counter() - start
+    )
+
+
 def run_reattest(
     paths: Iterable[str],
     expect: Mapping[str, str],
@@ -256,18 +273,7 @@ def run_reattest(
     paths = list(paths)
 
     def one(p: str) -> ReattestEntry:
-        expected = expect.get(p) or expect.get(str(Path(p).resolve()))
-        start = time.perf_counter()
-        try:
-            att = attest(p, file_digests=False)
-        except errors.RelgateError as exc:
-            return ReattestEntry(
-                p, "error", None, expected, None, None, time.perf_counter() - start, str(exc)
-            )
-        status = "new" if expected is None else ("ok" if expected == att.root else "drift")
-        return ReattestEntry(
-            p, status, att.root, expected, att.tensors, att.bytes, time.perf_counter() - start
-        )
+        return reattest_one(p, expect)
 
     results: dict[str, ReattestEntry] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -315,6 +321,15 @@ def reattest(
         Path | None, typer.Option("--report", help="Write the report (.json or .parquet).")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Checkpoints at once.")] = 2,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Run one Ray task per checkpoint: on the cluster at ADDRESS, or on a local "
+            "Ray instance when given without one (paths must be readable on every node).",
+            metavar="[ADDRESS]",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Re-attest many checkpoints and report which roots drifted (exit 1 if any did or
@@ -339,7 +354,12 @@ def reattest(
         def advance(entry: ReattestEntry) -> None:
             progress.update(task, advance=1, description=f"{entry.status} {entry.path}")
 
-        entries = run_reattest(todo, expected, workers=workers, on_done=advance)
+        if ray_address is not None:
+            from relgate.scale.ray_tasks import ray_reattest
+
+            entries = ray_reattest(todo, expected, address=ray_address, on_done=advance)
+        else:
+            entries = run_reattest(todo, expected, workers=workers, on_done=advance)
     if report is not None:
         write_report(entries, report)
     if json_out:

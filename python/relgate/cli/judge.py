@@ -94,3 +94,9 @@ def calibrate_cmd(
             f"{s.kendall_tau_b:>7.3f}"
         )
     typer.echo(f"calibration sha256 {result.sha256}" + (f" written to {out}" if out else ""))
+
+
+# `judge batch` lives in its own module (scale-out); registered here to sit under `judge`.
+from relgate.cli.judge_batch import RayOptionCommand, batch_cmd  # noqa: E402
+
+app.command("batch", cls=RayOptionCommand)(batch_cmd)
