@@ -95,7 +95,7 @@ fn estimates_are_the_point_statistics_and_seeds_matter() {
         let c = cfg(stat, CiMethod::Bca);
         let ci = bootstrap_ci_grouped(&x, &y, &offsets, Some(&clusters), &c).unwrap();
         for (g, p) in point.iter().enumerate() {
-            assert!((ci.estimate[g] - p).abs() < 1e-12);
+            assert_eq!(ci.estimate[g].to_bits(), p.to_bits());
             assert!(
                 ci.low[g] < ci.estimate[g] && ci.estimate[g] < ci.high[g],
                 "{ci:?}"
