@@ -25,6 +25,17 @@ def judge_cmd(
     device: Annotated[
         str | None, typer.Option("--device", help="cpu or cuda (local backends).")
     ] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker",
+            help="End to end through judge workers: a loopback control plane and "
+            "`relgate worker` processes running the backend.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (with --worker).")
+    ] = 1,
     json_out: JsonOpt = False,
 ) -> None:
     """Score ROWS (answer, reference) pairs from the demo suite; print rows/s, tokens/s,
@@ -37,9 +48,20 @@ def judge_cmd(
         options["device"] = device
     if backend in ("embedding", "transformers"):
         options["batch_size"] = batch_size
-    judge = make_judge(backend, **options)
     answers, references = bench_rows(rows)
-    result = measure_judge(judge, answers, references, batch_size=batch_size, backend=backend)
+    if worker:
+        from relgate.worker.bench import measure_through_workers
+
+        args = ["--backend", backend]
+        for flag, value in (("--model", model), ("--base-url", base_url), ("--device", device)):
+            if value is not None:
+                args += [flag, value]
+        result = measure_through_workers(
+            args, answers, references, batch_size=batch_size, backend=backend, workers=workers
+        )
+    else:
+        judge = make_judge(backend, **options)
+        result = measure_judge(judge, answers, references, batch_size=batch_size, backend=backend)
     if json_out:
         print_json(result.to_dict())
     else:

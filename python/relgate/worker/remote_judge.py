@@ -49,6 +49,8 @@ class RemoteJudge:
         self._description = dict(description) if description is not None else None
         self.timeout = timeout
         self.batch_rows = batch_rows
+        # Tokens the workers report having processed for this judge's calls (benchmarks).
+        self.tokens_processed = 0
 
     @property
     def judge_sha256(self) -> str:
@@ -78,6 +80,7 @@ class RemoteJudge:
             for s in self._chunks(len(answers))
         ]
         results = self._dispatcher.run(specs, self.timeout)
+        self.tokens_processed += sum(r.tokens for r in results)
         if self._description is None:
             # Remember who answered: the gate records the description after the workers
             # may have gone.

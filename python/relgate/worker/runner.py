@@ -195,6 +195,7 @@ class WorkerRunner:
         for job in reply.jobs:
             start = time.perf_counter()
             request = worker_pb2.SubmitResultRequest(worker_id=self.worker_id, job_id=job.job_id)
+            tokens_before = getattr(self.judge, "tokens_processed", None)
             try:
                 scores, answers = run_job(self.judge, job_spec(job))
                 request.scores.extend(scores)
@@ -203,6 +204,9 @@ class WorkerRunner:
                 log.warning("job %s failed: %s", job.job_id, exc)
                 request.error = f"{type(exc).__name__}: {exc}"
             request.seconds = time.perf_counter() - start
+            tokens_after = getattr(self.judge, "tokens_processed", None)
+            if tokens_before is not None and tokens_after is not None:
+                request.tokens = max(0, int(tokens_after) - int(tokens_before))
             self._call("SubmitResult", request, worker_pb2.SubmitResultResponse, timeout=60.0)
             with self._held.lock:
                 self._held.ids.discard(job.job_id)

@@ -197,3 +197,35 @@ def test_unknown_worker_and_non_worker_keys_are_refused(
     # A worker key opens nothing but the WorkerService.
     with RelgateClient(control.address, api_key=worker_key) as client, pytest.raises(AuthError):
         client.list_releases()
+
+
+def test_replay_batch_generates_on_the_candidate_and_scores(
+    control: RunningServer, worker_key: str, judge: Judge
+) -> None:
+    import asyncio
+
+    from relgate.testing.backends import BackendKnobs, TestBackend
+
+    table = {"Capital of France?": "Paris.", "Largest planet?": "Jupiter is the largest."}
+    backend = TestBackend("cand", BackendKnobs(answers=table))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(backend.start(), loop).result(timeout=30)
+    try:
+        remote = RemoteJudge(_workers(control), judge.judge_sha256, timeout=60.0)
+        prompts = list(table)
+        references = ["Paris is the capital.", "I have no comment.", "Jupiter."]
+        index = [0, 0, 1]
+        with _thread_worker(control, worker_key, judge):
+            answers, scores = remote.replay(
+                prompts, index, references, endpoint=backend.base_url, model="cand-model"
+            )
+    finally:
+        asyncio.run_coroutine_threadsafe(backend.stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
+    assert answers == [table[p] for p in prompts]
+    expected = judge.score([answers[i] for i in index], references)
+    np.testing.assert_array_equal(scores, expected)
