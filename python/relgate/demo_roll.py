@@ -53,17 +53,20 @@ __all__ = ["RollChapterResult", "main", "roll_chapter"]
 _PHASES = {1: "Shadow", 2: "Progressing", 3: "Paused", 4: "Inconclusive", 5: "Observing",
            6: "Completed", 7: "Aborted", 8: "RolledBack"}  # fmt: skip
 
-DEMO_SLICES = ("Misconceptions", "Law", "Health", "Sociology", "Economics", "Fiction")
+DEMO_SLICES = ("Misconceptions", "Law", "Health", "Economics")
 
 # Holds of DESIGN section 4 in clock seconds, with request counts a laptop's generated traffic
-# reaches in seconds; the clock runs `time_scale` times faster than the wall.
+# reaches in seconds; the clock runs `time_scale` times faster than the wall. The latency ratio
+# is 1.5 here, not 1.2: the gateway, the backends, the traffic and the judge share one process
+# and two cores, so a replay's judging stalls some requests; the integration tests prove the
+# 1.2 rule on their own backends.
 DEMO_SPEC: dict[str, Any] = {
     "steps": [
-        {"weight_bp": 500, "dwell_s": 240, "min_requests": 30, "deadline_s": 3600},
-        {"weight_bp": 2500, "dwell_s": 900, "min_requests": 100, "deadline_s": 7200},
+        {"weight_bp": 500, "dwell_s": 240, "min_requests": 50, "deadline_s": 7200},
+        {"weight_bp": 2500, "dwell_s": 900, "min_requests": 150, "deadline_s": 7200},
         {"weight_bp": 10000},
     ],
-    "thresholds": {"min_latency_samples": 25, "min_error_requests": 25},
+    "thresholds": {"p95_ratio": 1.5, "min_latency_samples": 50, "min_error_requests": 50},
 }
 
 
@@ -230,7 +233,7 @@ def roll_chapter(
     *,
     story: DemoStory | None = None,
     time_scale: float = 120.0,
-    rate: float = 200.0,
+    rate: float = 120.0,
 ) -> RollChapterResult:
     """Run the roll chapter in ``workdir`` (see the module docstring). ``story`` is the gate
     chapter's result (run here when not given: about two minutes on 2 cores)."""
@@ -269,7 +272,7 @@ def roll_chapter(
 
     backends: dict[str, TestBackend] = {}
     for tag, table in (("v0", tables["v1"]), ("v1", tables["v1"]), ("v2", tables["v2"])):
-        backends[tag] = TestBackend(f"demo-{tag}", BackendKnobs(base_latency_s=0.15, answers=table))
+        backends[tag] = TestBackend(f"demo-{tag}", BackendKnobs(base_latency_s=0.3, answers=table))
         on_loop(backends[tag].start())
     anchors = suite_anchors(demo_suite_path())
     options = RolloutOptions(tick_interval_s=0.1, anchors=lambda sha: anchors)
@@ -304,7 +307,9 @@ def roll_chapter(
             _follow(console, c, ro.rollout_id, lambda r: r.status.phase >= 3, 120)
             result.v1_live = running.rollouts.live_release("default") == shas["v1"]
             if not result.v1_live:
-                raise _StoryBroken("v1 did not reach 100%")
+                last = running.store.list_receipts(release_sha=shas["v1"])[-1]
+                why = last.evidence.get("reason", "")
+                raise _StoryBroken(f"v1 did not reach 100% ({last.kind}: {why})")
 
             failed = ", ".join(story.v2.failed_slices) or "-"
             _record_gate(running, shas["v2"], story.v2, "fail")
