@@ -28,8 +28,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from relgate.errors import RelgateError
 from relgate.gateway import Gateway
 from relgate.judge.base import Judge
 from relgate.rollout.checkpoint import hold_progress
@@ -47,6 +48,7 @@ __all__ = [
     "CountingTraceStore",
     "ProbeOptions",
     "RolloutProbe",
+    "dataset_anchors",
     "suite_anchors",
 ]
 
@@ -108,6 +110,29 @@ def suite_anchors(path: Path | None, *, per_slice: int = 12) -> dict[str, list[s
         chosen = sorted(refs, key=lambda r: hashlib.sha256(r.encode()).hexdigest())[:per_slice]
         out[name] = sorted(set(chosen) | set(HEDGES))
     return out
+
+
+class _Resolver(Protocol):
+    def resolve(self, dataset: Any, ref: str | None = None) -> Any: ...
+
+
+def dataset_anchors(
+    manifest_of: Callable[[str], Any], resolver: _Resolver
+) -> Callable[[str], dict[str, list[str]]]:
+    """Anchors of a release from its own suite: ``manifest_of(sha).dataset`` resolved (and
+    checked against its sha256) by the gate's suite resolver. A suite that cannot be resolved
+    leaves the hedges alone, with a warning (the monitor then has fewer anchors, never made-up
+    ones)."""
+
+    def anchors(sha: str) -> dict[str, list[str]]:
+        try:
+            resolved = resolver.resolve(manifest_of(sha).dataset)
+            return suite_anchors(Path(resolved.path))
+        except RelgateError as exc:
+            log.warning("release %s: suite not resolved (%s); hedges only as anchors", sha, exc)
+            return suite_anchors(None)
+
+    return anchors
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from relgate.errors import InvalidInputError
 from relgate.gate.service import GateOptions, GateRunner
 from relgate.gateway import Gateway
 from relgate.receipts import TreeHeadSigner
-from relgate.rollout.probe import CountingTraceStore
+from relgate.rollout.probe import CountingTraceStore, dataset_anchors
 from relgate.rollout.runtime import ScaledClock
 from relgate.rollout.service import RolloutManager, RolloutOptions
 from relgate.service.auth import Authenticator, bootstrap_admin_key
@@ -250,6 +250,10 @@ async def _start(
         GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
         WorkerServicer(workers),
     ]
+    if options.anchors is None:
+        # The replay's negative anchors come from the release's own suite, as the gate's.
+        manifest_of = lambda sha: store.get_release(sha).manifest  # noqa: E731
+        options = dataclasses.replace(options, anchors=dataset_anchors(manifest_of, gates.suites))
     traces = CountingTraceStore(clock=options.clock)
     gateway = None
     if gateway_port is not None:
