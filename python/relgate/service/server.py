@@ -250,6 +250,9 @@ async def _start(
         GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
         WorkerServicer(workers),
     ]
+    if options.judge is None:
+        # The quality monitor scores with the gate's own (default) judge: one loaded model.
+        options = dataclasses.replace(options, judge=lambda: gates.judges.get(gate.judge))
     if options.anchors is None:
         # The replay's negative anchors come from the release's own suite, as the gate's.
         manifest_of = lambda sha: store.get_release(sha).manifest  # noqa: E731
