@@ -229,3 +229,21 @@ def test_replay_batch_generates_on_the_candidate_and_scores(
     assert answers == [table[p] for p in prompts]
     expected = judge.score([answers[i] for i in index], references)
     np.testing.assert_array_equal(scores, expected)
+
+
+def test_a_worker_gate_judge_is_also_the_monitors_judge(tmp_path: Path) -> None:
+    from relgate.gate.service import GateOptions
+    from relgate.service.server import BackgroundServer
+
+    choice = JudgeChoice("worker", {"judge_sha256": "e" * 64, "timeout": 0.2})
+    background = BackgroundServer(tmp_path, gateway_port=None, gate=GateOptions(judge=choice))
+    server = background.start()
+    try:
+        make = server.rollouts.options.judge
+        assert make is not None
+        judge = make()
+        assert isinstance(judge, RemoteJudge) and judge.judge_sha256 == "e" * 64
+        with pytest.raises(JudgeUnavailableError):
+            judge.score(["a"], ["b"])
+    finally:
+        background.stop(grace=1.0)
