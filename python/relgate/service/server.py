@@ -257,10 +257,6 @@ async def _start(
         # The replay's negative anchors come from the release's own suite, as the gate's.
         manifest_of = lambda sha: store.get_release(sha).manifest  # noqa: E731
         options = dataclasses.replace(options, anchors=dataset_anchors(manifest_of, gates.suites))
-    if options.judge is None and gate.judge.backend == "worker":
-        # The monitors replay with the gate's judge; when that judge lives on workers, so
-        # does theirs (no live worker: JudgeUnavailableError, the monitor is INCONCLUSIVE).
-        options = dataclasses.replace(options, judge=lambda: gates.judges.get(gate.judge))
     traces = CountingTraceStore(clock=options.clock)
     gateway = None
     if gateway_port is not None:
