@@ -17,9 +17,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless chromium (the system one)."""
+    """A headless chromium (the system one).
+
+    Module-scoped on purpose: Playwright's sync API marks an asyncio loop as running on the
+    main thread while it is open, so every later test that calls asyncio.run() would fail.
+    """
     if CHROMIUM is None:
         pytest.skip("no chromium on this machine: run .ci/browser.sh (Debian's chromium package)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev)")
