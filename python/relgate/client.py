@@ -221,7 +221,9 @@ class RelgateClient:
     ) -> key_pb2.CreateKeyResponse:
         """Create an API key (admin only); the plaintext is in the response."""
         if role not in _ROLES:
-            raise RelgateError(f"unknown role {role!r} (expected viewer, releaser or admin)")
+            raise RelgateError(
+                f"unknown role {role!r} (expected viewer, releaser, admin or worker)"
+            )
         return self.call(
             "/relgate.v1.KeyService/CreateKey",
             key_pb2.CreateKeyRequest(role=_ROLES[role], name=name, tenant=tenant),

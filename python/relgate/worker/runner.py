@@ -123,6 +123,10 @@ class WorkerRunner:
             raise rpc_error(exc, self.control) from None
         return response
 
+    def close(self) -> None:
+        """Close the channel (``run`` does this itself when it returns)."""
+        self._channel.close()
+
     def register(self) -> str:
         """Register (again); returns the worker id."""
         reply = self._call(
@@ -179,7 +183,7 @@ class WorkerRunner:
         finally:
             beat_stop.set()
             beats.join(timeout=5.0)
-            self._channel.close()
+            self.close()
 
     def _serve_once(self) -> None:
         reply = self._call(

@@ -247,3 +247,25 @@ def test_a_worker_gate_judge_is_also_the_monitors_judge(tmp_path: Path) -> None:
             judge.score(["a"], ["b"])
     finally:
         background.stop(grace=1.0)
+
+
+def test_keys_create_role_worker_through_the_cli(control: RunningServer, judge: Judge) -> None:
+    from relgate.cli import app
+    from typer.testing import CliRunner
+
+    admin = (control.data_dir / "admin.key").read_text().strip()
+    result = CliRunner().invoke(
+        app,
+        ["keys", "create", "--role", "worker", "--name", "gpu-1", "--json"],
+        env={"RELGATE_SERVER": control.address, "RELGATE_API_KEY": admin},
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    key = json.loads(result.output)["key"]
+    runner = WorkerRunner(control.address, key, judge, backends=["embedding"])
+    try:
+        worker_id = runner.register()
+    finally:
+        runner.close()
+    assert any(w.worker_id == worker_id for w in _workers(control).live_workers())
