@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from relgate._proto.relgate.v1 import worker_pb2
@@ -22,6 +23,9 @@ from relgate.worker.wire import job_message
 # threads for long, and the worker's own heartbeat keeps it alive between polls.
 MAX_WAIT_MS = 5_000
 MAX_JOBS_PER_PULL = 64
+# Long polls wait on their own threads: on the default executor (a handful of threads on a
+# small machine) a few idle workers would starve the store queries and key lookups behind them.
+MAX_CONCURRENT_POLLS = 256
 
 
 class WorkerServicer:
@@ -31,6 +35,7 @@ class WorkerServicer:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
+        self._polls = ThreadPoolExecutor(MAX_CONCURRENT_POLLS, thread_name_prefix="relgate-poll")
 
     def rpcs(self) -> dict[str, Rpc]:
         """Method name -> role and implementation."""
@@ -80,7 +85,8 @@ class WorkerServicer:
     ) -> worker_pb2.PullJobsResponse:
         """Lease jobs to the worker (long poll, off the event loop)."""
         wait_s = min(request.wait_ms, MAX_WAIT_MS) / 1000.0
-        taken = await asyncio.to_thread(
+        taken = await asyncio.get_running_loop().run_in_executor(
+            self._polls,
             self.dispatcher.pull,
             request.worker_id,
             call.principal.key_sha256,
