@@ -225,7 +225,12 @@ def record_gate(server: RunningServer | Store, sha: str, verdict: str) -> None:
             facts=[
                 (
                     "gate_override",
-                    {"gate_override_sha256": "12" * 32, "rationale": "ok", "actor": "test"},
+                    {
+                        "gate_override_sha256": "12" * 32,
+                        "rationale": "ok",
+                        "actor": "test",
+                        "gate_result_sha256": result["gate_result_sha256"],
+                    },
                 )
             ],
         )
