@@ -8,10 +8,10 @@ servers are TEST BACKENDS (``relgate.testing.backends``) answering with the reco
 answers, as in the demo's roll chapter.
 
 The story: v1 and v2 are registered on the shipped suite (v2's previous release is v1) and gated
-(v1 passes, v2 fails on Law). v1 is a cold start: shadowed for 0 s and promoted by a human, so
-it serves everything. v2's failed gate is overridden with a rationale and v2 is canaried under
-generated traffic with the demo's holds; the replay monitor catches Law at 5% and the controller
-rolls back to v1.
+(v1, a cold start, fails and is overridden; v2 fails on Law). v1 is shadowed for 0 s and
+promoted by a human, so it serves everything. v2's failed gate is overridden with a rationale
+and v2 is canaried under generated traffic with the demo's holds; the replay monitor catches
+Law at 5% and the controller rolls back to v1.
 """
 
 from __future__ import annotations
@@ -162,6 +162,13 @@ class Story:
                 result = client.run_gate(
                     self.shas[tag], answers=answer_source(answers=demo_answers_path(tag))
                 )
+                if tag == "v1":
+                    # A cold start fails its gate; it passes only through an override.
+                    client.override_gate(
+                        self.shas["v1"],
+                        "v1 is the first release this server sees (cold start)",
+                        gate_result_sha256=result.gate_result_sha256,
+                    )
                 if tag == "v2":
                     self.failed_slices = tuple(
                         s.slice for s in result.slices if s.verdict == gate_pb2.SLICE_VERDICT_FAIL

@@ -12,7 +12,10 @@ The contract other parts read (the rollout refuses a release without it):
 - fact ``gate_result``: ``{"verdict": "pass" | "fail", "gate_result_sha256", "judge_sha256",
   "suite_sha256", ...}`` with a ``gate_pass`` / ``gate_fail`` receipt. Only outcome ``pass``
   is verdict pass; ``fail`` and ``insufficient`` block, and the release is archived (fact
-  ``archived``) until a later gate passes or an override opens it.
+  ``archived``) until a later gate passes or an override opens it. A cold start (no
+  ``previous_release``) is never verdict pass (DESIGN section 3): it is recorded as
+  ``gate_fail`` with the reason ``COLD_START_REASON``, keeps its per-slice results (its slices'
+  own outcome in ``result_outcome``) and rolls only through an override (then shadowed).
 - fact ``gate_override``: ``{"gate_override_sha256", "rationale", "actor"}`` with a
   ``gate_override`` receipt; ``gate_override_sha256`` is SHA-256 over the canonical JSON of
   ``{release_sha256, gate_result_sha256, rationale, actor}``.
@@ -177,8 +180,28 @@ def sample_set_sha256(scores: GateScores, answers: Answers) -> str:
     return hashlib.sha256(b"".join(lines)).hexdigest()
 
 
-def _reason(result: GateResult) -> str:
-    if result.outcome == GateOutcome.FAIL:
+COLD_START_REASON = "cold start: no previous release; passes only through a gate override"
+
+
+def _verdict(result: GateResult, cold_start: bool) -> str:
+    """``pass`` or ``fail``: a cold start fails whatever its slices say (DESIGN section 3:
+    it can pass only through the override, and is then shadowed)."""
+    return "pass" if result.outcome == GateOutcome.PASS and not cold_start else "fail"
+
+
+def _outcome(result: GateResult, cold_start: bool) -> str:
+    """The recorded outcome: the result's, except that a cold start's pass is a fail."""
+    if cold_start and result.outcome == GateOutcome.PASS:
+        return GateOutcome.FAIL.value
+    return result.outcome.value
+
+
+def _reason(result: GateResult, cold_start: bool = False) -> str:
+    if cold_start:
+        text = COLD_START_REASON
+        if result.failed_slices:
+            text += f"; failed slices: {', '.join(result.failed_slices)}"
+    elif result.outcome == GateOutcome.FAIL:
         text = f"gate failed on {', '.join(result.failed_slices)}"
     elif result.outcome == GateOutcome.INSUFFICIENT:
         text = "gate could not vouch for the release (insufficient)"
@@ -387,10 +410,14 @@ class GateRunner:
         )
         paths = write_report(result, out, title)
         body = {**result.to_dict(), "sha256": result_sha}
-        verdict = "pass" if result.outcome == GateOutcome.PASS else "fail"
+        cold_start = manifest.previous_release is None
+        verdict = _verdict(result, cold_start)
         fact: dict[str, Any] = {
             "verdict": verdict,
-            "outcome": result.outcome.value,
+            # A cold start never passes (DESIGN section 3): a pass of its slices is recorded
+            # as outcome fail; their own outcome stays on record as ``result_outcome``.
+            "outcome": _outcome(result, cold_start),
+            "result_outcome": result.outcome.value,
             "gate_result_sha256": result_sha,
             "judge_sha256": body["judge_sha256"],
             "suite_sha256": body["suite_sha256"],
@@ -398,7 +425,7 @@ class GateRunner:
             "candidate_answers_sha256": body["candidate_answers_sha256"],
             "previous_answers_sha256": body["previous_answers_sha256"],
             "previous_release": manifest.previous_release,
-            "cold_start": manifest.previous_release is None,
+            "cold_start": cold_start,
             "policy": body["policy"],
             "failed_slices": body["failed_slices"],
             "unvouched_slices": body["unvouched_slices"],
@@ -415,7 +442,10 @@ class GateRunner:
         facts: list[tuple[str, dict[str, Any]]] = [("gate_result", fact)]
         if verdict == "fail":
             facts.append(
-                ("archived", {"gate_result_sha256": result_sha, "reason": _reason(result)})
+                (
+                    "archived",
+                    {"gate_result_sha256": result_sha, "reason": _reason(result, cold_start)},
+                )
             )
         report("receipt", 0, 1)
         receipt = self.store.record_decision(
@@ -424,7 +454,7 @@ class GateRunner:
             kind=f"gate_{verdict}",
             evidence=evidence,
             actor=request.actor,
-            reason=_reason(result),
+            reason=_reason(result, cold_start),
             facts=facts,
         )
         report("receipt", 1, 1)
@@ -496,8 +526,14 @@ class GateRunner:
         base = GatePolicy.model_validate(latest.body["policy"])
         result = decide(*self._stored_scores(latest), merge_policy(base, overrides))
         body = {**result.to_dict(), "sha256": result.sha256}
-        verdict = "pass" if result.outcome == GateOutcome.PASS else "fail"
-        fact = {**latest.fact, "verdict": verdict, "outcome": result.outcome.value}
+        cold_start = bool(latest.fact.get("cold_start"))
+        verdict = _verdict(result, cold_start)
+        fact = {
+            **latest.fact,
+            "verdict": verdict,
+            "outcome": _outcome(result, cold_start),
+            "result_outcome": result.outcome.value,
+        }
         return replace(latest, body=body, fact=fact, receipt=None, override=None, what_if=True)
 
     # ---- override ---------------------------------------------------------------------------

@@ -154,8 +154,16 @@ def _cli(small: Small, key: str, *args: str) -> tuple[int, str, str]:
 
 def test_cli_exit_codes(small: Small, tmp_path: Path) -> None:
     admin = small.env.admin_key
-    v1 = small.register()
     answers = str(demo_answers_path("v1"))
+    # A cold start fails whatever its slices say: it passes only through an override.
+    v0 = small.register()
+    code, out, _ = _cli(small, admin, "gate", "run", v0, "--answers", answers)
+    assert code == EXIT_FAIL, out
+    assert "cold start" in out and "release archived" in out and "failed slices" not in out
+    receipt = small.env.server.store.list_receipts(release_sha=v0)[-1]
+    assert receipt.kind == "gate_fail"
+    assert receipt.reason.startswith("cold start: no previous release; passes only through")
+    v1 = small.register(previous=v0)
     code, out, _ = _cli(small, admin, "gate", "run", v1, "--answers", answers)
     assert code == EXIT_PASS, out
     assert "verdict: PASS" in out and "NOT decisive" in out and "HTML report:" in out
@@ -199,7 +207,9 @@ def test_cli_exit_codes(small: Small, tmp_path: Path) -> None:
 
 
 def test_cli_pass_with_warnings_exit_code(small: Small, tmp_path: Path) -> None:
-    v1 = small.register()
+    v0 = small.register()
+    small.gate(v0, "v1")
+    v1 = small.register(previous=v0)
     small.gate(v1, "v1")
     # A ceiling bar only the best-resolved slice clears: a pass that names the others.
     lows = sorted(s.ceiling_ci.low for s in small.env.admin.get_gate_result(v1).slices)

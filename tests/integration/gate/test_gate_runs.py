@@ -43,7 +43,10 @@ def test_progress_stages_stream_before_the_result(
     assert names.index("answers") < names.index("judge") < names.index("receipt")
     n_rows = load_suite(demo_suite_path()).n_rows
     assert ("judge", n_rows, n_rows) in stages
-    assert result.verdict == V.GATE_VERDICT_PASS_WITH_WARNINGS
+    # A cold start: it fails (passes only through an override) and keeps its per-slice results.
+    assert result.verdict == V.GATE_VERDICT_FAIL and result.cold_start and result.archived
+    verdicts = {s.verdict for s in result.slices}
+    assert V.SLICE_VERDICT_PASS in verdicts and V.SLICE_VERDICT_FAIL not in verdicts
 
 
 def test_a_stricter_policy_is_reapplied_to_stored_scores_without_a_judge(
@@ -53,7 +56,7 @@ def test_a_stricter_policy_is_reapplied_to_stored_scores_without_a_judge(
     with gate_env(data, lambda c: judge, score_cache=score_cache) as env:
         sha = _register(env, "v1")
         first = _gate(env, sha)
-    assert first.verdict == V.GATE_VERDICT_PASS_WITH_WARNINGS
+    assert first.verdict == V.GATE_VERDICT_FAIL and first.cold_start  # a cold start
     # Restart on the same data directory with a judge double that raises, and no score cache
     # of the session: anything that scored a row would fail loudly.
     double = RaisingJudgeDouble(judge.judge_sha256)
@@ -116,7 +119,9 @@ def test_a_suite_file_under_suites_dir_with_its_good_answers(
     ) as env:
         sha = _register(env, "small", suite_ref="small.csv", suite_sha256=small.sha256)
         result = _gate(env, sha)
-        assert result.verdict == V.GATE_VERDICT_PASS
+        # Every slice passes, but a cold start fails until it is overridden.
+        assert result.verdict == V.GATE_VERDICT_FAIL and result.cold_start
+        assert {s.verdict for s in result.slices} == {V.SLICE_VERDICT_PASS}
         assert sorted(s.slice for s in result.slices) == ["Health", "Law", "Misconceptions"]
         assert all(abs(s.q - 1.0) < 1e-9 for s in result.slices)
 

@@ -1,6 +1,7 @@
 """The demo story through the gRPC API, with the real embedding judge on the shipped
-TruthfulQA suite: v1 passes, v2 (hedging on Law) fails on Law alone while its aggregate holds;
-what the receipts and facts record; what GetGateResult returns."""
+TruthfulQA suite: v0 (cold start) fails until overridden, v1 passes against v0, v2 (hedging on
+Law) fails on Law alone while its aggregate holds; what the receipts and facts record; what
+GetGateResult returns."""
 
 from __future__ import annotations
 
@@ -21,11 +22,27 @@ from relgate.suite import load_suite
 V = gate_pb2
 
 
+def test_v0_cold_start_fails_until_overridden(story: Story) -> None:
+    v0 = story.chapter.v0
+    # Its slices pass, but a cold start passes only through the override (DESIGN section 3).
+    assert v0.verdict == V.GATE_VERDICT_FAIL and v0.cold_start and v0.archived
+    assert not [s for s in v0.slices if s.verdict == V.SLICE_VERDICT_FAIL]
+    assert v0.receipt.kind == "gate_fail"
+    assert v0.receipt.reason.startswith(
+        "cold start: no previous release; passes only through a gate override"
+    )
+    assert story.chapter.v0_override_sha256
+    after = story.env.admin.get_gate_result(story.chapter.v0_sha256)
+    assert after.gate_override_sha256 == story.chapter.v0_override_sha256 and not after.archived
+    assert "v0 is a cold start" in story.output
+
+
 def test_v1_passes_and_v2_fails_on_law_while_the_aggregate_holds(story: Story) -> None:
     v1, v2 = story.chapter.v1, story.chapter.v2
-    # v1: a pass that names the slices the judge cannot resolve (not a silent pass).
+    # v1 (against v0): a pass that names the slices the judge cannot resolve (not silent).
     assert v1.verdict == V.GATE_VERDICT_PASS_WITH_WARNINGS
-    assert v1.cold_start and not v1.archived
+    assert not v1.cold_start and not v1.archived
+    assert v1.previous_release_sha256 == story.chapter.v0_sha256
     untrusted = [s.slice for s in v1.slices if s.verdict == V.SLICE_VERDICT_JUDGE_UNTRUSTED]
     assert untrusted and "Law" not in untrusted
     assert not [s for s in v1.slices if s.verdict == V.SLICE_VERDICT_FAIL]
