@@ -211,6 +211,7 @@ def _story(console: Console, workdir: Path, wait: bool) -> list[str]:
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(3600)
+            console.print("stopping the server")
     return broken
 
 

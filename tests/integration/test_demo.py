@@ -54,3 +54,18 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "demo complete" in out
     assert len(list(tmp_path.glob("server-*/relgate.db"))) == 1
     assert (tmp_path / "scores.db").is_file()  # the judge score cache, kept for re-runs
+
+
+def test_a_part_that_did_not_happen_fails_the_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import relgate.demo as demo
+
+    # The attestation chapter runs for real; the server story reports one broken part.
+    monkeypatch.setattr(demo, "_story", lambda console, workdir, wait: ["roll: v2 not caught"])
+    assert demo.main(["--no-wait", "--workdir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "did not happen as told: roll: v2 not caught" in out and "demo FAILED" in out
+    monkeypatch.setattr(demo, "_story", lambda console, workdir, wait: [])
+    assert demo.main(["--no-wait", "--workdir", str(tmp_path)]) == 0
+    assert "demo complete" in capsys.readouterr().out
