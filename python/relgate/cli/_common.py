@@ -4,10 +4,12 @@ class, and output (`--json` for machines, rich tables for people)."""
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+C = TypeVar("C", bound="RelgateClient")
 
 # One exit code per error class (most specific class wins), so scripts can branch on them.
 # 1 is any other relgate error (e.g. an unreachable server), 2 is a usage error (typer).
@@ -97,18 +100,70 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-@contextmanager
-def connect(
-    server: str | None, api_key: str | None, tls: bool, tls_ca: Path | None
-) -> Iterator[RelgateClient]:
-    """A client for one command (imported lazily: offline commands need no gRPC)."""
-    from relgate.client import RelgateClient
+@dataclass(frozen=True)
+class Connection:
+    """The --server, --api-key, --tls and --tls-ca options of one command."""
 
-    client = RelgateClient(server, api_key=api_key, tls=tls, tls_ca=tls_ca)
-    try:
-        yield client
-    finally:
-        client.close()
+    server: str | None = None
+    api_key: str | None = None
+    tls: bool = False
+    tls_ca: Path | None = None
+
+    @contextmanager
+    def open(self, cls: type[C]) -> Iterator[C]:
+        """A client of class CLS for one command, closed on exit."""
+        client = cls(self.server, api_key=self.api_key, tls=self.tls, tls_ca=self.tls_ca)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def client(self) -> AbstractContextManager[RelgateClient]:
+        """A plain client (imported lazily: offline commands need no gRPC)."""
+        from relgate.client import RelgateClient
+
+        return self.open(RelgateClient)
+
+
+# The options `with_connection` puts where a command's `conn` parameter stands.
+_CONNECTION_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("server", ServerOpt, None),
+    ("api_key", ApiKeyOpt, None),
+    ("tls", TlsOpt, False),
+    ("tls_ca", TlsCaOpt, None),
+)
+
+
+def with_connection(fn: Callable[..., T]) -> Callable[..., T]:
+    """Give a command the four connection options as one `conn: Connection` parameter.
+
+    Typer reads options from the signature and has no option groups, so the signature typer
+    sees has `conn` replaced, in place, by --server/--api-key/--tls/--tls-ca (their order in
+    --help is where `conn` stands); the command itself receives one `Connection`.
+    """
+    sig = inspect.signature(fn, eval_str=True)
+    if "conn" not in sig.parameters:
+        raise TypeError(f"{fn.__qualname__}: with_connection needs a `conn` parameter")
+    params: list[inspect.Parameter] = []
+    for param in sig.parameters.values():
+        if param.name != "conn":
+            params.append(param)
+            continue
+        params += [
+            inspect.Parameter(name, param.kind, annotation=annotation, default=default)
+            for name, annotation, default in _CONNECTION_OPTIONS
+        ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        conn = Connection(*(kwargs.pop(name) for name, _, _ in _CONNECTION_OPTIONS))
+        return fn(*args, conn=conn, **kwargs)
+
+    # functools.wraps copied fn's annotations (with `conn`); typer must see the expanded ones.
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    wrapper.__annotations__["return"] = sig.return_annotation
+    setattr(wrapper, "__signature__", sig.replace(parameters=params))  # noqa: B010
+    return wrapper
 
 
 def print_json(value: Any) -> None:

@@ -10,24 +10,26 @@ from __future__ import annotations
 import json
 import math
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from google.protobuf.json_format import MessageToDict
 
 from relgate.cli._common import (
-    ApiKeyOpt,
+    Connection,
     JsonOpt,
-    ServerOpt,
     TenantOpt,
-    TlsCaOpt,
-    TlsOpt,
     handle_errors,
     print_json,
+    with_connection,
 )
 from relgate.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from relgate.gate.client import GateClient
 
 app = typer.Typer(
     help="Gate releases: per-slice verdicts, reports, overrides.", no_args_is_help=True
@@ -137,14 +139,15 @@ def _emit(result: Any, json_out: bool) -> None:
     raise typer.Exit(verdict_exit(result))
 
 
-def _client(server: str | None, api_key: str | None, tls: bool, tls_ca: Path | None) -> Any:
+def _client(conn: Connection) -> AbstractContextManager[GateClient]:
     from relgate.gate.client import GateClient
 
-    return GateClient(server, api_key=api_key, tls=tls or tls_ca is not None, tls_ca=tls_ca)
+    return conn.open(GateClient)
 
 
 @app.command("run")
 @handle_errors
+@with_connection
 def run_cmd(
     sha: ShaArg,
     answers: Annotated[
@@ -172,10 +175,8 @@ def run_cmd(
     ] = False,
     tenant: TenantOpt = "",
     json_out: JsonOpt = False,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
 ) -> None:
     """Run the gate on release SHA and record gate_pass / gate_fail."""
     from relgate.gate.client import answer_source, judge_spec
@@ -197,7 +198,7 @@ def run_cmd(
         if not json_out:
             sys.stderr.write(f"gate: {s.stage} {s.done}/{s.total}\n")
 
-    with _client(server, api_key, tls, tls_ca) as client:
+    with _client(conn) as client:
         result = client.run_gate(
             sha,
             answers=source,
@@ -213,36 +214,34 @@ def run_cmd(
 
 @app.command("reapply")
 @handle_errors
+@with_connection
 def reapply_cmd(
     sha: ShaArg,
     policy: Annotated[Path, typer.Option("--policy", help="Gate policy file (YAML/JSON).")],
     tenant: TenantOpt = "",
     json_out: JsonOpt = False,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
 ) -> None:
     """Re-apply POLICY to the stored per-row scores and record it (no judge call)."""
-    with _client(server, api_key, tls, tls_ca) as client:
+    with _client(conn) as client:
         result = client.run_gate(sha, reuse_scores=True, policy=read_policy(policy), tenant=tenant)
     _emit(result, json_out)
 
 
 @app.command("show")
 @handle_errors
+@with_connection
 def show_cmd(
     sha: ShaArg,
     policy: PolicyOpt = None,
     json_out: JsonOpt = False,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
 ) -> None:
     """The latest gate result of SHA; with --policy, what that policy would say on the stored
     scores (no judge call, nothing recorded)."""
-    with _client(server, api_key, tls, tls_ca) as client:
+    with _client(conn) as client:
         result = client.get_gate_result(
             sha, what_if_policy=read_policy(policy) if policy is not None else None
         )
@@ -251,6 +250,7 @@ def show_cmd(
 
 @app.command("override")
 @handle_errors
+@with_connection
 def override_cmd(
     sha: ShaArg,
     rationale: Annotated[
@@ -262,15 +262,13 @@ def override_cmd(
     ] = "",
     tenant: TenantOpt = "",
     json_out: JsonOpt = False,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
 ) -> None:
     """Force the gate of SHA open with a written rationale (releaser role)."""
     if not rationale.strip():
         raise InvalidInputError("--rationale must not be empty: an override is a written decision")
-    with _client(server, api_key, tls, tls_ca) as client:
+    with _client(conn) as client:
         response = client.override_gate(
             sha, rationale, gate_result_sha256=gate_result, tenant=tenant
         )

@@ -7,15 +7,12 @@ from typing import Annotated
 import typer
 
 from relgate.cli._common import (
-    ApiKeyOpt,
+    Connection,
     JsonOpt,
-    ServerOpt,
     TenantOpt,
-    TlsCaOpt,
-    TlsOpt,
-    connect,
     handle_errors,
     print_json,
+    with_connection,
 )
 from relgate.errors import InvalidInputError
 
@@ -26,14 +23,13 @@ ROLES = ("viewer", "releaser", "admin", "worker")
 
 @app.command("create")
 @handle_errors
+@with_connection
 def create(
     role: Annotated[str, typer.Option("--role", help="viewer, releaser, admin or worker.")],
     name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "",
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a key; prints the key once (it is stored hashed)."""
@@ -41,7 +37,7 @@ def create(
         raise InvalidInputError(
             f"unknown role {role!r} (expected viewer, releaser, admin or worker)"
         )
-    with connect(server, api_key, tls, tls_ca) as client:
+    with conn.client() as client:
         created = client.create_key(role.lower(), name=name, tenant=tenant)
     if json_out:
         print_json(

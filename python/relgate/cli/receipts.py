@@ -9,17 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from relgate.cli._common import (
-    ApiKeyOpt,
+    Connection,
     JsonOpt,
-    ServerOpt,
     TenantOpt,
-    TlsCaOpt,
-    TlsOpt,
-    connect,
     console,
     handle_errors,
     print_json,
     print_table,
+    with_connection,
 )
 from relgate.cli.release import receipt_dict
 from relgate.errors import IntegrityError
@@ -29,20 +26,19 @@ app = typer.Typer(help="List, export and verify receipts.", no_args_is_help=True
 
 @app.command("list")
 @handle_errors
+@with_connection
 def list_(
     release: Annotated[
         str, typer.Option("--release", help="Only receipts of this release (sha256).")
     ] = "",
     limit: Annotated[int, typer.Option("--limit", min=0, help="0: all.")] = 0,
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """List receipts in chain order."""
-    with connect(server, api_key, tls, tls_ca) as client:
+    with conn.client() as client:
         receipts = [
             receipt_dict(r)
             for r in client.list_receipts(tenant=tenant, release_sha256=release, limit=limit)
@@ -60,18 +56,17 @@ def list_(
 
 @app.command("export")
 @handle_errors
+@with_connection
 def export(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Bundle file [default: stdout].")
     ] = None,
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
 ) -> None:
     """Export a self-contained bundle (receipts, proofs, tree heads, public key)."""
-    with connect(server, api_key, tls, tls_ca) as client:
+    with conn.client() as client:
         data = client.export_receipts(tenant=tenant)
     if out is None:
         sys.stdout.buffer.write(data + b"\n")
@@ -113,6 +108,7 @@ def _report(ok: bool, receipts: int, first_error: Any | None, json_out: bool) ->
 
 @app.command("verify")
 @handle_errors
+@with_connection
 def verify(
     bundle: Annotated[
         Path | None,
@@ -126,10 +122,8 @@ def verify(
         ),
     ] = None,
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Verify chains, Merkle tree, inclusion proofs and signatures; name the first break."""
@@ -142,7 +136,7 @@ def verify(
         report = verify_bundle(bundle, public_key_b64=public_key)
         _report(report.ok, report.receipts, report.first_error, json_out)
         return
-    with connect(server, api_key, tls, tls_ca) as client:
+    with conn.client() as client:
         response = client.verify_receipts(tenant=tenant)
     first = response.first_error if response.HasField("first_error") else None
     _report(response.ok, response.receipts, first, json_out)

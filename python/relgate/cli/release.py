@@ -9,17 +9,14 @@ from typing import Annotated, Any, Literal
 import typer
 
 from relgate.cli._common import (
-    ApiKeyOpt,
+    Connection,
     JsonOpt,
-    ServerOpt,
     TenantOpt,
-    TlsCaOpt,
-    TlsOpt,
-    connect,
     console,
     handle_errors,
     print_json,
     print_table,
+    with_connection,
 )
 from relgate.errors import InvalidInputError
 
@@ -77,6 +74,7 @@ def _model(manifest: dict[str, Any]) -> str:
 
 @app.command("register")
 @handle_errors
+@with_connection
 def register(
     file: Annotated[Path, typer.Option("--file", "-f", help="Manifest (JSON or YAML).")],
     expect_sha: Annotated[
@@ -84,17 +82,15 @@ def register(
         typer.Option("--expect-sha", help="Refuse unless the registered sha256 equals this."),
     ] = None,
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Register a release manifest; prints its sha256 (idempotent)."""
     data = file.read_bytes()
     if not data.strip():
         raise InvalidInputError(f"{file} is empty")
-    with connect(server, api_key, tls, tls_ca) as client:
+    with conn.client() as client:
         result = client.register_release(
             data, fmt=_format(file), expected_sha256=expect_sha, tenant=tenant
         )
@@ -115,16 +111,15 @@ def register(
 
 @app.command("show")
 @handle_errors
+@with_connection
 def show(
     sha: Annotated[str, typer.Argument(help="sha256 or release id (rel_...).")],
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Show one release and its manifest."""
-    with connect(server, api_key, tls, tls_ca) as client:
+    with conn.client() as client:
         release = client.get_release(sha)
     data = release_dict(release)
     if json_out:
@@ -137,17 +132,16 @@ def show(
 
 @app.command("list")
 @handle_errors
+@with_connection
 def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """List releases of a tenant."""
-    with connect(server, api_key, tls, tls_ca) as client:
+    with conn.client() as client:
         releases = [release_dict(r) for r in client.list_releases(tenant=tenant, limit=limit)]
     if json_out:
         print_json(releases)

@@ -9,24 +9,21 @@ the timeline lists the receipt kinds it ``expect``s, a mismatch exits with code 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from relgate.cli._common import (
-    ApiKeyOpt,
+    Connection,
     JsonOpt,
-    ServerOpt,
     TenantOpt,
-    TlsCaOpt,
-    TlsOpt,
     console,
     handle_errors,
     print_json,
     print_table,
+    with_connection,
 )
 from relgate.errors import InvalidInputError
 
@@ -90,18 +87,11 @@ RolloutIdArg = Annotated[str, typer.Argument(help="Rollout id (ro_...).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the receipt).")]
 
 
-@contextmanager
-def rollout_client(
-    server: str | None, api_key: str | None, tls: bool, tls_ca: Path | None
-) -> Iterator[RolloutClient]:
+def rollout_client(conn: Connection) -> AbstractContextManager[RolloutClient]:
     """A rollout client for one command (gRPC is imported only by live verbs)."""
     from relgate.rollout.client import RolloutClient
 
-    client = RolloutClient(server, api_key=api_key, tls=tls, tls_ca=tls_ca)
-    try:
-        yield client
-    finally:
-        client.close()
+    return conn.open(RolloutClient)
 
 
 _PHASE_NAMES = {
@@ -179,6 +169,7 @@ def _show(ro: Any, json_out: bool) -> None:
 
 @app.command("start")
 @handle_errors
+@with_connection
 def start_cmd(
     release: Annotated[str, typer.Argument(help="sha256 of a gated release.")],
     spec: Annotated[
@@ -190,10 +181,8 @@ def start_cmd(
     ] = "",
     reason: ReasonOpt = "",
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Start a canary (or, for a cold start, a shadow) of RELEASE."""
@@ -205,7 +194,7 @@ def start_cmd(
             raise InvalidInputError(f"{spec}: not JSON: {exc}") from None
         if not isinstance(overrides, dict):
             raise InvalidInputError(f"{spec}: expected a JSON object")
-    with rollout_client(server, api_key, tls, tls_ca) as c:
+    with rollout_client(conn) as c:
         ro = c.start_rollout(
             release,
             overrides=overrides,
@@ -218,31 +207,29 @@ def start_cmd(
 
 @app.command("status")
 @handle_errors
+@with_connection
 def status_cmd(
     rollout_id: RolloutIdArg,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Show a rollout: phase, step, weight, monitors."""
-    with rollout_client(server, api_key, tls, tls_ca) as c:
+    with rollout_client(conn) as c:
         _show(c.get_rollout(rollout_id), json_out)
 
 
 @app.command("watch")
 @handle_errors
+@with_connection
 def watch_cmd(
     rollout_id: RolloutIdArg,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Follow a rollout until it is over (one line, or one JSON document, per change)."""
-    with rollout_client(server, api_key, tls, tls_ca) as c:
+    with rollout_client(conn) as c:
         for event in c.watch_rollout(rollout_id):
             if json_out:
                 d = rollout_dict(event.rollout)
@@ -262,16 +249,15 @@ def watch_cmd(
 
 def _control(verb: str) -> Any:
     @handle_errors
+    @with_connection
     def command(
         rollout_id: RolloutIdArg,
         reason: ReasonOpt = "",
-        server: ServerOpt = None,
-        api_key: ApiKeyOpt = None,
-        tls: TlsOpt = False,
-        tls_ca: TlsCaOpt = None,
+        *,
+        conn: Connection,
         json_out: JsonOpt = False,
     ) -> None:
-        with rollout_client(server, api_key, tls, tls_ca) as c:
+        with rollout_client(conn) as c:
             _show(c.control(verb, rollout_id, reason), json_out)
 
     command.__doc__ = {

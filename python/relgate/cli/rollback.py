@@ -7,33 +7,30 @@ from typing import Annotated
 import typer
 
 from relgate.cli._common import (
-    ApiKeyOpt,
+    Connection,
     JsonOpt,
-    ServerOpt,
     TenantOpt,
-    TlsCaOpt,
-    TlsOpt,
     console,
     handle_errors,
     print_json,
+    with_connection,
 )
 from relgate.cli.release import receipt_dict
 from relgate.cli.roll import rollout_client
 
 
 @handle_errors
+@with_connection
 def rollback(
     to: Annotated[str, typer.Option("--to", help="sha256 of the release to serve.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (required; in the receipt).")],
     tenant: TenantOpt = "",
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
-    tls: TlsOpt = False,
-    tls_ca: TlsCaOpt = None,
+    *,
+    conn: Connection,
     json_out: JsonOpt = False,
 ) -> None:
     """Manual rollback: one atomic routing swap to release --to, with a manual_rollback receipt."""
-    with rollout_client(server, api_key, tls, tls_ca) as c:
+    with rollout_client(conn) as c:
         reply = c.rollback(to, reason, tenant=tenant)
     if json_out:
         print_json(
