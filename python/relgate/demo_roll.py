@@ -225,6 +225,8 @@ class DemoWorld:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+        if not self._loop.is_closed() and not self._loop.is_running():
+            self._loop.close()
 
     def __enter__(self) -> DemoWorld:
         try:
