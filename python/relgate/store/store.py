@@ -1,4 +1,4 @@
-"""The store: releases, receipts, facts, tree heads, anchors and API keys.
+"""The store: releases, receipts, facts (tree heads, anchors and API keys: ``audit``).
 
 SQLAlchemy Core over SQLite (the default: ``DATA_DIR/relgate.db`` in WAL mode) or PostgreSQL
 (by URL); the schema is created and upgraded by the bundled Alembic migrations on ``open``.
@@ -38,18 +38,18 @@ from relgate.errors import (
 from relgate.manifest import ReleaseManifest
 from relgate.receipts.model import Receipt, format_time, make_receipt, weights_evidence
 from relgate.store import schema
+from relgate.store.audit import AuditRecords, check_name
 from relgate.store.engine import create_engine, lock_id
 from relgate.store.migrate import upgrade_to_head
-from relgate.store.records import ApiKey, Fact, RegisterResult, StoredRelease
+from relgate.store.records import Fact, RegisterResult, StoredRelease
 from relgate.store.rows import receipt_from_row, release_row, stored_release
 
 __all__ = ["Store"]
 
-_ROLES = ("viewer", "releaser", "admin", "worker")
 _RETRIES = 5
 
 
-class Store:
+class Store(AuditRecords):
     """Durable state of one relgate deployment. Thread-safe; open once per process."""
 
     def __init__(
@@ -181,8 +181,8 @@ class Store:
         is that tenant's release). ``expected_sha256`` that differs from the computed sha raises
         ``ManifestConflictError``; an unknown ``previous_release`` raises ``NotFoundError``.
         """
-        _check_name("tenant", tenant)
-        _check_name("actor", actor)
+        check_name("tenant", tenant)
+        check_name("actor", actor)
         if attest:
             manifest = manifest.with_attestation(self._weights_root)
         sha = manifest.sha256
@@ -312,8 +312,8 @@ class Store:
         The tenant chain is serialized, so concurrent decisions never fork it. Raises
         ``NotFoundError`` for an unknown release and ``InvalidInputError`` for bad fields.
         """
-        _check_name("tenant", tenant)
-        _check_name("actor", actor)
+        check_name("tenant", tenant)
+        check_name("actor", actor)
         if kind == "register":
             raise InvalidInputError("register receipts are written by register_release")
         if not isinstance(evidence, dict):
@@ -499,123 +499,8 @@ class Store:
 
         return export_bundle(self, tenant=tenant, inclusion_proofs=inclusion_proofs)
 
-    # ---- tree heads and anchors (written by relgate.receipts / relgate.anchor) ---------
-
-    def add_tree_head(
-        self,
-        *,
-        tenant: str,
-        tree_size: int,
-        root_hex: str,
-        timestamp: str,
-        signature_b64: str,
-        public_key_b64: str,
-    ) -> None:
-        """Append a signed tree head."""
-        with self._transaction(lock_key=tenant) as conn:
-            conn.execute(
-                schema.tree_heads.insert().values(
-                    tenant=tenant,
-                    tree_size=tree_size,
-                    root_hex=root_hex,
-                    timestamp=timestamp,
-                    signature_b64=signature_b64,
-                    public_key_b64=public_key_b64,
-                )
-            )
-
-    def tree_heads(self, *, tenant: str = "default") -> list[dict[str, Any]]:
-        """Signed tree heads of the tenant, oldest first, as plain dicts."""
-        t = schema.tree_heads.c
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(
-                    t.tenant,
-                    t.tree_size,
-                    t.root_hex,
-                    t.timestamp,
-                    t.signature_b64,
-                    t.public_key_b64,
-                )
-                .where(t.tenant == tenant)
-                .order_by(t.id)
-            ).all()
-        return [dict(row._mapping) for row in rows]
-
-    def add_anchor(
-        self, *, tenant: str, tree_size: int, root_hex: str, sink: str, ref: str
-    ) -> None:
-        """Append the record of one tree head anchored to one sink."""
-        with self._transaction(lock_key=tenant) as conn:
-            conn.execute(
-                schema.anchors.insert().values(
-                    tenant=tenant,
-                    tree_size=tree_size,
-                    root_hex=root_hex,
-                    sink=sink,
-                    ref=ref,
-                    created_at=self.now(),
-                )
-            )
-
-    def anchors(self, *, tenant: str = "default") -> list[dict[str, Any]]:
-        """Anchor records of the tenant, oldest first, as plain dicts."""
-        a = schema.anchors.c
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(a.tenant, a.tree_size, a.root_hex, a.sink, a.ref, a.created_at)
-                .where(a.tenant == tenant)
-                .order_by(a.id)
-            ).all()
-        return [dict(row._mapping) for row in rows]
-
-    # ---- API keys -----------------------------------------------------------------------
-
-    def add_api_key(self, *, key_hash: str, role: str, name: str, tenant: str = "default") -> None:
-        """Store an API key by its hash (never the key itself)."""
-        if role not in _ROLES:
-            raise InvalidInputError(f"role must be one of {', '.join(_ROLES)}, not {role!r}")
-        if not key_hash or len(key_hash) > 128:
-            raise InvalidInputError("key_hash must be 1 to 128 characters")
-        _check_name("name", name)
-        _check_name("tenant", tenant)
-        try:
-            with self._transaction(lock_key=tenant) as conn:
-                conn.execute(
-                    schema.api_keys.insert().values(
-                        key_hash=key_hash,
-                        role=role,
-                        name=name,
-                        tenant=tenant,
-                        created_at=self.now(),
-                    )
-                )
-        except IntegrityError as exc:
-            raise InvalidInputError("an API key with this hash already exists") from exc
-
-    def find_api_key(self, key_hash: str) -> ApiKey | None:
-        """The key with this hash, or None."""
-        with self._read() as conn:
-            row = conn.execute(
-                sa.select(schema.api_keys).where(schema.api_keys.c.key_hash == key_hash)
-            ).one_or_none()
-        if row is None:
-            return None
-        return ApiKey(
-            key_hash=row.key_hash,
-            role=row.role,
-            name=row.name,
-            tenant=row.tenant,
-            created_at=row.created_at,
-        )
-
 
 # ---- helpers ------------------------------------------------------------------------------
-
-
-def _check_name(what: str, value: str) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > 256:
-        raise InvalidInputError(f"{what} must be 1 to 256 characters, not blank")
 
 
 def _looks_like_handle(key: str) -> bool:
