@@ -33,8 +33,9 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from relgate.gateway import GatewayThread
-from relgate.routing import PromptTemplate, ReleaseRoute, RoutingSnapshot
+from relgate.gateway.server import GatewayThread
+from relgate.manifest import PromptTemplate
+from relgate.routing import ReleaseRoute, RoutingSnapshot
 from relgate.traces import TraceStore
 
 PY = sys.executable
@@ -66,7 +67,10 @@ def route(tag: str, base_url: str) -> ReleaseRoute:
 
     sha = hashlib.sha256(tag.encode()).hexdigest()
     return ReleaseRoute(
-        sha, base_url, f"model-{tag}", PromptTemplate(f"system {tag}", "{input}", ("input",))
+        sha,
+        base_url,
+        f"model-{tag}",
+        PromptTemplate(ref=tag, system=f"system {tag}", template="{input}", variables=("input",)),
     )
 
 

@@ -14,8 +14,8 @@ import argparse
 import json
 from typing import Any
 
+from relgate.bench.judge import bench_rows, measure_judge
 from relgate.judge import make_judge
-from relgate.judge.bench import bench_rows, measure_judge
 
 
 def options(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:

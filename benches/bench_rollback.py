@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relgate.rollout.client import RolloutClient
-from relgate.rollout.service import RolloutOptions
+from relgate.app.rollouts import RolloutOptions
+from relgate.client import RelgateClient
 from relgate.service.server import BackgroundServer
 from relgate.testing.backends import BackendKnobs, TestBackend
 from relgate.testing.loadgen import LoadSpec, run_load
@@ -89,7 +89,7 @@ def main() -> None:
     options = RolloutOptions(tick_interval_s=0.05, judge=None)
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(Path(tmp), rollout=options) as srv:
         assert srv.admin_key_path is not None
-        c = RolloutClient(srv.address, api_key=srv.admin_key_path.read_text().strip())
+        c = RelgateClient(srv.address, api_key=srv.admin_key_path.read_text().strip())
         v1 = c.register_release(_manifest("v1", b1.base_url, None)).release.sha256
         v2 = c.register_release(_manifest("v2", b2.base_url, v1)).release.sha256
         _gate(srv.store, v1)

@@ -1,9 +1,11 @@
 """A release's answers to a suite's prompts, each with its sha256.
 
 Sources: a recorded-outputs file (JSONL, parquet or CSV with columns ``item_id`` and
-``answer``), the release's OpenAI-compatible endpoint (chat completions with the release's prompt
-template applied; bounded concurrency, retries with backoff, timeouts), a local transformers
-model, or an in-process vLLM engine (imported lazily; GPU).
+``answer``), or generated from chat messages (each item's messages already rendered with the
+release's prompt template): the release's OpenAI-compatible endpoint (bounded concurrency,
+retries with backoff, timeouts), a local transformers model, or an in-process vLLM engine
+(imported lazily; GPU). ``generation`` carries the release's settings (``temperature``,
+``max_tokens``, ``top_p``, ``stop``, ``seed``); without them answers are greedy.
 
 ``Answers.sha256`` is SHA-256 over the sorted RFC 8785 JSON lines ``{"answer", "item_id"}``, so
 the same answers from any source or order have the same identity.
@@ -12,31 +14,30 @@ the same answers from any source or order have the same identity.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import rfc8785
 
-from relgate.errors import InvalidInputError, JudgeUnavailableError, NotFoundError, RelgateError
+from relgate.canonical import jsonl_sha256, text_sha256
+from relgate.errors import InvalidInputError, JudgeError, NotFoundError
 from relgate.judge.base import import_backend
 
 __all__ = [
+    "DEFAULT_GENERATION",
     "Answers",
+    "Messages",
     "from_endpoint",
     "from_transformers",
     "from_vllm",
     "load_answers",
-    "render_prompt",
 ]
 
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+Messages = Sequence[Mapping[str, str]]
+#: Settings of a release that names none: greedy, long enough for a sentence or two.
+DEFAULT_GENERATION: Mapping[str, Any] = {"temperature": 0.0, "max_tokens": 256}
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,10 @@ class Answers(Mapping[str, str]):
         for item, text in texts.items():
             if not isinstance(item, str) or not isinstance(text, str):
                 raise InvalidInputError(f"answers: item {item!r} must map a string to a string")
-        lines = sorted(rfc8785.dumps({"answer": t, "item_id": i}) + b"\n" for i, t in texts.items())
+        digest = jsonl_sha256({"answer": t, "item_id": i} for i, t in texts.items())
         object.__setattr__(self, "texts", texts)
-        object.__setattr__(self, "sha256", hashlib.sha256(b"".join(lines)).hexdigest())
-        object.__setattr__(self, "answer_sha256", {i: _sha(t) for i, t in texts.items()})
+        object.__setattr__(self, "sha256", digest)
+        object.__setattr__(self, "answer_sha256", {i: text_sha256(t) for i, t in texts.items()})
 
     def __getitem__(self, item: str) -> str:
         return self.texts[item]
@@ -131,160 +132,117 @@ def load_answers(path: str | Path) -> Answers:
     return Answers(texts, source=str(path))
 
 
-def render_prompt(
-    template: str, prompt: str, *, variable: str = "question", system: str | None = None
-) -> list[dict[str, str]]:
-    """Chat messages for one item: the release's template with ``{variable}`` set to the
-    suite prompt, after the release's system message if it has one."""
-    try:
-        user = template.format_map({variable: prompt})
-    except (KeyError, IndexError, ValueError) as exc:
-        raise InvalidInputError(
-            f"prompt template needs variables other than {variable!r}: {exc}"
-        ) from exc
-    messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": user})
-    return messages
-
-
-async def _complete(
-    session: Any,
-    url: str,
-    body: dict[str, Any],
-    headers: dict[str, str],
-    *,
-    retries: int,
-    timeout_s: float,
-) -> str:
-    import aiohttp
-
-    delay = 0.2
-    for attempt in range(retries + 1):
-        try:
-            async with session.post(
-                url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
-            ) as resp:
-                if resp.status == 200:
-                    data = await resp.json()
-                    return str(data["choices"][0]["message"]["content"] or "")
-                # Client errors other than rate limits will not improve on retry.
-                if resp.status < 500 and resp.status != 429:
-                    raise RelgateError(f"endpoint {url}: HTTP {resp.status}: {await resp.text()}")
-                reason = f"HTTP {resp.status}"
-        except (aiohttp.ClientError, TimeoutError, KeyError, IndexError, ValueError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-        if attempt < retries:
-            await asyncio.sleep(delay * (1.0 + random.random()))
-            delay *= 2
-    raise JudgeUnavailableError(f"endpoint {url}: no answer after {retries + 1} tries ({reason})")
+def _settings(generation: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(DEFAULT_GENERATION)
+    out.update({k: v for k, v in (generation or {}).items() if v is not None})
+    return out
 
 
 async def _from_endpoint(
-    prompts: Mapping[str, str],
+    messages: Mapping[str, Messages],
     base_url: str,
     model: str,
-    template: str,
-    variable: str,
-    system: str | None,
+    generation: Mapping[str, Any],
     concurrency: int,
     retries: int,
     timeout_s: float,
-    max_tokens: int,
     api_key: str | None,
+    on_done: Callable[[int, int], None] | None,
 ) -> dict[str, str]:
-    import aiohttp
+    from relgate.engines.http import auth_headers, post_json
 
     url = base_url.rstrip("/") + "/chat/completions"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     gate = asyncio.Semaphore(concurrency)
+    done = [0]
 
-    async def one(session: Any, item: str, prompt: str) -> tuple[str, str]:
-        body = {
-            "model": model,
-            "messages": render_prompt(template, prompt, variable=variable, system=system),
-            "max_tokens": max_tokens,
-            "temperature": 0.0,
-        }
-        async with gate:
-            text = await _complete(
-                session, url, body, headers, retries=retries, timeout_s=timeout_s
-            )
+    async def one(session: Any, item: str, msgs: Messages) -> tuple[str, str]:
+        body = {"model": model, "messages": [dict(m) for m in msgs], **generation}
+        data = await post_json(
+            session,
+            url,
+            body,
+            headers=auth_headers(api_key),
+            retries=retries,
+            timeout_s=timeout_s,
+            gate=gate,
+            first_delay_s=0.2,
+        )
+        try:
+            text = str(data["choices"][0]["message"]["content"] or "")
+        except (KeyError, IndexError, TypeError) as exc:
+            raise JudgeError(f"{url}: a chat completion without a message ({exc!r})") from exc
+        done[0] += 1
+        if on_done is not None:
+            on_done(done[0], len(messages))
         return item, text
 
+    import aiohttp
+
     async with aiohttp.ClientSession() as session:
-        pairs = await asyncio.gather(*(one(session, i, p) for i, p in prompts.items()))
+        pairs = await asyncio.gather(*(one(session, i, m) for i, m in messages.items()))
     return dict(pairs)
 
 
 def from_endpoint(
-    prompts: Mapping[str, str],
+    messages: Mapping[str, Messages],
     *,
     base_url: str,
     model: str,
-    template: str = "{question}",
-    variable: str = "question",
-    system: str | None = None,
+    generation: Mapping[str, Any] | None = None,
     concurrency: int = 8,
     retries: int = 3,
     timeout_s: float = 60.0,
-    max_tokens: int = 256,
     api_key: str | None = None,
+    on_done: Callable[[int, int], None] | None = None,
 ) -> Answers:
-    """Ask an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``) for each prompt
-    (item_id -> prompt), greedy, at most ``concurrency`` requests in flight, each retried
-    ``retries`` times on 5xx / 429 / network errors and bounded by ``timeout_s``."""
+    """Ask an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``) to answer each item's
+    chat messages, with the release's ``generation`` settings (greedy by default), at most
+    ``concurrency`` requests in flight, each retried ``retries`` times on 5xx / 429 / network
+    errors and bounded by ``timeout_s``. ``on_done(done, total)`` reports progress."""
     texts = asyncio.run(
         _from_endpoint(
-            prompts,
+            messages,
             base_url,
             model,
-            template,
-            variable,
-            system,
+            _settings(generation),
             concurrency,
             retries,
             timeout_s,
-            max_tokens,
             api_key,
+            on_done,
         )
     )
     return Answers(texts, source=f"endpoint {base_url} model {model}")
 
 
-def _chat_texts(
-    tokenizer: Any, prompts: Mapping[str, str], template: str, variable: str, system: str | None
-) -> list[str]:
+def _chat_texts(tokenizer: Any, messages: Mapping[str, Messages]) -> list[str]:
     texts = []
-    for prompt in prompts.values():
-        messages = render_prompt(template, prompt, variable=variable, system=system)
+    for msgs in messages.values():
+        plain = [dict(m) for m in msgs]
         if getattr(tokenizer, "chat_template", None):
             texts.append(
                 str(
-                    tokenizer.apply_chat_template(
-                        messages, tokenize=False, add_generation_prompt=True
-                    )
+                    tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=True)
                 )
             )
         else:  # a base model without a chat template gets the same words as plain text
-            texts.append("\n\n".join(m["content"] for m in messages))
+            texts.append("\n\n".join(m["content"] for m in plain))
     return texts
 
 
 def from_transformers(
-    prompts: Mapping[str, str],
+    messages: Mapping[str, Messages],
     *,
     model: str,
-    template: str = "{question}",
-    variable: str = "question",
-    system: str | None = None,
-    max_new_tokens: int = 128,
+    generation: Mapping[str, Any] | None = None,
     batch_size: int = 8,
     device: str | None = None,
 ) -> Answers:
-    """Generate answers greedily with a local transformers causal LM (path or cached repo;
-    never downloaded: ``local_files_only``)."""
+    """Generate answers with a local transformers causal LM (path or cached repo; never
+    downloaded: ``local_files_only``). Greedy unless ``generation`` sets a temperature."""
     torch = import_backend("torch", "transformers answers")
     transformers = import_backend("transformers", "transformers answers")
+    settings = _settings(generation)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = transformers.AutoTokenizer.from_pretrained(
         model, local_files_only=True, padding_side="left"
@@ -293,7 +251,10 @@ def from_transformers(
         tok.pad_token = tok.eos_token
     lm = transformers.AutoModelForCausalLM.from_pretrained(model, local_files_only=True)
     lm = lm.to(device).eval()
-    texts = _chat_texts(tok, prompts, template, variable, system)
+    texts = _chat_texts(tok, messages)
+    sample = float(settings.get("temperature") or 0.0) > 0.0
+    if sample and settings.get("seed") is not None:
+        torch.manual_seed(int(settings["seed"]))
     out: list[str] = []
     for start in range(0, len(texts), batch_size):
         batch = tok(texts[start : start + batch_size], return_tensors="pt", padding=True).to(device)
@@ -301,30 +262,37 @@ def from_transformers(
             gen = lm.generate(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
+                max_new_tokens=int(settings["max_tokens"]),
+                do_sample=sample,
+                temperature=float(settings["temperature"]) if sample else None,
+                top_p=settings.get("top_p") if sample else None,
                 pad_token_id=tok.pad_token_id,
             )
         new = gen[:, batch["input_ids"].shape[1] :]
         out.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
-    return Answers(dict(zip(prompts.keys(), out, strict=True)), source=f"transformers {model}")
+    return Answers(dict(zip(messages.keys(), out, strict=True)), source=f"transformers {model}")
 
 
 def from_vllm(
-    prompts: Mapping[str, str],
+    messages: Mapping[str, Messages],
     *,
     model: str,
-    template: str = "{question}",
-    variable: str = "question",
-    system: str | None = None,
-    max_new_tokens: int = 128,
+    generation: Mapping[str, Any] | None = None,
     **engine_args: Any,
 ) -> Answers:
-    """Generate answers greedily with an in-process vLLM engine (GPU; ``pip install
-    'relgate[gpu]'``)."""
+    """Generate answers with an in-process vLLM engine (GPU; ``pip install 'relgate[gpu]'``)
+    with the release's ``generation`` settings (greedy by default)."""
     vllm = import_backend("vllm", "vLLM answers")
+    settings = _settings(generation)
     llm = vllm.LLM(model=model, **engine_args)
-    texts = _chat_texts(llm.get_tokenizer(), prompts, template, variable, system)
-    results = llm.generate(texts, vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
+    texts = _chat_texts(llm.get_tokenizer(), messages)
+    params = vllm.SamplingParams(
+        temperature=float(settings["temperature"]),
+        max_tokens=int(settings["max_tokens"]),
+        top_p=float(settings.get("top_p") or 1.0),
+        stop=settings.get("stop"),
+        seed=settings.get("seed"),
+    )
+    results = llm.generate(texts, params)
     out = [r.outputs[0].text.strip() for r in results]
-    return Answers(dict(zip(prompts.keys(), out, strict=True)), source=f"vllm {model}")
+    return Answers(dict(zip(messages.keys(), out, strict=True)), source=f"vllm {model}")

@@ -1,4 +1,11 @@
-"""Canonical JSON (RFC 8785, JCS) and SHA-256 helpers: the identity of manifests and receipts.
+"""Canonical JSON (RFC 8785, JCS) and SHA-256: every identity relgate computes goes through here
+(manifests, receipts, gate results, calibrations, answers, judges, overrides, sample sets).
+
+- ``canonical_json(obj)``: the RFC 8785 bytes;
+- ``canonical_sha256(obj)``: SHA-256 hex of those bytes (the identity of one JSON value);
+- ``jsonl_sha256(rows)``: SHA-256 hex over the sorted canonical lines of many values (the
+  identity of a set, whatever its order);
+- ``text_sha256(text)`` / ``sha256_hex(data)``: SHA-256 hex of a text's UTF-8 bytes / of bytes.
 
 ``canonical_json`` is exact RFC 8785 output. The reference implementation (the ``rfc8785``
 package) is pure Python and costs ~80 us for a receipt body with a dozen floats, which would
@@ -25,13 +32,22 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import rfc8785
 
 from relgate.errors import InvalidInputError
 
-__all__ = ["canonical_json", "canonical_json_slow", "sha256_hex", "takes_fast_path"]
+__all__ = [
+    "canonical_json",
+    "canonical_json_slow",
+    "canonical_sha256",
+    "jsonl_sha256",
+    "sha256_hex",
+    "takes_fast_path",
+    "text_sha256",
+]
 
 # Tokens the C encoder writes differently from JCS: floats printed as ``X.0`` (such a token
 # always ends at ``,``, ``]``, ``}`` or the end of the document), floats in exponent form
@@ -190,3 +206,20 @@ def _es_number(value: float) -> str:
 def sha256_hex(data: bytes) -> str:
     """Lowercase hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    """Lowercase hex SHA-256 of a text's UTF-8 bytes (answers and references are keyed by it)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_sha256(obj: Any) -> str:
+    """Lowercase hex SHA-256 of ``canonical_json(obj)``: the identity of a JSON value."""
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def jsonl_sha256(rows: Iterable[Any]) -> str:
+    """SHA-256 over the sorted canonical JSON lines (each ending in a newline) of ``rows``: the
+    identity of a set of values, independent of their order."""
+    lines = sorted(canonical_json(row) + b"\n" for row in rows)
+    return hashlib.sha256(b"".join(lines)).hexdigest()

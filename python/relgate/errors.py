@@ -7,6 +7,10 @@ are not errors: a failed gate or a failed monitor is a value, never an exception
 
 from __future__ import annotations
 
+#: The gRPC trailing metadata key under which the server names the class of an error, so the
+#: client raises the same class (``relgate.service.status`` / ``relgate.client``).
+GRPC_ERROR_METADATA_KEY = "relgate-error"
+
 
 class RelgateError(Exception):
     """Base class of every error relgate raises on purpose."""
@@ -73,6 +77,7 @@ class JudgeUnavailableError(JudgeError):
 
 
 __all__ = [
+    "GRPC_ERROR_METADATA_KEY",
     "AuthError",
     "GateError",
     "IntegrityError",

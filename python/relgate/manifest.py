@@ -1,4 +1,4 @@
-"""The release manifest (DESIGN section 2): a typed, frozen, content-addressed value.
+"""The release manifest (docs/design.md §2): a typed, frozen, content-addressed value.
 
 A release bundles the model, the full prompt template, the routing rules, the evaluation
 dataset, the gate policy and the previous release. Its identity is SHA-256 over its RFC 8785
@@ -24,6 +24,7 @@ import functools
 import importlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -40,7 +41,7 @@ from pydantic import (
 )
 
 from relgate.canonical import canonical_json, sha256_hex
-from relgate.errors import IntegrityError, ManifestError
+from relgate.errors import IntegrityError, InvalidInputError, ManifestError
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -49,9 +50,14 @@ __all__ = [
     "GatePolicy",
     "HfModel",
     "LocalModel",
+    "Matcher",
     "PromptTemplate",
     "ReleaseManifest",
     "Routing",
+    "last_user_text",
+    "matcher_slice",
+    "message_text",
+    "traffic_class",
 ]
 
 #: Manifests larger than this are rejected before parsing (prompt templates included).
@@ -120,7 +126,8 @@ class HfModel(_Frozen):
     """Open weights on the Hugging Face Hub, pinned to a revision.
 
     ``snapshot_path`` (optional) is a local snapshot of that revision; when it is reachable at
-    register time the weights are attested from it.
+    register time the weights are attested from it. ``served_name`` is the model name the
+    endpoint serves it under (default: the repo id).
     """
 
     kind: Literal["hf"]
@@ -128,14 +135,17 @@ class HfModel(_Frozen):
     revision: Annotated[Label, AfterValidator(_check_revision)]
     endpoint: Url
     snapshot_path: Annotated[Label, Field(max_length=4096)] | None = None
+    served_name: Label | None = None
 
 
 class LocalModel(_Frozen):
-    """Open weights in a local directory (or one ``.safetensors`` file)."""
+    """Open weights in a local directory or file (safetensors, or GGUF for llama.cpp).
+    ``served_name`` is the model name the endpoint serves it under (default: the path)."""
 
     kind: Literal["local"]
     path: Annotated[Label, Field(max_length=4096)]
     endpoint: Url
+    served_name: Label | None = None
 
 
 class ApiModel(_Frozen):
@@ -151,11 +161,20 @@ Model = Annotated[HfModel | LocalModel | ApiModel, Field(discriminator="kind")]
 _MODEL_KINDS = frozenset({"hf", "local", "api"})
 
 
+# `{name}` and `{{ name }}` are placeholders (the two spellings a template may use). Only declared
+# names are replaced; values are inserted verbatim and never re-scanned, and there are no
+# attribute or index lookups (unlike str.format), so user text cannot reach Python objects.
+_PLACEHOLDER = re.compile(
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}|\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}"
+)
+
+
 class PromptTemplate(_Frozen):
     """The full template content; ``ref`` is only a label, the content is what gets hashed.
 
     Variables are written ``{name}`` (or ``{{ name }}``) in ``template``; every declared
-    variable must appear there.
+    variable must appear there. Any other brace text (undeclared names, JSON examples) is left
+    as is when rendering.
     """
 
     ref: Label
@@ -174,12 +193,90 @@ class PromptTemplate(_Frozen):
                 raise ValueError(f"variables: {name!r} does not appear in template as {{{name}}}")
         return self
 
+    def render(self, values: Mapping[str, str]) -> str:
+        """Fill the template; a declared variable missing from ``values`` is an error."""
+        missing = [v for v in self.variables if v not in values]
+        if missing:
+            raise InvalidInputError(f"prompt variables missing: {', '.join(missing)}")
+        declared = set(self.variables)
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1) or m.group(2)
+            return values[name] if name in declared else m.group(0)
+
+        return _PLACEHOLDER.sub(sub, self.template)
+
+    def render_messages(
+        self, messages: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Render this template into an OpenAI ``messages`` list.
+
+        The release's system message comes first; the client's messages follow unchanged except
+        the last user message, whose text becomes the rendered template. Variables are taken
+        from ``metadata`` (string values); the last user message fills ``input`` when declared,
+        else the one declared variable that metadata left unfilled; when no variable takes it,
+        the rendered template is followed by a blank line and the user's text.
+        """
+        if not all(isinstance(m, Mapping) for m in messages):
+            raise InvalidInputError("messages: every message must be an object")
+        msgs = [dict(m) for m in messages]
+        last_user = next(
+            (i for i in range(len(msgs) - 1, -1, -1) if msgs[i].get("role") == "user"), None
+        )
+        if last_user is None:
+            raise InvalidInputError("messages: no user message")
+        user_text = message_text(msgs[last_user])
+        values = {
+            k: v for k, v in (metadata or {}).items() if k in self.variables and isinstance(v, str)
+        }
+        unfilled = [v for v in self.variables if v not in values]
+        takes_user = "input" if "input" in unfilled else unfilled[0] if len(unfilled) == 1 else None
+        if takes_user is not None:
+            values[takes_user] = user_text
+        rendered = self.render(values)
+        if takes_user is None:
+            # No variable takes the user's text: the template leads, the text follows.
+            rendered = f"{rendered}\n\n{user_text}" if rendered else user_text
+        msgs[last_user] = {**msgs[last_user], "content": rendered}
+        if self.system:
+            msgs.insert(0, {"role": "system", "content": self.system})
+        return msgs
+
+    def render_prompt(
+        self, prompt: str, metadata: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The messages for one plain prompt (a suite item, a replayed trace)."""
+        return self.render_messages([{"role": "user", "content": prompt}], metadata)
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """The text of one chat message (string content, or the text parts of a content list)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, Mapping)]
+        return "".join(p for p in parts if isinstance(p, str))
+    raise InvalidInputError("messages: a message has no text content")
+
+
+def last_user_text(messages: Sequence[Any]) -> str:
+    """The text of the last user message ("" when there is none)."""
+    for m in reversed(messages):
+        if isinstance(m, Mapping) and m.get("role") == "user":
+            return message_text(m)
+    return ""
+
 
 def _routing_shorthand(value: Any) -> Any:
-    # ``routing: [{"domain": "legal"}]`` is accepted as ``routing: {"matchers": [...]}``.
-    # Tuples, since strict validation of a validator's Python output wants the field's type.
+    # ``routing: [{"domain": "legal"}]`` and the one-matcher form ``routing: {"domain": "legal"}``
+    # are accepted as ``routing: {"matchers": [...]}``. Tuples, since strict validation of a
+    # validator's Python output wants the field's type.
     if isinstance(value, list):
         return {"matchers": tuple(value)}
+    one_matcher = isinstance(value, dict) and value and "matchers" not in value
+    if one_matcher and all(isinstance(v, str) for v in value.values()):
+        return {"matchers": (value,)}
     if isinstance(value, dict) and isinstance(value.get("matchers"), list):
         return {**value, "matchers": tuple(value["matchers"])}
     return value
@@ -194,6 +291,30 @@ class Routing(_Frozen):
 
     matchers: Annotated[tuple[Matcher, ...], Field(min_length=1, max_length=1024)]
 
+    def match(self, attrs: Mapping[str, str]) -> Matcher | None:
+        """The first matcher that accepts a request with these labels, or None."""
+        return next((m for m in self.matchers if _accepts(m, attrs)), None)
+
+    def accepts(self, attrs: Mapping[str, str]) -> bool:
+        """True when any matcher accepts the request's labels."""
+        return self.match(attrs) is not None
+
+
+def _accepts(matcher: Matcher, attrs: Mapping[str, str]) -> bool:
+    return all(attrs.get(k) == v for k, v in matcher.items())
+
+
+def traffic_class(matcher: Matcher) -> str:
+    """A stable name for the class a matcher selects (``"all"`` for the catch-all)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(matcher.items())) or "all"
+
+
+def matcher_slice(matcher: Matcher) -> str | None:
+    """The slice a matcher implies: its ``slice`` label, else its only value."""
+    if "slice" in matcher:
+        return matcher["slice"]
+    return next(iter(matcher.values())) if len(matcher) == 1 else None
+
 
 class Dataset(_Frozen):
     """The scored-QA suite the gate uses, pinned by content hash."""
@@ -206,8 +327,11 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class GatePolicy(_Frozen):
-    """Gate thresholds (DESIGN section 3); every default is written into the manifest before
-    hashing, so a manifest that omits a field and one that spells out the default are equal."""
+    """Gate thresholds (docs/design.md §3); every default is written into the manifest before
+    hashing, so a manifest that omits a field and one that spells out the default are equal.
+
+    The one definition of the policy: the gate applies it, the quality monitor shares its
+    floor, scale and minimum ceiling, and the API carries its fields by name."""
 
     scale: Literal["normalized", "raw"] = "normalized"
     floor: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.65
@@ -299,6 +423,17 @@ class ReleaseManifest(_Frozen):
     def release_id(self) -> str:
         """Short display id: ``rel_`` + the first 12 hex of the sha256."""
         return "rel_" + self.sha256[:12]
+
+    @property
+    def served_model(self) -> str:
+        """The model name requests to the endpoint carry: the API model, else ``served_name``,
+        else the repo id (hf) or path (local)."""
+        m = self.model
+        if isinstance(m, ApiModel):
+            return m.model
+        if m.served_name is not None:
+            return m.served_name
+        return m.repo if isinstance(m, HfModel) else m.path
 
     @property
     def open_weights(self) -> bool:

@@ -24,13 +24,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import rfc8785
 
+from relgate.canonical import canonical_json
 from relgate.errors import InvalidInputError, NotFoundError
 
 __all__ = ["REQUIRED_COLUMNS", "Suite", "load_suite"]
@@ -118,7 +117,7 @@ def _canonical_lines(frame: pl.DataFrame) -> list[bytes]:
         }
         if has_origin and row["origin"] is not None:
             obj["origin"] = row["origin"]
-        lines.append(rfc8785.dumps(cast(Any, obj)) + b"\n")
+        lines.append(canonical_json(obj) + b"\n")
     lines.sort()
     return lines
 

@@ -1,7 +1,7 @@
 """The demo story against a real server, for the browser test.
 
 What is real: the server (gRPC, gateway, SQLite, receipts), the gate (RunGate through
-``GateClient`` with the CPU embedding judge on the shipped TruthfulQA suite and the recorded
+``RelgateClient`` with the CPU embedding judge on the shipped TruthfulQA suite and the recorded
 v1/v2 answers, as the demo's gate chapter does), the rollout controller, its monitors and trace
 replay, and traffic through the gateway from the load generator. What stands in: the model
 servers are TEST BACKENDS (``relgate.testing.backends``) answering with the recorded demo
@@ -27,17 +27,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
+from relgate import dashboard
 from relgate._proto.relgate.v1 import gate_pb2
 from relgate.answers import load_answers
+from relgate.app.gates import GateOptions
+from relgate.app.probes import suite_anchors
+from relgate.app.rollouts import RolloutOptions
+from relgate.client import RelgateClient, answer_source
 from relgate.data import demo_answers_path, demo_suite_path
-from relgate.demo_gate import demo_manifest
-from relgate.demo_roll import DEMO_SLICES, DEMO_SPEC
-from relgate.gate.client import GateClient, answer_source
-from relgate.gate.service import GateOptions
+from relgate.demo.gate import demo_manifest
+from relgate.demo.roll import DEMO_SLICES, DEMO_SPEC
 from relgate.judge.base import Judge
-from relgate.rollout.client import RolloutClient
-from relgate.rollout.probe import suite_anchors
-from relgate.rollout.service import RolloutOptions
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.suite import load_suite
 from relgate.testing.backends import BackendKnobs, TestBackend
@@ -114,6 +114,7 @@ class Story:
             time_scale=60.0,
             rollout=RolloutOptions(tick_interval_s=0.1, anchors=lambda sha: anchors),
             gate=GateOptions(judge_factory=lambda choice: judge, score_cache=score_cache),
+            web_extension=dashboard.mount,
         )
         running = bg.start()
         assert running.admin_key_path is not None
@@ -136,11 +137,11 @@ class Story:
                 self._loop.run(b.stop())
             self._loop.close()
 
-    def gates(self) -> GateClient:
-        return GateClient(self.server.address, api_key=self.admin_key, timeout=600)
+    def gates(self) -> RelgateClient:
+        return RelgateClient(self.server.address, api_key=self.admin_key, timeout=600)
 
-    def rollout_client(self) -> RolloutClient:
-        return RolloutClient(self.server.address, api_key=self.admin_key, timeout=120)
+    def rollout_client(self) -> RelgateClient:
+        return RelgateClient(self.server.address, api_key=self.admin_key, timeout=120)
 
     # ---- the story --------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
 def test_a_part_that_did_not_happen_fails_the_demo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import relgate.demo as demo
+    import relgate.demo.story as demo
 
     # The attestation chapter runs for real; the server story reports one broken part.
     monkeypatch.setattr(demo, "_story", lambda console, workdir, wait: ["roll: v2 not caught"])

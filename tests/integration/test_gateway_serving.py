@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from relgate.gateway import Gateway, start_gateway
-from relgate.routing import ReleaseRoute, RoutingSnapshot, matchers_from_routing
+from relgate.gateway.server import Gateway, start_gateway
+from relgate.manifest import Routing
+from relgate.routing import ReleaseRoute, RoutingSnapshot
 from relgate.testing.backends import BackendKnobs, TestBackend, release_route_for
 
 
@@ -204,10 +205,10 @@ def test_bad_requests_and_no_live_release() -> None:
 def test_slice_reaches_backends_and_a_degraded_slice_hedges() -> None:
     async def go() -> None:
         knobs = BackendKnobs(degraded_slices=frozenset({"Law"}), answers={"capital": "Paris."})
-        routing = matchers_from_routing({"domain": "legal"})
+        routing = Routing(matchers=({"domain": "legal"},))
 
         def snap(a: TestBackend, b: TestBackend) -> RoutingSnapshot:
-            return RoutingSnapshot(1, release_route_for(a, "v1", matchers=routing))
+            return RoutingSnapshot(1, release_route_for(a, "v1", routing=routing))
 
         async with stack(snap, knobs) as (gw, a, _, http):
             async with http.post(

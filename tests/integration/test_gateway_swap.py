@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 
 import aiohttp
-from relgate.gateway import start_gateway
+from relgate.gateway.server import start_gateway
 from relgate.routing import RoutingSnapshot
 from relgate.testing.backends import BackendKnobs, TestBackend, release_route_for
 from relgate.testing.loadgen import LoadSpec, RequestRecord, run_load

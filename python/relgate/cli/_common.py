@@ -8,7 +8,7 @@ import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
-C = TypeVar("C", bound="RelgateClient")
 
 # One exit code per error class (most specific class wins), so scripts can branch on them.
 # 1 is any other relgate error (e.g. an unreachable server), 2 is a usage error (typer).
@@ -110,19 +109,16 @@ class Connection:
     tls_ca: Path | None = None
 
     @contextmanager
-    def open(self, cls: type[C]) -> Iterator[C]:
-        """A client of class CLS for one command, closed on exit."""
-        client = cls(self.server, api_key=self.api_key, tls=self.tls, tls_ca=self.tls_ca)
+    def client(self) -> Iterator[RelgateClient]:
+        """A client for one command, closed on exit (imported lazily: offline commands need
+        no gRPC)."""
+        from relgate.client import RelgateClient
+
+        client = RelgateClient(self.server, api_key=self.api_key, tls=self.tls, tls_ca=self.tls_ca)
         try:
             yield client
         finally:
             client.close()
-
-    def client(self) -> AbstractContextManager[RelgateClient]:
-        """A plain client (imported lazily: offline commands need no gRPC)."""
-        from relgate.client import RelgateClient
-
-        return self.open(RelgateClient)
 
 
 # The options `with_connection` puts where a command's `conn` parameter stands.

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from relgate.cli._common import JsonOpt, handle_errors, print_json
-from relgate.cli.judge import BaseUrlOpt, ModelOpt, judge_options
+from relgate.cli._judge import BaseUrlOpt, ModelOpt, judge_options
 
 app = typer.Typer(help="Benchmarks: judge throughput.", no_args_is_help=True)
 
@@ -40,8 +40,8 @@ def judge_cmd(
 ) -> None:
     """Score ROWS (answer, reference) pairs from the demo suite; print rows/s, tokens/s,
     per-batch latency p50/p95/p99 and peak memory."""
+    from relgate.bench.judge import bench_rows, measure_judge
     from relgate.judge import make_judge
-    from relgate.judge.bench import bench_rows, measure_judge
 
     options = judge_options(backend, model, base_url)
     if device is not None and backend in ("embedding", "transformers"):
@@ -50,7 +50,7 @@ def judge_cmd(
         options["batch_size"] = batch_size
     answers, references = bench_rows(rows)
     if worker:
-        from relgate.worker.bench import measure_through_workers
+        from relgate.bench.workers import measure_through_workers
 
         args = ["--backend", backend]
         for flag, value in (("--model", model), ("--base-url", base_url), ("--device", device)):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,7 +28,7 @@ from relgate.cli._common import (
 from relgate.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from relgate.gate.client import GateClient
+    pass
 
 app = typer.Typer(
     help="Gate releases: per-slice verdicts, reports, overrides.", no_args_is_help=True
@@ -139,12 +138,6 @@ def _emit(result: Any, json_out: bool) -> None:
     raise typer.Exit(verdict_exit(result))
 
 
-def _client(conn: Connection) -> AbstractContextManager[GateClient]:
-    from relgate.gate.client import GateClient
-
-    return conn.open(GateClient)
-
-
 @app.command("run")
 @handle_errors
 @with_connection
@@ -179,7 +172,7 @@ def run_cmd(
     conn: Connection,
 ) -> None:
     """Run the gate on release SHA and record gate_pass / gate_fail."""
-    from relgate.gate.client import answer_source, judge_spec
+    from relgate.client import answer_source, judge_message
 
     # The server reads the file: send an absolute path when it exists here (same machine).
     path = answers.resolve() if answers is not None and answers.exists() else answers
@@ -198,11 +191,11 @@ def run_cmd(
         if not json_out:
             sys.stderr.write(f"gate: {s.stage} {s.done}/{s.total}\n")
 
-    with _client(conn) as client:
+    with conn.client() as client:
         result = client.run_gate(
             sha,
             answers=source,
-            judge=judge_spec(judge, judge_model, judge_endpoint),
+            judge=judge_message(judge, judge_model, judge_endpoint),
             suite_path=suite or "",
             reuse_scores=reuse_scores,
             policy=read_policy(policy) if policy is not None else None,
@@ -224,7 +217,7 @@ def reapply_cmd(
     conn: Connection,
 ) -> None:
     """Re-apply POLICY to the stored per-row scores and record it (no judge call)."""
-    with _client(conn) as client:
+    with conn.client() as client:
         result = client.run_gate(sha, reuse_scores=True, policy=read_policy(policy), tenant=tenant)
     _emit(result, json_out)
 
@@ -241,7 +234,7 @@ def show_cmd(
 ) -> None:
     """The latest gate result of SHA; with --policy, what that policy would say on the stored
     scores (no judge call, nothing recorded)."""
-    with _client(conn) as client:
+    with conn.client() as client:
         result = client.get_gate_result(
             sha, what_if_policy=read_policy(policy) if policy is not None else None
         )
@@ -268,7 +261,7 @@ def override_cmd(
     """Force the gate of SHA open with a written rationale (releaser role)."""
     if not rationale.strip():
         raise InvalidInputError("--rationale must not be empty: an override is a written decision")
-    with _client(conn) as client:
+    with conn.client() as client:
         response = client.override_gate(
             sha, rationale, gate_result_sha256=gate_result, tenant=tenant
         )

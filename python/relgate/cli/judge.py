@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from relgate.cli._common import JsonOpt, handle_errors, print_json
+from relgate.cli._judge import BackendOpt, BaseUrlOpt, ModelOpt, judge_options
+from relgate.cli.judge_batch import RayOptionCommand, batch_cmd
 
 app = typer.Typer(help="Judges: calibrate a judge on a suite.", no_args_is_help=True)
-
-BackendOpt = Annotated[
-    str, typer.Option("--judge", help="Judge backend: embedding, openai, transformers or vllm.")
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", help="Model of an LLM judge (path, repo or served model name)."),
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option("--base-url", help="OpenAI-compatible endpoint of the openai judge (…/v1)."),
-]
-
-
-def judge_options(backend: str, model: str | None, base_url: str | None) -> dict[str, Any]:
-    """Constructor arguments of a judge backend from CLI options."""
-    options: dict[str, Any] = {}
-    if backend == "openai":
-        options = {"base_url": base_url or "http://127.0.0.1:8000/v1", "model": model or "judge"}
-    elif backend in ("transformers", "vllm"):
-        if model is None:
-            raise typer.BadParameter("--model is required for this judge", param_hint="--model")
-        options = {"model": model}
-    elif model is not None:
-        options = {"model_dir": model}
-    return options
 
 
 @app.command("calibrate")
@@ -95,8 +71,5 @@ def calibrate_cmd(
         )
     typer.echo(f"calibration sha256 {result.sha256}" + (f" written to {out}" if out else ""))
 
-
-# `judge batch` lives in its own module (scale-out); registered here to sit under `judge`.
-from relgate.cli.judge_batch import RayOptionCommand, batch_cmd  # noqa: E402
 
 app.command("batch", cls=RayOptionCommand)(batch_cmd)

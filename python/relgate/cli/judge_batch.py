@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperCommand
 
 from relgate.cli._common import JsonOpt, err_console, handle_errors, print_json
-from relgate.cli.judge import BackendOpt, BaseUrlOpt, ModelOpt, judge_options
+from relgate.cli._judge import BackendOpt, BaseUrlOpt, ModelOpt, judge_options
 
 
 def _is_ray_address(token: str) -> bool:

@@ -14,18 +14,16 @@ from relgate.cli._common import (
     print_json,
     with_connection,
 )
-from relgate.errors import InvalidInputError
+from relgate.roles import Role
 
 app = typer.Typer(help="Manage API keys (admin).", no_args_is_help=True)
-
-ROLES = ("viewer", "releaser", "admin", "worker")
 
 
 @app.command("create")
 @handle_errors
 @with_connection
 def create(
-    role: Annotated[str, typer.Option("--role", help="viewer, releaser, admin or worker.")],
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(Role.labels())}.")],
     name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "",
     tenant: TenantOpt = "",
     *,
@@ -33,12 +31,9 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a key; prints the key once (it is stored hashed)."""
-    if role.lower() not in ROLES:
-        raise InvalidInputError(
-            f"unknown role {role!r} (expected viewer, releaser, admin or worker)"
-        )
+    parsed = Role.parse(role)  # InvalidInputError naming the roles
     with conn.client() as client:
-        created = client.create_key(role.lower(), name=name, tenant=tenant)
+        created = client.create_key(parsed.label, name=name, tenant=tenant)
     if json_out:
         print_json(
             {

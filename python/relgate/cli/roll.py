@@ -9,7 +9,6 @@ the timeline lists the receipt kinds it ``expect``s, a mismatch exits with code 
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +27,7 @@ from relgate.cli._common import (
 from relgate.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from relgate.rollout.client import RolloutClient
+    pass
 
 app = typer.Typer(help="Roll releases out: canary, shadow, simulate.", no_args_is_help=True)
 
@@ -85,13 +84,6 @@ def simulate_cmd(
 
 RolloutIdArg = Annotated[str, typer.Argument(help="Rollout id (ro_...).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the receipt).")]
-
-
-def rollout_client(conn: Connection) -> AbstractContextManager[RolloutClient]:
-    """A rollout client for one command (gRPC is imported only by live verbs)."""
-    from relgate.rollout.client import RolloutClient
-
-    return conn.open(RolloutClient)
 
 
 _PHASE_NAMES = {
@@ -194,7 +186,7 @@ def start_cmd(
             raise InvalidInputError(f"{spec}: not JSON: {exc}") from None
         if not isinstance(overrides, dict):
             raise InvalidInputError(f"{spec}: expected a JSON object")
-    with rollout_client(conn) as c:
+    with conn.client() as c:
         ro = c.start_rollout(
             release,
             overrides=overrides,
@@ -215,7 +207,7 @@ def status_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a rollout: phase, step, weight, monitors."""
-    with rollout_client(conn) as c:
+    with conn.client() as c:
         _show(c.get_rollout(rollout_id), json_out)
 
 
@@ -229,7 +221,7 @@ def watch_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Follow a rollout until it is over (one line, or one JSON document, per change)."""
-    with rollout_client(conn) as c:
+    with conn.client() as c:
         for event in c.watch_rollout(rollout_id):
             if json_out:
                 d = rollout_dict(event.rollout)
@@ -257,7 +249,7 @@ def _control(verb: str) -> Any:
         conn: Connection,
         json_out: JsonOpt = False,
     ) -> None:
-        with rollout_client(conn) as c:
+        with conn.client() as c:
             _show(c.control(verb, rollout_id, reason), json_out)
 
     command.__doc__ = {

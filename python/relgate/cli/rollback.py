@@ -16,7 +16,6 @@ from relgate.cli._common import (
     with_connection,
 )
 from relgate.cli.release import receipt_dict
-from relgate.cli.roll import rollout_client
 
 
 @handle_errors
@@ -30,7 +29,7 @@ def rollback(
     json_out: JsonOpt = False,
 ) -> None:
     """Manual rollback: one atomic routing swap to release --to, with a manual_rollback receipt."""
-    with rollout_client(conn) as c:
+    with conn.client() as c:
         reply = c.rollback(to, reason, tenant=tenant)
     if json_out:
         print_json(

@@ -97,10 +97,11 @@ def serve(
 ) -> None:
     """Serve gRPC (--grpc-port), the gateway (--gateway-port) and /healthz, /metrics
     (--web-port) until SIGTERM."""
-    from relgate.cli.judge import judge_options
-    from relgate.gate.service import GateOptions
+    from relgate import dashboard
+    from relgate.app.gates import GateOptions
+    from relgate.app.rollouts import RolloutOptions
+    from relgate.cli._judge import judge_options
     from relgate.gate.sources import JudgeChoice
-    from relgate.rollout.service import RolloutOptions
     from relgate.service.server import create_server, run_until_signal
 
     logging.basicConfig(
@@ -134,6 +135,7 @@ def serve(
             time_scale=time_scale,
             rollout=RolloutOptions(tick_interval_s=rollout_tick),
             gate=gate,
+            web_extension=dashboard.mount,
         )
         key = running.admin_key_path or "(bootstrap key already issued)"
         # One line on stdout with the bound ports: scripts and tests read it (ports may be 0).

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from relgate.cli._common import ApiKeyOpt, handle_errors
-from relgate.cli.judge import BaseUrlOpt, ModelOpt, judge_options
+from relgate.cli._judge import BaseUrlOpt, ModelOpt, judge_options
 from relgate.errors import AuthError
 
 

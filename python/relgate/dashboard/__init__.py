@@ -2,18 +2,41 @@
 
 Releases, gate results (the per-slice chart of ``relgate.gate.report``), live rollout
 timelines and the verified receipt chain, behind the same API keys as the gRPC API.
-``add_dashboard`` mounts it on the web port's aiohttp application; ``dashboard_url`` says where
-a running server serves it and how to sign in.
+``mount`` is what a server is handed to serve it on its web port (``create_server(...,
+web_extension=mount)``); ``dashboard_url`` says where a running server serves it and how to sign
+in.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from relgate.dashboard.app import Dashboard, add_dashboard
-from relgate.service.auth import Role, create_key
+from aiohttp import web
 
-__all__ = ["Dashboard", "add_dashboard", "dashboard_url"]
+from relgate.dashboard.app import Dashboard, add_dashboard
+from relgate.roles import Role
+from relgate.service.auth import create_key
+from relgate.service.server import ServerParts
+from relgate.service.web import WebExtension
+
+__all__ = ["Dashboard", "add_dashboard", "dashboard_url", "mount"]
+
+
+def mount(parts: ServerParts) -> WebExtension:
+    """The dashboard of a server, as routes for its web port."""
+    dashboard = Dashboard(
+        store=parts.store,
+        authenticator=parts.authenticator,
+        signer=parts.signer,
+        gates=parts.gates,
+        rollouts=parts.rollouts,
+        clock=parts.clock,
+    )
+
+    def extend(app: web.Application) -> None:
+        add_dashboard(app, dashboard)
+
+    return extend
 
 
 def dashboard_url(running: Any, *, viewer_key: str | None = None) -> str:

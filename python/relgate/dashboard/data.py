@@ -42,7 +42,7 @@ __all__ = [
 
 
 class GateRecordLike(Protocol):
-    """What the dashboard reads of ``relgate.gate.service.GateRecord``."""
+    """What the dashboard reads of ``relgate.app.gates.GateRecord``."""
 
     @property
     def body(self) -> dict[str, Any]: ...
@@ -55,7 +55,7 @@ class GateRecordLike(Protocol):
 
 
 class GateSource(Protocol):
-    """The server's gate runner (``relgate.gate.service.GateRunner``): its ``latest``."""
+    """The server's gate runner (``relgate.app.gates.GateRunner``): its ``latest``."""
 
     def latest(self, release_sha: str, tenant: str | None = None) -> GateRecordLike: ...
 

@@ -1,7 +1,7 @@
 """Rollout timelines for the dashboard, folded from the facts the rollout service stores.
 
 A rollout is its ``rollout_start`` receipt plus its ``rollout_fact`` facts
-(``relgate.rollout.runtime``). The status is ``RolloutStatus.from_facts`` and the phase is
+(``relgate.app.rollout_runtime``). The status is ``RolloutStatus.from_facts`` and the phase is
 ``compute_phase(spec, status, now)``, exactly as the server rebuilds a rollout after a crash.
 While the server runs the rollout, its in-memory status is used instead: readings and request
 counts reach the store only with the next decision, and a live page should show them now.
@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from relgate.app.rollout_runtime import FACT_KIND
 from relgate.errors import NotFoundError
 from relgate.receipts.model import Receipt
 from relgate.rollout.checkpoint import HoldProgress, evaluate_monitors, hold_progress
 from relgate.rollout.controller import TERMINAL_PHASES
 from relgate.rollout.monitors import MonitorVerdict
 from relgate.rollout.phase import PhaseDecision, compute_phase
-from relgate.rollout.runtime import FACT_KIND
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import Fact, FactKind, Reading, RolloutStatus
 from relgate.store import Store
@@ -36,7 +36,7 @@ __all__ = [
 
 
 class LiveRolloutLike(Protocol):
-    """What the dashboard reads of ``relgate.rollout.service.ActiveRollout``."""
+    """What the dashboard reads of ``relgate.app.rollouts.ActiveRollout``."""
 
     @property
     def status(self) -> RolloutStatus: ...

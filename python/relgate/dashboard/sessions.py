@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from relgate.errors import AuthError
-from relgate.service.auth import Authenticator, Principal, Role
+from relgate.roles import Role
+from relgate.service.auth import Authenticator, Principal
 
 __all__ = ["COOKIE", "SessionStore"]
 

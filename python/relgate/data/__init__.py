@@ -11,7 +11,13 @@ from pathlib import Path
 
 from relgate.errors import NotFoundError
 
-__all__ = ["DEMO_RELEASES", "demo_answers_path", "demo_calibration_answers_path", "demo_suite_path"]
+__all__ = [
+    "DEMO_RELEASES",
+    "demo_answers_path",
+    "demo_calibration_answers_path",
+    "demo_suite_path",
+    "truthfulqa_source_path",
+]
 
 DEMO_RELEASES = ("v1", "v2")
 
@@ -39,3 +45,9 @@ def demo_calibration_answers_path() -> Path:
     """TruthfulQA's best answers for the demo items (held out of the suite's references): the
     human-graded good answers the demo calibrates the judge with."""
     return _path("truthfulqa_demo_best_answers.jsonl")
+
+
+def truthfulqa_source_path() -> Path:
+    """TruthfulQA's own ``TruthfulQA.csv`` (Apache-2.0, unchanged): what the demo suite is
+    built from (``relgate.datasets.truthfulqa.build_truthfulqa_suite``)."""
+    return _path("TruthfulQA.csv")

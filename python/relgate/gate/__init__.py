@@ -13,12 +13,12 @@ from relgate.gate.result import GateResult, decide
 from relgate.gate.run import run_gate, score_release
 from relgate.gate.verdict import (
     GateOutcome,
-    GatePolicy,
     GateScores,
     SliceResult,
     SliceVerdict,
     apply_policy,
 )
+from relgate.manifest import GatePolicy
 
 __all__ = [
     "Calibration",

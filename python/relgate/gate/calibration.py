@@ -17,7 +17,6 @@ Kendall tau-b with its CI, and n (rows, items).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -27,12 +26,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import rfc8785
 
 from relgate.answers import Answers
+from relgate.canonical import canonical_sha256, text_sha256
 from relgate.errors import GateError, InvalidInputError
 from relgate.gate.statistic import kendall_grouped, slice_statistics
-from relgate.judge.base import Judge, text_sha256
+from relgate.judge.base import Judge
 from relgate.judge.cache import ScoreCache, score_rows
 from relgate.suite import Suite
 
@@ -86,7 +85,7 @@ class Calibration:
     @property
     def sha256(self) -> str:
         """SHA-256 of the RFC 8785 form of ``to_dict``: the artifact's identity."""
-        return hashlib.sha256(rfc8785.dumps(self.to_dict())).hexdigest()
+        return canonical_sha256(self.to_dict())
 
     def write(self, path: str | Path) -> Path:
         """Write as JSON (with its sha256 beside the body)."""

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import rfc8785
-
+from relgate.canonical import canonical_sha256
 from relgate.gate.calibration import Calibration
 from relgate.gate.verdict import (
     GateOutcome,
-    GatePolicyLike,
     GateScores,
     SliceResult,
     SliceVerdict,
     apply_policy,
     policy_dict,
 )
+from relgate.manifest import GatePolicy
 
 __all__ = ["RESULT_FORMAT", "GateResult", "decide"]
 
@@ -110,14 +108,14 @@ class GateResult:
     @property
     def sha256(self) -> str:
         """SHA-256 over the RFC 8785 form of ``to_dict``."""
-        return hashlib.sha256(rfc8785.dumps(self.to_dict())).hexdigest()
+        return canonical_sha256(self.to_dict())
 
-    def reapply(self, policy: GatePolicyLike) -> GateResult:
+    def reapply(self, policy: GatePolicy) -> GateResult:
         """The same stored scores under another policy: no judge call."""
         return decide(self.scores, self.calibration, policy)
 
 
-def decide(scores: GateScores, calibration: Calibration, policy: GatePolicyLike) -> GateResult:
+def decide(scores: GateScores, calibration: Calibration, policy: GatePolicy) -> GateResult:
     """Apply ``policy`` to stored scores and wrap the result."""
     outcome, slices = apply_policy(scores, calibration, policy)
     return GateResult(

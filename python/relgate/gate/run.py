@@ -5,12 +5,14 @@ from __future__ import annotations
 import polars as pl
 
 from relgate.answers import Answers
+from relgate.canonical import text_sha256
 from relgate.errors import GateError, IntegrityError
 from relgate.gate.calibration import Calibration, calibrate
 from relgate.gate.result import GateResult, decide
-from relgate.gate.verdict import GatePolicy, GatePolicyLike, GateScores
-from relgate.judge.base import Judge, text_sha256
+from relgate.gate.verdict import GateScores
+from relgate.judge.base import Judge
 from relgate.judge.cache import ScoreCache, score_rows
+from relgate.manifest import GatePolicy
 from relgate.suite import Suite
 
 __all__ = ["run_gate", "score_release"]
@@ -61,7 +63,7 @@ def run_gate(
     previous: Answers | None = None,
     *,
     calibration: Calibration | None = None,
-    policy: GatePolicyLike | None = None,
+    policy: GatePolicy | None = None,
     cache: ScoreCache | None = None,
     expected_suite_sha256: str | None = None,
 ) -> GateResult:

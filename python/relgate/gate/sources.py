@@ -30,8 +30,7 @@ from relgate.answers import Answers, from_endpoint, from_transformers, from_vllm
 from relgate.errors import IntegrityError, InvalidInputError, NotFoundError
 from relgate.judge import make_judge
 from relgate.judge.base import Judge
-from relgate.manifest import ApiModel, Dataset, HfModel, ReleaseManifest
-from relgate.routing import PromptTemplate
+from relgate.manifest import Dataset, ReleaseManifest
 from relgate.suite import Suite, load_suite
 
 __all__ = [
@@ -173,26 +172,6 @@ class AnswerChoice:
     value: str = ""
 
 
-def _served_model(manifest: ReleaseManifest) -> str:
-    model = manifest.model
-    if isinstance(model, ApiModel):
-        return model.model
-    if isinstance(model, HfModel):
-        return model.repo
-    return model.path
-
-
-def _rendered_prompts(manifest: ReleaseManifest, suite: Suite) -> dict[str, str]:
-    """item -> the user message the release's template makes of the suite prompt (as the
-    gateway renders it: the prompt takes ``input`` or the one declared variable)."""
-    pt = manifest.prompt_template
-    template = PromptTemplate(system="", template=pt.template, variables=tuple(pt.variables))
-    return {
-        item: str(template.render_messages([{"role": "user", "content": prompt}])[-1]["content"])
-        for item, prompt in suite.prompts().items()
-    }
-
-
 def release_answers(
     choice: AnswerChoice, manifest: ReleaseManifest, suite: Suite, base_dir: Path | None
 ) -> Answers:
@@ -205,16 +184,15 @@ def release_answers(
             path = base_dir / path
         answers = load_answers(path)
     else:
-        prompts = _rendered_prompts(manifest, suite)
-        system = manifest.prompt_template.system or None
-        # The template is applied above; the backends get it as a plain pass-through.
-        kw: dict[str, Any] = {"template": "{question}", "variable": "question", "system": system}
+        # The release's template, exactly as the gateway renders it for live traffic.
+        template = manifest.prompt_template
+        messages = {item: template.render_prompt(p) for item, p in suite.prompts().items()}
         if choice.kind == "endpoint":
             answers = from_endpoint(
-                prompts, base_url=manifest.model.endpoint, model=_served_model(manifest), **kw
+                messages, base_url=manifest.model.endpoint, model=manifest.served_model
             )
         else:
             make = from_vllm if choice.kind == "vllm" else from_transformers
-            answers = make(prompts, model=choice.value or _served_model(manifest), **kw)
+            answers = make(messages, model=choice.value or manifest.served_model)
     answers.require(suite.item_ids)
     return answers

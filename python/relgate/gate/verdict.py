@@ -1,4 +1,4 @@
-"""Policy application: per-slice verdicts and the overall outcome (DESIGN section 3).
+"""Policy application: per-slice verdicts and the overall outcome (docs/design.md §3).
 
 ``apply_policy`` is a pure function of stored per-row scores (``GateScores``), a calibration and
 a policy: re-applying a different policy never calls a judge.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -34,11 +34,10 @@ import polars as pl
 from relgate.errors import GateError
 from relgate.gate.calibration import Calibration
 from relgate.gate.statistic import holm, paired_changes, slice_statistics
+from relgate.manifest import GatePolicy
 
 __all__ = [
     "GateOutcome",
-    "GatePolicy",
-    "GatePolicyLike",
     "GateScores",
     "SliceResult",
     "SliceVerdict",
@@ -46,56 +45,9 @@ __all__ = [
 ]
 
 
-class GatePolicyLike(Protocol):
-    """The fields the gate reads (``relgate.manifest.GatePolicy`` has them too)."""
-
-    @property
-    def scale(self) -> Literal["normalized", "raw"]: ...
-    @property
-    def floor(self) -> float: ...
-    @property
-    def floor_on(self) -> Literal["point", "ci_low"]: ...
-    @property
-    def non_inferiority_margin(self) -> float: ...
-    @property
-    def alpha(self) -> float: ...
-    @property
-    def min_rows(self) -> int: ...
-    @property
-    def min_ceiling(self) -> float: ...
-    @property
-    def strict(self) -> bool: ...
-    @property
-    def n_resamples(self) -> int: ...
-    @property
-    def confidence(self) -> float: ...
-    @property
-    def seed(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class GatePolicy:
-    """Gate thresholds with DESIGN's defaults (field names as in the manifest's GatePolicy)."""
-
-    scale: Literal["normalized", "raw"] = "normalized"
-    floor: float = 0.65
-    floor_on: Literal["point", "ci_low"] = "point"
-    non_inferiority_margin: float = 0.05
-    alpha: float = 0.05
-    min_rows: int = 30
-    min_ceiling: float = 0.1
-    strict: bool = False
-    n_resamples: int = 1000
-    confidence: float = 0.95
-    seed: int = 0
-
-
-POLICY_FIELDS = tuple(GatePolicy.__dataclass_fields__)
-
-
-def policy_dict(policy: GatePolicyLike) -> dict[str, object]:
+def policy_dict(policy: GatePolicy) -> dict[str, object]:
     """The policy's fields as a plain dict (for results and receipts)."""
-    return {name: getattr(policy, name) for name in POLICY_FIELDS}
+    return policy.model_dump(mode="json")
 
 
 class SliceVerdict(enum.StrEnum):
@@ -192,11 +144,11 @@ class _Bootstrap(TypedDict):
     seed: int
 
 
-def _boot(policy: GatePolicyLike) -> _Bootstrap:
+def _boot(policy: GatePolicy) -> _Bootstrap:
     return {"n_resamples": policy.n_resamples, "confidence": policy.confidence, "seed": policy.seed}
 
 
-def _check_resolution(n_tests: int, policy: GatePolicyLike) -> None:
+def _check_resolution(n_tests: int, policy: GatePolicy) -> None:
     """A bootstrap p-value is at least 1 / (B + 1), so Holm over m tests cannot reject anything
     unless m / (B + 1) <= alpha: every compared slice would FAIL for want of resamples. That is
     a policy that cannot work, not a verdict."""
@@ -213,7 +165,7 @@ def _ratio(value: float, ceiling: float) -> float:
 
 
 def apply_policy(
-    scores: GateScores, calibration: Calibration, policy: GatePolicyLike
+    scores: GateScores, calibration: Calibration, policy: GatePolicy
 ) -> tuple[GateOutcome, tuple[SliceResult, ...]]:
     """Verdict per slice and the overall outcome; slices come back worst first."""
     if calibration.suite_sha256 != scores.suite_sha256:
@@ -337,13 +289,13 @@ _RANK = {
 }
 
 
-def worst_first(result: SliceResult, policy: GatePolicyLike) -> tuple[int, float, str]:
+def worst_first(result: SliceResult, policy: GatePolicy) -> tuple[int, float, str]:
     """Sort key: failing slices first, then by score ascending (undefined scores first)."""
     score = result.score(policy.scale)
     return (_RANK[result.verdict], score if math.isfinite(score) else -math.inf, result.slice)
 
 
-def _outcome(results: list[SliceResult], policy: GatePolicyLike) -> GateOutcome:
+def _outcome(results: list[SliceResult], policy: GatePolicy) -> GateOutcome:
     verdicts = [r.verdict for r in results]
     if SliceVerdict.FAIL in verdicts:
         return GateOutcome.FAIL

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from relgate.judge.base import Judge, judge_sha256, text_sha256
+from relgate.judge.base import Judge, judge_sha256
 from relgate.judge.cache import ScoreCache, score_rows
 
-__all__ = ["Judge", "ScoreCache", "judge_sha256", "make_judge", "score_rows", "text_sha256"]
+__all__ = ["Judge", "ScoreCache", "judge_sha256", "make_judge", "score_rows"]
 
 BACKENDS = ("embedding", "openai", "transformers", "vllm")
 

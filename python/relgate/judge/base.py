@@ -13,12 +13,12 @@ import hashlib
 import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-import rfc8785
 
+from relgate.canonical import canonical_sha256, text_sha256
 from relgate.errors import InvalidInputError, JudgeError, JudgeUnavailableError
 
 __all__ = [
@@ -66,7 +66,7 @@ def judge_sha256(
         "prompt": prompt,
         "settings": dict(settings),
     }
-    return hashlib.sha256(rfc8785.dumps(cast(Any, description))).hexdigest(), description
+    return canonical_sha256(description), description
 
 
 def import_backend(module: str, what: str) -> Any:
@@ -81,11 +81,6 @@ def import_backend(module: str, what: str) -> Any:
         raise JudgeUnavailableError(
             f"{what} needs {module}: pip install 'relgate[{extra}]'"
         ) from exc
-
-
-def text_sha256(text: str) -> str:
-    """SHA-256 of a text's UTF-8 bytes (answers and references are keyed by it)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def file_sha256(path: str | Path) -> str:

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from relgate.canonical import text_sha256
 from relgate.errors import InvalidInputError
-from relgate.judge.base import Judge, check_scores, text_sha256
+from relgate.judge.base import Judge, check_scores
 
 __all__ = ["ScoreCache", "score_rows"]
 

@@ -12,7 +12,6 @@ from relgate.receipts.bundle import (
     REASONS,
     BrokenLink,
     BundleReport,
-    export_bundle,
     verify_bundle,
 )
 from relgate.receipts.model import (
@@ -29,7 +28,6 @@ from relgate.receipts.tree import (
     SignedTreeHead,
     TreeHeadSigner,
     leaf_hashes,
-    sign_tree_head,
 )
 
 __all__ = [
@@ -43,12 +41,10 @@ __all__ = [
     "Receipt",
     "SignedTreeHead",
     "TreeHeadSigner",
-    "export_bundle",
     "format_time",
     "leaf_hashes",
     "make_receipt",
     "receipt_from_dict",
-    "sign_tree_head",
     "verify_bundle",
     "weights_evidence",
 ]

@@ -1,4 +1,4 @@
-"""Receipt bundles: export from the store, verify offline (DESIGN section 6).
+"""Receipt bundles: assemble one from stored rows, verify it offline (DESIGN section 6).
 
 A bundle is one JSON document::
 
@@ -19,22 +19,17 @@ equals the tree the receipts rebuild and that the consistency proofs hold.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relgate import merkle
-from relgate.canonical import canonical_json
+from relgate.canonical import canonical_sha256
 from relgate.errors import InvalidInputError, RelgateError
-from relgate.receipts.model import BODY_FIELDS, format_time
+from relgate.receipts.model import BODY_FIELDS
 from relgate.receipts.tree import MerkleLevels, SignedTreeHead, TreeHeadSigner, leaf_hashes
-
-if TYPE_CHECKING:
-    from relgate.store import Store
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -42,7 +37,6 @@ __all__ = [
     "BrokenLink",
     "BundleReport",
     "assemble_bundle",
-    "export_bundle",
     "verify_bundle",
 ]
 
@@ -89,33 +83,6 @@ class BundleReport:
 
 
 # ---- export ---------------------------------------------------------------------------------
-
-
-def export_bundle(
-    store: Store,
-    *,
-    tenant: str = "default",
-    inclusion_proofs: bool = True,
-    signer: TreeHeadSigner | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Build a self-contained bundle of the tenant's receipts, signed by a tree head over all
-    of them (the newest stored head when it covers exactly these receipts, e.g. the anchored
-    one; otherwise a fresh head, appended to the store). ``inclusion_proofs=False`` leaves
-    out the per-receipt audit paths (about 1 KiB per receipt at 100,000 receipts);
-    verification then relies on rebuilding the tree."""
-    bundle, fresh = assemble_bundle(
-        tenant=tenant,
-        rows=store.receipt_rows(tenant=tenant),
-        signer=signer or TreeHeadSigner(store.data_dir),
-        stored_heads=store.tree_heads(tenant=tenant),
-        anchors=store.anchors(tenant=tenant),
-        timestamp=format_time(now) if now is not None else store.now(),
-        inclusion_proofs=inclusion_proofs,
-    )
-    if fresh is not None:
-        store.add_tree_head(**fresh.to_dict())
-    return bundle
 
 
 def assemble_bundle(
@@ -320,7 +287,6 @@ def _check_receipts(tenant: str, entries: list[dict[str, Any]]) -> BrokenLink | 
     known = {e.get("receipt_sha256") for e in entries if isinstance(e.get("receipt_sha256"), str)}
     prev: str | None = None
     release_heads: dict[str, str] = {}
-    sha256 = hashlib.sha256
     for index, entry in enumerate(entries):
         sha = entry.get("receipt_sha256")
         seq = entry.get("seq")
@@ -334,7 +300,7 @@ def _check_receipts(tenant: str, entries: list[dict[str, Any]]) -> BrokenLink | 
             return BrokenLink(index, sha, "altered body", f"unexpected or missing field(s) {odd}")
         body = {k: entry[k] for k in BODY_FIELDS}
         try:
-            actual = sha256(canonical_json(body)).hexdigest()
+            actual = canonical_sha256(body)
         except RelgateError as exc:
             return BrokenLink(index, sha, "altered body", str(exc))
         if actual != sha:

@@ -1,4 +1,4 @@
-"""The receipt value (DESIGN section 6): what a decision leaves behind, hash-chained.
+"""The receipt value (docs/design.md §6): what a decision leaves behind, hash-chained.
 
 A receipt's body is canonical JSON (RFC 8785) of exactly these fields: ``kind``, ``tenant``,
 ``release_sha256``, ``evidence``, ``actor``, ``reason``, ``time`` (RFC 3339, UTC),
@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from relgate.canonical import canonical_json, sha256_hex
@@ -25,33 +26,40 @@ __all__ = [
     "MAX_RECEIPT_BYTES",
     "RECEIPT_KINDS",
     "Receipt",
+    "ReceiptKind",
     "format_time",
     "make_receipt",
     "receipt_from_dict",
     "weights_evidence",
 ]
 
-#: Every decision kind a receipt can record. Later issues add kinds here, never remove them.
-RECEIPT_KINDS: tuple[str, ...] = (
-    "register",
-    "gate_pass",
-    "gate_fail",
-    "gate_override",
-    "checkpoint_promote",
-    "checkpoint_hold",
-    "checkpoint_inconclusive",
-    "auto_rollback",
-    "manual_rollback",
-    "shadow_start",
-    "shadow_end",
-    "rollout_start",
-    "rollout_complete",
-    "rollout_abort",
-    "reattest",
-    "rollout_pause",
-    "rollout_resume",
-    "rollout_promote",
-)
+
+class ReceiptKind(StrEnum):
+    """Every decision kind a receipt can record (docs/design.md §6). Kinds are added, never
+    removed: a bundle written today must verify tomorrow."""
+
+    REGISTER = "register"
+    GATE_PASS = "gate_pass"
+    GATE_FAIL = "gate_fail"
+    GATE_OVERRIDE = "gate_override"
+    CHECKPOINT_PROMOTE = "checkpoint_promote"
+    CHECKPOINT_HOLD = "checkpoint_hold"
+    CHECKPOINT_INCONCLUSIVE = "checkpoint_inconclusive"
+    AUTO_ROLLBACK = "auto_rollback"
+    MANUAL_ROLLBACK = "manual_rollback"
+    SHADOW_START = "shadow_start"
+    SHADOW_END = "shadow_end"
+    ROLLOUT_START = "rollout_start"
+    ROLLOUT_COMPLETE = "rollout_complete"
+    ROLLOUT_ABORT = "rollout_abort"
+    REATTEST = "reattest"
+    ROLLOUT_PAUSE = "rollout_pause"
+    ROLLOUT_RESUME = "rollout_resume"
+    ROLLOUT_PROMOTE = "rollout_promote"
+
+
+#: Every kind's value, in declaration order.
+RECEIPT_KINDS: tuple[str, ...] = tuple(k.value for k in ReceiptKind)
 
 #: The fields of a receipt body, in no particular order (canonical JSON sorts them).
 BODY_FIELDS: frozenset[str] = frozenset(
@@ -193,7 +201,7 @@ def weights_evidence(
     *,
     why: str = "weights were not reachable from the control plane at decision time",
 ) -> dict[str, Any]:
-    """What a receipt says about the weights (DESIGN section 6).
+    """What a receipt says about the weights (docs/design.md §6).
 
     Open weights: the attestation measured at decision time (root, scheme, sizes) and whether
     it equals the one registered in the manifest; ``measured=None`` says they were not

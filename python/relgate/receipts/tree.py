@@ -19,9 +19,8 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -30,10 +29,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from relgate import merkle
 from relgate.canonical import canonical_json
 from relgate.errors import IntegrityError, InvalidInputError
-from relgate.receipts.model import format_time
-
-if TYPE_CHECKING:
-    from relgate.store import Store
 
 __all__ = [
     "KEY_FILE",
@@ -42,7 +37,6 @@ __all__ = [
     "SignedTreeHead",
     "TreeHeadSigner",
     "leaf_hashes",
-    "sign_tree_head",
 ]
 
 KEY_FILE = "receipt_signing.key"
@@ -258,19 +252,3 @@ def _create_key(path: Path) -> None:
             raise
     finally:
         tmp.unlink()
-
-
-def sign_tree_head(
-    store: Store, signer: TreeHeadSigner, tenant: str = "default", *, now: datetime | None = None
-) -> SignedTreeHead:
-    """Sign the tenant's current receipt tree and append the head to the store."""
-    shas = store.receipt_shas(tenant=tenant)
-    root = merkle.root(leaf_hashes(shas))
-    head = signer.sign(
-        tenant=tenant,
-        tree_size=len(shas),
-        root_hex=root.hex(),
-        timestamp=format_time(now) if now is not None else store.now(),
-    )
-    store.add_tree_head(**head.to_dict())
-    return head

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from relgate.receipts.model import ReceiptKind
 from relgate.rollout.monitors import (
     MonitorVerdict,
     Verdict,
@@ -38,18 +39,6 @@ __all__ = [
     "evaluate_monitors",
     "hold_progress",
 ]
-
-
-class ReceiptKind(StrEnum):
-    """Receipt kinds the rollout emits (a subset of DESIGN section 6)."""
-
-    CHECKPOINT_PROMOTE = "checkpoint_promote"
-    CHECKPOINT_HOLD = "checkpoint_hold"
-    CHECKPOINT_INCONCLUSIVE = "checkpoint_inconclusive"
-    AUTO_ROLLBACK = "auto_rollback"
-    MANUAL_ROLLBACK = "manual_rollback"
-    SHADOW_START = "shadow_start"
-    SHADOW_END = "shadow_end"
 
 
 class Outcome(StrEnum):

@@ -12,33 +12,22 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from relgate.errors import InvalidInputError
+from relgate.manifest import GatePolicy
+from relgate.routing import FULL_WEIGHT_BP
 
 __all__ = [
     "FULL_WEIGHT_BP",
-    "GatePolicyFields",
     "MonitorThresholds",
     "ObserverSpec",
     "RolloutSpec",
     "StepSpec",
 ]
 
-FULL_WEIGHT_BP = 10_000
 
 QualityScale = Literal["normalized", "raw"]
-
-
-class GatePolicyFields(Protocol):
-    """The gate policy fields the quality monitor shares with the gate."""
-
-    @property
-    def floor(self) -> float: ...
-    @property
-    def scale(self) -> QualityScale: ...
-    @property
-    def min_ceiling(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +160,9 @@ class RolloutSpec:
             changes["cold_start"] = value
         return dataclasses.replace(self, **changes)
 
-    def with_gate_policy(self, policy: GatePolicyFields) -> RolloutSpec:
+    def with_gate_policy(self, policy: GatePolicy) -> RolloutSpec:
         """A copy whose quality monitor uses the release's gate policy: the same floor, scale and
-        minimum ceiling (``relgate.manifest.GatePolicy`` or ``relgate.gate.GatePolicy``)."""
+        minimum ceiling."""
         thresholds = dataclasses.replace(
             self.thresholds,
             quality_floor=float(policy.floor),

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relgate.canonical import text_sha256
 from relgate.errors import InvalidInputError
 from relgate.judge import make_judge
-from relgate.judge.base import Judge, text_sha256
+from relgate.judge.base import Judge
 
 __all__ = ["BatchRows", "Shard", "batch_rows", "judge_shard", "run_batch", "shards", "write_batch"]
 

@@ -1,7 +1,7 @@
 """Batch work as Ray tasks: one task per checkpoint (re-attestation) or per suite shard
 (judging). The tasks run the same functions as the in-process commands
-(``relgate.cli.attest.reattest_one``, ``relgate.scale.judge_batch.judge_shard``), and results are
-gathered as they finish into the same report formats.
+(``relgate.scale.reattest.reattest_one``, ``relgate.scale.judge_batch.judge_shard``), and
+results are gathered as they finish into the same report formats.
 
 ``address`` is a Ray cluster address (``ray://host:10001`` or ``host:6379``) or ``"local"`` /
 None: a local Ray instance on loopback with two CPUs and no dashboard. An already initialized
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from relgate.errors import RelgateError
 
 if TYPE_CHECKING:
-    from relgate.cli.attest import ReattestEntry
     from relgate.scale.judge_batch import BatchRows, Shard
+    from relgate.scale.reattest import ReattestEntry
 
 __all__ = ["init_ray", "ray_judge_batch", "ray_reattest"]
 
@@ -69,7 +69,7 @@ def ray_reattest(
     on_done: Callable[[ReattestEntry], None] | None = None,
 ) -> list[ReattestEntry]:
     """Re-attest each checkpoint in its own Ray task; entries keep the input order."""
-    from relgate.cli.attest import reattest_one
+    from relgate.scale.reattest import reattest_one
 
     ray = init_ray(address)
     task = ray.remote(num_cpus=1)(reattest_one)

@@ -13,7 +13,6 @@ management admin. A key belongs to a tenant; only admin keys may act on another 
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import logging
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from relgate.errors import AuthError, InvalidInputError
+from relgate.roles import Role
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +32,6 @@ ADMIN_KEY_FILE = "admin.key"
 # Non-secret record that the bootstrap key was issued once: deleting admin.key (after
 # copying it somewhere safe) must not mint a new admin key on the next start.
 ADMIN_KEY_MARKER = "admin.key.sha256"
-
-
-class Role(enum.IntEnum):
-    """Ordered roles; the values match `relgate.v1.Role`."""
-
-    VIEWER = 1
-    RELEASER = 2
-    ADMIN = 3
-    # Outside the order: a worker key may call the WorkerService and nothing else, and only
-    # worker keys may call it (see `authorize`).
-    WORKER = 4
-
-    @classmethod
-    def parse(cls, name: str) -> Role:
-        """`"viewer"`, `"releaser"`, `"admin"` or `"worker"` (case-insensitive)."""
-        try:
-            return cls[name.strip().upper()]
-        except KeyError:
-            raise InvalidInputError(
-                f"unknown role {name!r} (expected viewer, releaser, admin or worker)"
-            ) from None
-
-    @property
-    def label(self) -> str:
-        """The lower-case name stored with a key."""
-        return self.name.lower()
 
 
 @dataclass(frozen=True)
@@ -207,7 +181,6 @@ __all__ = [
     "Authenticator",
     "KeyStore",
     "Principal",
-    "Role",
     "bearer_key",
     "bootstrap_admin_key",
     "create_key",

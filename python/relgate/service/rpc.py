@@ -23,10 +23,11 @@ from google.protobuf import message_factory, unknown_fields
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from relgate.errors import InvalidInputError
-from relgate.service.auth import Authenticator, Principal, Role
-from relgate.service.status import ERROR_METADATA_KEY, status_for
-from relgate.web import Metrics
+from relgate.errors import GRPC_ERROR_METADATA_KEY, InvalidInputError
+from relgate.roles import Role
+from relgate.service.auth import Authenticator, Principal
+from relgate.service.status import status_for
+from relgate.service.web import Metrics
 
 log = logging.getLogger("relgate.service")
 
@@ -116,7 +117,7 @@ async def _abort(
     await context.abort(
         code,
         str(exc) or type(exc).__name__,
-        trailing_metadata=((ERROR_METADATA_KEY, type(exc).__name__),),
+        trailing_metadata=((GRPC_ERROR_METADATA_KEY, type(exc).__name__),),
     )
     raise AssertionError("unreachable")
 

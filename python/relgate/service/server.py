@@ -17,7 +17,7 @@ import importlib
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +28,25 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from relgate.dashboard import Dashboard
+from relgate.app.gates import GateOptions, GateRunner
+from relgate.app.jobs import Dispatcher
+from relgate.app.probes import CountingTraceStore, dataset_anchors
+from relgate.app.receipts import AnchorSchedule
+from relgate.app.remote_judge import with_workers
+from relgate.app.rollout_runtime import ScaledClock
+from relgate.app.rollouts import RolloutManager, RolloutOptions
 from relgate.errors import InvalidInputError
-from relgate.gate.service import GateOptions, GateRunner
-from relgate.gateway import Gateway
+from relgate.gateway.server import Gateway
 from relgate.receipts import TreeHeadSigner
-from relgate.rollout.probe import CountingTraceStore, dataset_anchors
-from relgate.rollout.runtime import ScaledClock
-from relgate.rollout.service import RolloutManager, RolloutOptions
+from relgate.receipts.anchors import (
+    AnchorRecord,
+    AnchorSink,
+    CommandSink,
+    DirectorySink,
+    Rfc3161Sink,
+)
 from relgate.service.auth import Authenticator, bootstrap_admin_key
 from relgate.service.rpc import RpcEnv, build_handler
-from relgate.service.schedule import AnchorSchedule
 from relgate.service.servicers.attestation import AttestationServicer
 from relgate.service.servicers.gate import GateServicer
 from relgate.service.servicers.key import KeyServicer
@@ -46,10 +54,8 @@ from relgate.service.servicers.receipt import ReceiptServicer
 from relgate.service.servicers.release import ReleaseServicer
 from relgate.service.servicers.rollout import RolloutServicer
 from relgate.service.servicers.worker import WorkerServicer
+from relgate.service.web import Metrics, WebExtension, WebServer, start_web
 from relgate.store import Store
-from relgate.web import Metrics, WebServer, start_web
-from relgate.worker.dispatch import Dispatcher
-from relgate.worker.remote_judge import with_workers
 
 log = logging.getLogger("relgate.service")
 
@@ -76,6 +82,23 @@ def _aio_health() -> _AioHealth:
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+@dataclass(frozen=True)
+class ServerParts:
+    """What a web extension (the dashboard) is handed: the server's store, key lookup, tree-head
+    signer, gate runner, rollout manager and clock."""
+
+    store: Store
+    authenticator: Authenticator
+    signer: TreeHeadSigner
+    gates: GateRunner
+    rollouts: RolloutManager
+    clock: Callable[[], float]
+
+
+#: Builds extra routes for the web port from the server's parts (``relgate.dashboard.mount``).
+WebExtensionFactory = Callable[[ServerParts], WebExtension]
 
 
 @dataclass
@@ -172,6 +195,7 @@ async def create_server(
     rollout: RolloutOptions | None = None,
     gate: GateOptions | None = None,
     workers: Dispatcher | None = None,
+    web_extension: WebExtensionFactory | None = None,
 ) -> RunningServer:
     """Open the store, issue the bootstrap admin key, and start gRPC, the web port and the
     anchoring schedule. Ports may be 0 (the bound ones are on the result).
@@ -187,6 +211,8 @@ async def create_server(
     `gate` sets where suites are found (`suites_dir`), the default judge and the score cache.
     `workers` is the judge-worker dispatcher (default: a fresh one); a gate judge of backend
     ``worker`` (options ``judge_sha256``, ``timeout``) is scored by its workers.
+    `web_extension` adds routes to the web port from the server's parts (the CLI and the demo
+    pass ``relgate.dashboard.mount``).
     """
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInputError("TLS needs both a certificate and a key file")
@@ -213,7 +239,7 @@ async def create_server(
         return await _start(
             root, store, host, grpc_port, web_port, credentials, max_message_bytes,
             anchor_dir, anchor_command, anchor_interval, anchor_tsa, gateway_port, options,
-            gate or GateOptions(), workers or Dispatcher(),
+            gate or GateOptions(), workers or Dispatcher(), web_extension,
         )  # fmt: skip
     except BaseException:
         await asyncio.to_thread(store.close)
@@ -236,6 +262,7 @@ async def _start(
     options: RolloutOptions,
     gate: GateOptions,
     workers: Dispatcher,
+    web_extension: WebExtensionFactory | None,
 ) -> RunningServer:
     admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store, root)
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
@@ -314,7 +341,7 @@ async def _start(
     await server.start()
     serving = [True]
     try:
-        dashboard = Dashboard(
+        parts = ServerParts(
             store=store,
             authenticator=env.authenticator,
             signer=signer,
@@ -322,24 +349,27 @@ async def _start(
             rollouts=rollouts,
             clock=options.clock,
         )
-        web = await start_web(
-            metrics, lambda: serving[0], host=host, port=web_port, dashboard=dashboard
-        )
+        extend = web_extension(parts) if web_extension is not None else None
+        web = await start_web(metrics, lambda: serving[0], host=host, port=web_port, extend=extend)
     except OSError as exc:
         await server.stop(None)
         await _stop_data_plane(rollouts, gateway)
         raise InvalidInputError(f"cannot bind the web port {web_port} on {host}: {exc}") from None
     anchor = None
     if anchor_dir is not None or anchor_command or anchor_tsa:
-        anchor = AnchorSchedule(
-            store,
-            signer,
-            metrics,
-            anchor_dir=Path(anchor_dir) if anchor_dir is not None else None,
-            anchor_command=anchor_command,
-            anchor_tsa=anchor_tsa,
-            interval=anchor_interval,
-        )
+        sinks: list[AnchorSink] = []
+        if anchor_dir is not None:
+            sinks.append(DirectorySink(Path(anchor_dir)))
+        if anchor_command:
+            sinks.append(CommandSink(list(anchor_command)))
+        if anchor_tsa:
+            sinks.append(Rfc3161Sink(anchor_tsa))
+
+        def on_anchor(record: AnchorRecord | None) -> None:
+            ok = record is not None and record.ok
+            metrics.anchors.labels(outcome="ok" if ok else "error").inc()
+
+        anchor = AnchorSchedule(store, signer, sinks, interval=anchor_interval, on_anchor=on_anchor)
         anchor.start()
     running = RunningServer(
         data_dir=root,
@@ -441,6 +471,8 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "BackgroundServer",
     "RunningServer",
+    "ServerParts",
+    "WebExtensionFactory",
     "create_server",
     "run_until_signal",
 ]

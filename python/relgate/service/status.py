@@ -1,11 +1,12 @@
-"""The one table mapping `relgate.errors` to gRPC status codes, in both directions.
+"""The one table mapping `relgate.errors` to gRPC status codes.
 
 The server looks up the most specific class of a raised error (walking its MRO, so
 `ManifestConflictError` is found before its base `ManifestError`) and aborts the call with
 that code, the error's message as details, and the class name in the `relgate-error`
-trailing metadata. The client reverses it: the class name when the server sent one, else
-the code. Anything not in the table is logged by the server and answered INTERNAL with a
-generic message (internals are not leaked to clients).
+trailing metadata (``relgate.errors.GRPC_ERROR_METADATA_KEY``); the client rebuilds the
+class from that name (``relgate.client.client.error_from_status``). Anything not in the table
+is logged by the server and answered INTERNAL with a generic message (internals are not leaked
+to clients).
 
 Choices:
 - `ManifestConflictError` -> FAILED_PRECONDITION, not ALREADY_EXISTS. Registering content
@@ -23,8 +24,6 @@ import grpc
 
 from relgate import errors
 
-ERROR_METADATA_KEY = "relgate-error"
-
 _TABLE: dict[type[BaseException], grpc.StatusCode] = {
     errors.InvalidInputError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ManifestError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -35,20 +34,6 @@ _TABLE: dict[type[BaseException], grpc.StatusCode] = {
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.AuthError: grpc.StatusCode.UNAUTHENTICATED,
     errors.JudgeUnavailableError: grpc.StatusCode.UNAVAILABLE,
-}
-
-# Client side, when the server sent no class name (a proxy, another implementation).
-_BY_CODE: dict[grpc.StatusCode, type[errors.RelgateError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidInputError,
-    grpc.StatusCode.OUT_OF_RANGE: errors.InvalidInputError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.InvalidInputError,
-    grpc.StatusCode.FAILED_PRECONDITION: errors.InvalidTransitionError,
-    grpc.StatusCode.ALREADY_EXISTS: errors.ManifestConflictError,
-    grpc.StatusCode.DATA_LOSS: errors.IntegrityError,
-    grpc.StatusCode.NOT_FOUND: errors.NotFoundError,
-    grpc.StatusCode.UNAUTHENTICATED: errors.AuthError,
-    grpc.StatusCode.PERMISSION_DENIED: errors.AuthError,
-    grpc.StatusCode.UNAVAILABLE: errors.JudgeUnavailableError,
 }
 
 
@@ -67,21 +52,4 @@ def status_for(exc: BaseException, *, authenticated: bool = False) -> grpc.Statu
     return None
 
 
-def error_from_status(
-    code: grpc.StatusCode, details: str, class_name: str | None
-) -> errors.RelgateError:
-    """Rebuild the relgate error a server raised, for clients.
-
-    UNAVAILABLE without a class name means the server could not be reached, which is not a
-    judge problem: it becomes a plain `RelgateError` naming the code.
-    """
-    if class_name:
-        cls = getattr(errors, class_name, None)
-        if isinstance(cls, type) and issubclass(cls, errors.RelgateError):
-            return cls(details)
-    if code is grpc.StatusCode.UNAVAILABLE:
-        return errors.RelgateError(f"server unavailable: {details}")
-    return _BY_CODE.get(code, errors.RelgateError)(f"{details}")
-
-
-__all__ = ["ERROR_METADATA_KEY", "error_from_status", "status_for"]
+__all__ = ["status_for"]

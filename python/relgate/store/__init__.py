@@ -7,7 +7,7 @@ decisions, no forks) and ``relgate.store.schema`` for how the schema enforces th
 
 from __future__ import annotations
 
-from relgate.store.records import ApiKey, Fact, RegisterResult, StoredRelease
+from relgate.store.records import ApiKey, RegisterResult, StoredFact, StoredRelease
 from relgate.store.store import Store
 
-__all__ = ["ApiKey", "Fact", "RegisterResult", "Store", "StoredRelease"]
+__all__ = ["ApiKey", "RegisterResult", "Store", "StoredFact", "StoredRelease"]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from relgate.errors import IntegrityError, InvalidInputError
+from relgate.roles import Role
 from relgate.store import schema
 from relgate.store.records import ApiKey
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ROLES", "AuditRecords", "check_name"]
 
-ROLES = ("viewer", "releaser", "admin", "worker")
+ROLES = Role.labels()
 
 
 def check_name(what: str, value: str) -> None:
@@ -40,7 +41,7 @@ class AuditRecords:
 
         def now(self) -> str: ...
 
-    # ---- tree heads and anchors (written by relgate.receipts / relgate.anchor) ---------
+    # ---- tree heads and anchors (written by relgate.receipts / relgate.receipts.anchors) ---------
 
     def add_tree_head(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 from relgate.manifest import ReleaseManifest
 from relgate.receipts.model import Receipt
 
-__all__ = ["ApiKey", "Fact", "RegisterResult", "StoredRelease"]
+__all__ = ["ApiKey", "RegisterResult", "StoredFact", "StoredRelease"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +34,11 @@ class RegisterResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Fact:
-    """One append-only state row about a release (a gate result, a rollout step), written in
-    the same transaction as the receipt that records the decision behind it."""
+class StoredFact:
+    """One append-only state row about a release, written in the same transaction as the
+    receipt that records the decision behind it. ``kind`` says what the payload is: a gate
+    result, an override, or a rollout's own fact (``relgate.rollout.status.Fact``, stored under
+    kind ``rollout_fact``)."""
 
     seq: int
     release_sha: str

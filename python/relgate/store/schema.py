@@ -30,6 +30,8 @@ from sqlalchemy import (
     text,
 )
 
+from relgate.roles import Role
+
 __all__ = [
     "APPEND_ONLY_TABLES",
     "GENESIS",
@@ -145,7 +147,9 @@ api_keys = Table(
     Column("name", String(256), nullable=False),
     Column("tenant", String(256), nullable=False),
     Column("created_at", String(32), nullable=False),
-    CheckConstraint("role IN ('viewer', 'releaser', 'admin', 'worker')", name="role_known"),
+    CheckConstraint(
+        "role IN (" + ", ".join(f"'{label}'" for label in Role.labels()) + ")", name="role_known"
+    ),
 )
 
 #: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).

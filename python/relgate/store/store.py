@@ -41,7 +41,7 @@ from relgate.store import schema
 from relgate.store.audit import AuditRecords, check_name
 from relgate.store.engine import create_engine, lock_id
 from relgate.store.migrate import upgrade_to_head
-from relgate.store.records import Fact, RegisterResult, StoredRelease
+from relgate.store.records import RegisterResult, StoredFact, StoredRelease
 from relgate.store.rows import receipt_from_row, release_row, stored_release
 
 __all__ = ["Store"]
@@ -415,7 +415,7 @@ class Store(AuditRecords):
             )
         )
 
-    def facts(self, release_sha: str, kind: str | None = None) -> list[Fact]:
+    def facts(self, release_sha: str, kind: str | None = None) -> list[StoredFact]:
         """Facts about a release in the order they were written, optionally of one kind."""
         f = schema.facts.c
         query = sa.select(schema.facts).where(f.release_sha256 == release_sha)
@@ -424,7 +424,7 @@ class Store(AuditRecords):
         with self._read() as conn:
             rows = conn.execute(query.order_by(f.seq)).all()
         return [
-            Fact(
+            StoredFact(
                 seq=row.seq,
                 release_sha=row.release_sha256,
                 kind=row.kind,
@@ -489,15 +489,6 @@ class Store(AuditRecords):
                     .order_by(schema.receipts.c.tenant)
                 ).scalars()
             )
-
-    def export_bundle(
-        self, *, tenant: str = "default", inclusion_proofs: bool = True
-    ) -> dict[str, Any]:
-        """A self-contained, JSON-ready bundle of the tenant's receipts (see
-        ``relgate.receipts.bundle``), with a fresh signed tree head over all of them."""
-        from relgate.receipts.bundle import export_bundle  # receipts.bundle imports Store
-
-        return export_bundle(self, tenant=tenant, inclusion_proofs=inclusion_proofs)
 
 
 # ---- helpers ------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
-from relgate.routing import SLICE_HEADER, Matcher, PromptTemplate, ReleaseRoute, message_text
+from relgate.manifest import PromptTemplate, Routing, message_text
+from relgate.routing import SLICE_HEADER, ReleaseRoute
 
 DEFAULT_HEDGE = (
     "I can't give legal advice. Please consult a qualified professional about your situation."
@@ -255,12 +256,15 @@ if __name__ == "__main__":
 
 
 def release_route_for(
-    backend: TestBackend, tag: str, *, matchers: tuple[Matcher, ...] = ()
+    backend: TestBackend, tag: str, *, routing: Routing | None = None
 ) -> ReleaseRoute:
     """A TEST release served by ``backend``: sha256 of ``tag``, model ``model-<tag>``, system
     ``system of <tag>`` and template ``[<tag>] {input}``, so echoes show all three."""
     sha = hashlib.sha256(tag.encode()).hexdigest()
     template = PromptTemplate(
-        f"system of {tag}", f"[{tag}] {{input}}", ("input",), ref=f"test/{tag}"
+        ref=f"test/{tag}",
+        system=f"system of {tag}",
+        template=f"[{tag}] {{input}}",
+        variables=("input",),
     )
-    return ReleaseRoute(sha, backend.base_url, f"model-{tag}", template, matchers)
+    return ReleaseRoute(sha, backend.base_url, f"model-{tag}", template, routing)

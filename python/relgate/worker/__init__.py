@@ -1,9 +1,2 @@
-"""Judge workers: the dispatcher (control plane), the worker process, and a `Judge` that
-scores through workers. See docs/scale-out.md for when to use them."""
-
-from __future__ import annotations
-
-from relgate.worker.dispatch import Dispatcher, JobResult, JobSpec, WorkerInfo
-from relgate.worker.remote_judge import RemoteJudge, with_workers
-
-__all__ = ["Dispatcher", "JobResult", "JobSpec", "RemoteJudge", "WorkerInfo", "with_workers"]
+"""Judge workers: the worker process (``runner``) that registers with a control plane, pulls
+judge jobs and sends results. See docs/scale-out.md for when to use them."""

@@ -21,24 +21,17 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-import grpc
-from google.protobuf.message import Message
 
 from relgate._proto.relgate.v1 import worker_pb2
-from relgate.client import MAX_MESSAGE_BYTES, rpc_error
+from relgate.client import RelgateClient
 from relgate.errors import AuthError, RelgateError
 from relgate.judge.base import Judge
-from relgate.worker.dispatch import REPLAY, JobSpec
-from relgate.worker.wire import job_spec
+from relgate.judge.jobs import REPLAY, JobSpec
+from relgate.wire.worker import job_spec
 
 __all__ = ["WorkerRunner", "run_job"]
 
 log = logging.getLogger("relgate.worker")
-
-R = TypeVar("R", bound=Message)
-_SERVICE = "/relgate.v1.WorkerService/"
 
 
 def run_job(judge: Judge, spec: JobSpec) -> tuple[list[float], list[str]]:
@@ -49,11 +42,12 @@ def run_job(judge: Judge, spec: JobSpec) -> tuple[list[float], list[str]]:
 
     r = spec.replay or {}
     prompts = [str(p) for p in r.get("prompts", ())]
+    system = str(r.get("system") or "")
+    lead = [{"role": "system", "content": system}] if system else []
     got = from_endpoint(
-        {str(i): p for i, p in enumerate(prompts)},
+        {str(i): [*lead, {"role": "user", "content": p}] for i, p in enumerate(prompts)},
         base_url=str(r["endpoint"]),
         model=str(r["model"]),
-        system=str(r.get("system") or "") or None,
         timeout_s=float(r.get("timeout_s", 60.0)),
     )
     answers = [got.texts[str(i)] for i in range(len(prompts))]
@@ -96,41 +90,19 @@ class WorkerRunner:
         self.capacity = capacity
         self.name = name or f"{socket.gethostname()}-{threading.get_native_id()}"
         self.poll_ms = poll_ms
-        self._metadata = (("authorization", f"Bearer {api_key.strip()}"),)
-        options = [
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
-        self._channel = (
-            grpc.secure_channel(control, grpc.ssl_channel_credentials(), options=options)
-            if tls
-            else grpc.insecure_channel(control, options=options)
-        )
+        self._client = RelgateClient(control, api_key=api_key, tls=tls)
         self.worker_id = ""
         self.heartbeat_interval_s = 1.0
         self.done = 0
         self._held = _Held()
 
-    def _call(self, method: str, request: Message, response_cls: type[R], timeout: float) -> R:
-        stub = self._channel.unary_unary(
-            _SERVICE + method,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=response_cls.FromString,
-        )
-        try:
-            response: R = stub(request, metadata=self._metadata, timeout=timeout)
-        except grpc.RpcError as exc:
-            raise rpc_error(exc, self.control) from None
-        return response
-
     def close(self) -> None:
         """Close the channel (``run`` does this itself when it returns)."""
-        self._channel.close()
+        self._client.close()
 
     def register(self) -> str:
         """Register (again); returns the worker id."""
-        reply = self._call(
-            "RegisterWorker",
+        reply = self._client.register_worker(
             worker_pb2.RegisterWorkerRequest(
                 name=self.name,
                 backends=self.backends,
@@ -139,7 +111,6 @@ class WorkerRunner:
                 judge_description_json=json.dumps(dict(self.judge.description), sort_keys=True),
                 capacity=self.capacity,
             ),
-            worker_pb2.RegisterWorkerResponse,
             timeout=30.0,
         )
         self.worker_id = reply.worker_id
@@ -150,12 +121,9 @@ class WorkerRunner:
     def _heartbeats(self, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_interval_s):
             try:
-                self._call(
-                    "Heartbeat",
-                    worker_pb2.HeartbeatRequest(
-                        worker_id=self.worker_id, job_ids=self._held.snapshot()
-                    ),
-                    worker_pb2.HeartbeatResponse,
+                self._client.heartbeat(
+                    self.worker_id,
+                    self._held.snapshot(),
                     timeout=max(1.0, self.heartbeat_interval_s),
                 )
             except AuthError:
@@ -186,12 +154,10 @@ class WorkerRunner:
             self.close()
 
     def _serve_once(self) -> None:
-        reply = self._call(
-            "PullJobs",
-            worker_pb2.PullJobsRequest(
-                worker_id=self.worker_id, max_jobs=self.capacity, wait_ms=self.poll_ms
-            ),
-            worker_pb2.PullJobsResponse,
+        reply = self._client.pull_jobs(
+            self.worker_id,
+            max_jobs=self.capacity,
+            wait_ms=self.poll_ms,
             timeout=self.poll_ms / 1000.0 + 30.0,
         )
         with self._held.lock:
@@ -211,7 +177,7 @@ class WorkerRunner:
             tokens_after = getattr(self.judge, "tokens_processed", None)
             if tokens_before is not None and tokens_after is not None:
                 request.tokens = max(0, int(tokens_after) - int(tokens_before))
-            self._call("SubmitResult", request, worker_pb2.SubmitResultResponse, timeout=60.0)
+            self._client.submit_result(request, timeout=60.0)
             with self._held.lock:
                 self._held.ids.discard(job.job_id)
             self.done += 1

@@ -22,15 +22,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from relgate import dashboard
+from relgate.app.gates import GateOptions, GateRequest
+from relgate.app.rollout_runtime import ManualClock, StoreFactLog
 from relgate.data import demo_answers_path
-from relgate.gate.service import GateOptions, GateRequest
 from relgate.gate.sources import AnswerChoice
 from relgate.manifest import ReleaseManifest
+from relgate.roles import Role
 from relgate.rollout.controller import Readings, RolloutController
 from relgate.rollout.monitors import ErrorRateReading, LatencyReading, QualityReading, SliceQuality
-from relgate.rollout.runtime import ManualClock, StoreFactLog
 from relgate.rollout.spec import RolloutSpec
-from relgate.service.auth import Role, create_key
+from relgate.service.auth import create_key
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.suite import load_suite
 
@@ -107,13 +109,14 @@ class World:
 
 def start_server(tmp: Path) -> BackgroundServer:
     """A server with the test-double judge, no gateway, a manual rollout clock."""
-    from relgate.rollout.service import RolloutOptions
+    from relgate.app.rollouts import RolloutOptions
 
     return BackgroundServer(
         tmp / "data",
         gateway_port=None,
         gate=GateOptions(judge_factory=lambda choice: OverlapJudge()),
         rollout=RolloutOptions(clock=ManualClock()),
+        web_extension=dashboard.mount,
     )
 
 

@@ -14,7 +14,8 @@ import pytest
 from dashboard_helpers import World, get, start_server
 from relgate.dashboard import dashboard_url
 from relgate.receipts import verify_bundle
-from relgate.service.auth import Role, create_key
+from relgate.roles import Role
+from relgate.service.auth import create_key
 
 
 def _routes(w: World) -> list[str]:

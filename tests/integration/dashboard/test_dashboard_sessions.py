@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from relgate.dashboard.sessions import SessionStore
 from relgate.errors import AuthError
-from relgate.service.auth import Authenticator, Role, create_key
+from relgate.roles import Role
+from relgate.service.auth import Authenticator, create_key
 from relgate.store import Store
 
 

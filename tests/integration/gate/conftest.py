@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("relgate.stats")
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from gate_helpers import GateEnv, gate_env
-from relgate.demo_gate import GateChapter, gate_chapter
+from relgate.demo.gate import GateChapter, gate_chapter
 from relgate.judge.base import Judge
 from rich.console import Console
 

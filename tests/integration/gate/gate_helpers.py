@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from relgate.app.gates import GateOptions
+from relgate.client import RelgateClient
 from relgate.errors import JudgeUnavailableError
-from relgate.gate.client import GateClient
-from relgate.gate.service import GateOptions
 from relgate.gate.sources import JudgeChoice
 from relgate.judge.base import Judge
 from relgate.service.server import BackgroundServer, RunningServer
@@ -53,13 +53,13 @@ class GateEnv:
     """A running server and clients holding keys of each role."""
 
     server: RunningServer
-    admin: GateClient
+    admin: RelgateClient
     admin_key: str
-    clients: list[GateClient]
+    clients: list[RelgateClient]
 
-    def client(self, role: str, tenant: str = "") -> GateClient:
+    def client(self, role: str, tenant: str = "") -> RelgateClient:
         key = self.admin.create_key(role, name=f"test-{role}", tenant=tenant).key
-        made = GateClient(self.server.address, api_key=key, timeout=60)
+        made = RelgateClient(self.server.address, api_key=key, timeout=60)
         self.clients.append(made)
         return made
 
@@ -79,7 +79,7 @@ def gate_env(
     with BackgroundServer(data_dir, gateway_port=None, gate=options) as server:
         assert server.admin_key_path is not None
         key = server.admin_key_path.read_text().strip()
-        admin = GateClient(server.address, api_key=key, timeout=60)
+        admin = RelgateClient(server.address, api_key=key, timeout=60)
         env = GateEnv(server=server, admin=admin, admin_key=key, clients=[])
         try:
             yield env
@@ -92,7 +92,7 @@ def manifest_json(
     tag: str, *, suite_ref: str, suite_sha256: str, previous: str | None, **extra: Any
 ) -> str:
     """A closed-weight release on a suite (answers come from recordings)."""
-    from relgate.demo_gate import demo_manifest
+    from relgate.demo.gate import demo_manifest
 
     doc = demo_manifest(tag, suite_sha256, previous)
     doc["dataset"] = {"ref": suite_ref, "sha256": suite_sha256}

@@ -17,10 +17,9 @@ from relgate import errors
 from relgate._proto.relgate.v1 import gate_pb2
 from relgate.cli import app
 from relgate.cli.gate import EXIT_FAIL, EXIT_INSUFFICIENT, EXIT_PASS, EXIT_PASS_WITH_WARNINGS
+from relgate.client import RelgateClient, answer_source
 from relgate.data import demo_answers_path, demo_suite_path
-from relgate.gate.client import answer_source
 from relgate.judge.base import Judge
-from relgate.rollout.client import RolloutClient
 from relgate.suite import load_suite
 from typer.testing import CliRunner
 
@@ -91,7 +90,7 @@ def test_override_needs_releaser_role_and_a_rationale(small: Small) -> None:
 
 def test_override_records_its_sha_and_opens_the_rollout(small: Small) -> None:
     _, v2 = small.pair()
-    rollouts = RolloutClient(small.env.server.address, api_key=small.env.admin_key)
+    rollouts = RelgateClient(small.env.server.address, api_key=small.env.admin_key)
     try:
         with pytest.raises(errors.GateError, match="gate failed"):
             rollouts.start_rollout(v2)

@@ -10,8 +10,8 @@ import pytest
 from gate_helpers import GateEnv, RaisingJudgeDouble, gate_env, manifest_json
 from relgate import errors
 from relgate._proto.relgate.v1 import gate_pb2
+from relgate.client import answer_source
 from relgate.data import demo_answers_path, demo_suite_path
-from relgate.gate.client import answer_source
 from relgate.judge.base import Judge
 from relgate.suite import load_suite
 

@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 import polars as pl
 from relgate._proto.relgate.v1 import rollout_pb2
 from relgate.answers import load_answers
+from relgate.app.probes import ProbeOptions, suite_anchors
+from relgate.app.rollout_runtime import ManualClock
+from relgate.app.rollouts import ActiveRollout, RolloutOptions
+from relgate.client import RelgateClient
 from relgate.data import demo_calibration_answers_path, demo_suite_path
 from relgate.errors import JudgeUnavailableError
 from relgate.judge.base import Judge
-from relgate.rollout.client import RolloutClient
-from relgate.rollout.probe import ProbeOptions, suite_anchors
-from relgate.rollout.runtime import ManualClock
-from relgate.rollout.service import ActiveRollout, RolloutOptions
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.store import Store
 from relgate.testing.backends import BackendKnobs, TestBackend
@@ -125,7 +125,7 @@ class Env:
 
     server: RunningServer
     clock: ManualClock
-    client: RolloutClient
+    client: RelgateClient
     loop: LoopThread
     backends: dict[str, TestBackend]
     prompts: dict[str, list[str]]
@@ -279,7 +279,7 @@ def start_env(
     bg = BackgroundServer(tmp / "data", rollout=options)
     server = bg.start()
     key = (tmp / "data" / "admin.key").read_text().strip()
-    client = RolloutClient(server.address, api_key=key, timeout=60)
+    client = RelgateClient(server.address, api_key=key, timeout=60)
     try:
         yield Env(server, clock, client, loop, backends, prompts, down)
     finally:

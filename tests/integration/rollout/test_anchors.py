@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from relgate.app.probes import HEDGES, dataset_anchors
 from relgate.data import demo_suite_path
 from relgate.gate.sources import SuiteResolver
-from relgate.rollout.probe import HEDGES, dataset_anchors
 from relgate.suite import load_suite
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from relgate import errors
-from relgate.rollout.client import RolloutClient
+from relgate.client import RelgateClient
 from rollout_helpers import Env
 
 
@@ -24,7 +24,7 @@ def test_roles_and_input(env: Env) -> None:
         stub = channel.unary_unary("/relgate.v1.RolloutService/StartRollout")
         assert _code(lambda: stub(b"")) is grpc.StatusCode.UNAUTHENTICATED
     viewer_key = env.client.create_key("viewer", name="v").key
-    viewer = RolloutClient(address, api_key=viewer_key)
+    viewer = RelgateClient(address, api_key=viewer_key)
     try:
         with pytest.raises(errors.AuthError):
             viewer.start_rollout(env.shas["v1"])
@@ -41,7 +41,7 @@ def test_roles_and_input(env: Env) -> None:
     with pytest.raises(errors.NotFoundError):
         env.client.start_rollout("0" * 64)
     other_key = env.client.create_key("releaser", name="b", tenant="team-b").key
-    other = RolloutClient(address, api_key=other_key)
+    other = RelgateClient(address, api_key=other_key)
     try:
         ro = env.client.start_rollout(env.shas["v1"], overrides={"shadow_s": 0})
         with pytest.raises(errors.NotFoundError):  # another tenant's rollout is absent

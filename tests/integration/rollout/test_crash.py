@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from relgate.rollout.client import RolloutClient
+from relgate.client import RelgateClient
 from relgate.store import Store
 from relgate.testing.backends import BackendKnobs, TestBackend
 from rollout_helpers import (
@@ -64,7 +64,7 @@ def test_sigkill_mid_rollout_resumes(tmp_path: Path, backends: dict[str, TestBac
         key = (data / "admin.key").read_text().strip()
         store = Store.open(None, data_dir=data)
         try:
-            with RolloutClient(first.address, api_key=key, timeout=60) as c:
+            with RelgateClient(first.address, api_key=key, timeout=60) as c:
                 v1 = c.register_release(manifest("v1", backends["b1"], None)).release.sha256
                 record_gate(store, v1, "pass")
                 boot = c.start_rollout(v1, overrides={"shadow_s": 0})
@@ -85,7 +85,7 @@ def test_sigkill_mid_rollout_resumes(tmp_path: Path, backends: dict[str, TestBac
         second = start_serve(data, *args)
         procs.append(second)
         url = second.gateway + "/v1/chat/completions"
-        with RolloutClient(second.address, api_key=key, timeout=60) as c:
+        with RelgateClient(second.address, api_key=key, timeout=60) as c:
             again = c.get_rollout(ro.rollout_id)
             assert again.release_sha256 == v2
             assert again.status.step_index == 0 and again.status.weight_bp == 2500

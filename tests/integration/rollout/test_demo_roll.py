@@ -16,8 +16,8 @@ pytest.importorskip("transformers")
 
 @pytest.mark.slow
 def test_roll_chapter_as_told(tmp_path: Path) -> None:
-    from relgate.demo_gate import gate_chapter
-    from relgate.demo_roll import DemoWorld, receipts_chapter, roll_chapter
+    from relgate.demo.gate import gate_chapter
+    from relgate.demo.roll import DemoWorld, receipts_chapter, roll_chapter
 
     console = Console(width=140)
     with DemoWorld(tmp_path / "server", score_cache=tmp_path / "scores.db") as world:

@@ -11,10 +11,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from relgate.app.jobs import Dispatcher
 from relgate.judge.base import Judge
-from relgate.service.auth import Role, create_key
+from relgate.roles import Role
+from relgate.service.auth import create_key
 from relgate.service.server import BackgroundServer, RunningServer
-from relgate.worker import Dispatcher
 
 # Short enough that a killed worker's job moves on within a test, long enough that a worker
 # on a busy 2-core machine keeps its lease between heartbeats (a quarter of it).

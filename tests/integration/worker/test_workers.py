@@ -18,18 +18,20 @@ from typing import Any
 import numpy as np
 import pytest
 from relgate.answers import load_answers
+from relgate.app.jobs import Dispatcher
+from relgate.app.remote_judge import RemoteJudge
 from relgate.client import RelgateClient
 from relgate.data import demo_answers_path
 from relgate.errors import AuthError, JudgeUnavailableError
 from relgate.gate.run import score_release
 from relgate.gate.sources import JudgeChoice
 from relgate.judge.base import Judge
+from relgate.roles import Role
 from relgate.rollout.monitors import MonitorThresholds, Verdict, evaluate_quality
 from relgate.rollout.replay import ReplayTrace, replay_quality
-from relgate.service.auth import Role, create_key
+from relgate.service.auth import create_key
 from relgate.service.server import RunningServer
 from relgate.suite import load_suite
-from relgate.worker import Dispatcher, RemoteJudge
 from relgate.worker.runner import WorkerRunner
 
 HERE = Path(__file__).parent
@@ -176,24 +178,21 @@ def test_unknown_worker_and_non_worker_keys_are_refused(
 ) -> None:
     from relgate._proto.relgate.v1 import worker_pb2
 
-    submit = "/relgate.v1.WorkerService/SubmitResult"
     request = worker_pb2.SubmitResultRequest(worker_id="w-forged", job_id="j-1", scores=[0.5])
     with (
         RelgateClient(control.address, api_key=worker_key) as client,
         pytest.raises(AuthError, match="unknown worker"),
     ):
-        client.call(submit, request, worker_pb2.SubmitResultResponse)
+        client.submit_result(request)
     admin = (control.data_dir / "admin.key").read_text().strip()
     releaser = create_key(control.store, role=Role.RELEASER, name="rel")
     for key in (admin, releaser):
         with RelgateClient(control.address, api_key=key) as client, pytest.raises(AuthError):
-            client.call(
-                "/relgate.v1.WorkerService/RegisterWorker",
-                worker_pb2.RegisterWorkerRequest(judge_sha256="a" * 64, capacity=1),
-                worker_pb2.RegisterWorkerResponse,
+            client.register_worker(
+                worker_pb2.RegisterWorkerRequest(judge_sha256="a" * 64, capacity=1)
             )
     with RelgateClient(control.address) as client, pytest.raises(AuthError):
-        client.call(submit, request, worker_pb2.SubmitResultResponse)
+        client.submit_result(request)
     # A worker key opens nothing but the WorkerService.
     with RelgateClient(control.address, api_key=worker_key) as client, pytest.raises(AuthError):
         client.list_releases()
@@ -232,7 +231,7 @@ def test_replay_batch_generates_on_the_candidate_and_scores(
 
 
 def test_a_worker_gate_judge_is_also_the_monitors_judge(tmp_path: Path) -> None:
-    from relgate.gate.service import GateOptions
+    from relgate.app.gates import GateOptions
     from relgate.service.server import BackgroundServer
 
     choice = JudgeChoice("worker", {"judge_sha256": "e" * 64, "timeout": 0.2})

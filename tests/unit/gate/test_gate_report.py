@@ -12,9 +12,6 @@ import numpy as np
 import polars as pl
 import pytest
 from gate_doubles import graded_slice, make_calibration, make_scores
-
-pytest.importorskip("relgate.stats")
-
 from relgate.gate import GatePolicy, GateResult, decide
 from relgate.gate.report import format_table, load_scores, render_svg, write_report
 

@@ -7,11 +7,12 @@ import threading
 
 import pytest
 from relgate.errors import InvalidTransitionError
-from relgate.gateway import Gateway
-from relgate.routing import PromptTemplate, ReleaseRoute, RoutingSnapshot
-from relgate.upstream import SseText
+from relgate.gateway.server import Gateway
+from relgate.gateway.upstream import SseText
+from relgate.manifest import PromptTemplate
+from relgate.routing import ReleaseRoute, RoutingSnapshot
 
-TPL = PromptTemplate("", "{input}", ("input",))
+TPL = PromptTemplate(ref="t", template="{input}", variables=("input",))
 A = ReleaseRoute("a" * 64, "http://127.0.0.1:1/v1", "m-a", TPL)
 B = ReleaseRoute("b" * 64, "http://127.0.0.1:2/v1", "m-b", TPL)
 

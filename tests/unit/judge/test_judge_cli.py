@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
-pytest.importorskip("relgate.stats")
 
 from relgate.cli import app
 from relgate.gate import Calibration

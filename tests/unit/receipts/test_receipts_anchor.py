@@ -21,18 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from relgate.anchor import (
+from relgate.app.receipts import AnchorSchedule, anchor_now, export_bundle
+from relgate.errors import InvalidInputError
+from relgate.manifest import ReleaseManifest
+from relgate.receipts import SignedTreeHead, TreeHeadSigner
+from relgate.receipts.anchors import (
     CommandSink,
     DirectorySink,
     Rfc3161Sink,
-    anchor_now,
-    anchor_periodically,
     anchor_tree_head,
     parse_sink,
 )
-from relgate.errors import InvalidInputError
-from relgate.manifest import ReleaseManifest
-from relgate.receipts import SignedTreeHead, TreeHeadSigner, export_bundle
 from relgate.store import Store
 from rfc3161_client import decode_timestamp_response
 
@@ -228,10 +227,10 @@ def test_anchor_periodically(store: Store, api_manifest: dict[str, Any], tmp_pat
     signer = TreeHeadSigner(store.data_dir)
 
     async def run() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            anchor_periodically(store, signer, [DirectorySink(out)], interval_s=0.01, stop=stop)
-        )
+        schedule = AnchorSchedule(store, signer, [DirectorySink(out)], interval=0.01)
+        schedule.start()
+        task = schedule._task
+        assert task is not None
 
         async def wait_for_files(n: int) -> None:
             deadline = time.monotonic() + 30
@@ -254,12 +253,12 @@ def test_anchor_periodically(store: Store, api_manifest: dict[str, Any], tmp_pat
         await wait_for_files(3)
         assert [h["tree_size"] for h in store.tree_heads()] == [1, 2]
         assert [h["tree_size"] for h in store.tree_heads(tenant="acme")] == [1]
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
+        await asyncio.wait_for(schedule.stop(), timeout=30)
+        assert task.cancelled()
 
     asyncio.run(run())
     names = sorted(p.name for p in out.glob("*.json"))
     assert [n.split("-")[0] for n in names] == ["acme", "default", "default"]
     assert {a["sink"] for a in store.anchors()} == {"directory"}
     with pytest.raises(InvalidInputError):
-        asyncio.run(anchor_periodically(store, signer, [], interval_s=0, stop=asyncio.Event()))
+        AnchorSchedule(store, signer, [], interval=0)

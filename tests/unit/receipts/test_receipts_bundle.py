@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from relgate import merkle
+from relgate.app.receipts import export_bundle, sign_tree_head
 from relgate.canonical import canonical_json, sha256_hex
 from relgate.errors import InvalidInputError
 from relgate.manifest import ReleaseManifest
@@ -18,9 +19,7 @@ from relgate.receipts import (
     REASONS,
     BundleReport,
     TreeHeadSigner,
-    export_bundle,
     leaf_hashes,
-    sign_tree_head,
     verify_bundle,
 )
 from relgate.store import Store

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from relgate.app.receipts import export_bundle, sign_tree_head
 from relgate.canonical import canonical_json
 from relgate.errors import InvalidInputError
 from relgate.manifest import ReleaseManifest
 from relgate.receipts import (
     BundleReport,
     TreeHeadSigner,
-    export_bundle,
-    sign_tree_head,
     verify_bundle,
 )
 from relgate.store import Store

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from relgate import merkle
+from relgate.app.receipts import sign_tree_head
 from relgate.errors import IntegrityError, InvalidInputError
 from relgate.manifest import ReleaseManifest
 from relgate.receipts import (
@@ -20,7 +21,6 @@ from relgate.receipts import (
     leaf_hashes,
     make_receipt,
     receipt_from_dict,
-    sign_tree_head,
 )
 from relgate.store import Store
 

@@ -178,9 +178,7 @@ def test_slice_without_anchors_is_undefined_hence_inconclusive() -> None:
 
 
 def test_native_spearman_agrees_with_scipy() -> None:
-    stats = pytest.importorskip("relgate.stats")
-    if not hasattr(stats._native, "spearman_grouped"):  # pragma: no cover - until it lands
-        pytest.skip("relgate._native.spearman_grouped is not built yet")
+
     rows = traces()
     native = replay_quality(select_recent(rows, 50), candidate(rows, "law"),
                             {s: HEDGES for s in TOPICS}, jaccard)  # fmt: skip

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from relgate.errors import InvalidInputError, ManifestError
-from relgate.routing import (
+from relgate.errors import ManifestError
+from relgate.manifest import (
     PromptTemplate,
-    ReleaseRoute,
-    RoutingSnapshot,
-    matchers_from_routing,
-    session_bucket,
+    ReleaseManifest,
+    Routing,
+    matcher_slice,
+    traffic_class,
 )
+from relgate.routing import ReleaseRoute, RoutingSnapshot, session_bucket
 
-TPL = PromptTemplate("", "{input}", ("input",))
-LEGAL = matchers_from_routing({"matchers": [{"domain": "legal"}, {"domain": "tax"}]})
+TPL = PromptTemplate(ref="t", template="{input}", variables=("input",))
+LEGAL = Routing(matchers=({"domain": "legal"}, {"domain": "tax"}))
 STABLE = ReleaseRoute("a" * 64, "http://127.0.0.1:1/v1", "m-a", TPL)
 CAND = ReleaseRoute("b" * 64, "http://127.0.0.1:2/v1", "m-b", TPL, LEGAL)
 SNAP = RoutingSnapshot(1, STABLE, CAND, 10_000)
@@ -56,28 +57,31 @@ def test_non_string_metadata_is_ignored() -> None:
     assert SNAP.classify({}, {"metadata": "nope"}, "").attrs == {}
 
 
-def test_matchers_from_routing_accepts_the_manifest_forms_and_validates() -> None:
-    canonical = matchers_from_routing({"matchers": [{"b": "x", "a": "y"}, {}]})
-    assert canonical == matchers_from_routing([{"a": "y", "b": "x"}, {}])
-    assert canonical[0].pairs == (("a", "y"), ("b", "x"))
-    assert canonical[0].traffic_class == "a=y,b=x" and canonical[1].traffic_class == "all"
-    assert matchers_from_routing({"domain": "legal"})[0].slice == "legal"
-    assert matchers_from_routing([{"domain": "legal", "slice": "Law"}])[0].slice == "Law"
-    assert matchers_from_routing([{"domain": "legal", "tier": "pro"}])[0].slice is None
+def routing_of(routing: object) -> Routing:
+    """The routing a manifest with this ``routing`` field parses to."""
+    return ReleaseManifest.parse({**FULL, "routing": routing}).routing
+
+
+def test_routing_accepts_the_manifest_forms_and_validates() -> None:
+    canonical = routing_of({"matchers": [{"b": "x", "a": "y"}, {}]})
+    assert canonical == routing_of([{"a": "y", "b": "x"}, {}])
+    assert traffic_class(canonical.matchers[0]) == "a=y,b=x"
+    assert traffic_class(canonical.matchers[1]) == "all"
+    assert matcher_slice(routing_of({"domain": "legal"}).matchers[0]) == "legal"
+    assert matcher_slice(routing_of([{"domain": "legal", "slice": "Law"}]).matchers[0]) == "Law"
+    assert matcher_slice(routing_of([{"domain": "legal", "tier": "pro"}]).matchers[0]) is None
     for bad in ({"a": 1}, {"matchers": [{"a": ["x"]}]}, "legal", [3]):
         with pytest.raises(ManifestError):
-            matchers_from_routing(bad)
+            routing_of(bad)
 
 
 def test_a_matcher_needs_every_pair_and_any_matcher_will_do() -> None:
-    both = matchers_from_routing([{"domain": "legal", "tier": "pro"}, {"domain": "tax"}])
+    both = routing_of([{"domain": "legal", "tier": "pro"}, {"domain": "tax"}])
     route = ReleaseRoute("c" * 64, "http://127.0.0.1:9/v1", "m", TPL, both)
     assert route.accepts({"domain": "legal", "tier": "pro", "x": "y"})
     assert not route.accepts({"domain": "legal"})
     assert route.accepts({"domain": "tax"})
-    catch_all = ReleaseRoute(
-        "c" * 64, "http://127.0.0.1:9/v1", "m", TPL, matchers_from_routing([{}])
-    )
+    catch_all = ReleaseRoute("c" * 64, "http://127.0.0.1:9/v1", "m", TPL, routing_of([{}]))
     assert catch_all.accepts({}) and catch_all.accepts({"domain": "x"})
     snap = RoutingSnapshot(1, route)
     c = snap.classify({}, {"metadata": {"domain": "legal", "tier": "pro"}}, "")
@@ -101,9 +105,18 @@ MANIFEST = {
 }
 
 
-def test_route_from_manifest_mapping() -> None:
-    r = ReleaseRoute.from_manifest(MANIFEST, "c" * 64)
-    assert (r.model, r.endpoint, r.prompt_template.system) == (
+FULL = {
+    **MANIFEST,
+    "dataset": {"ref": "suite@1", "sha256": "ab" * 32},
+    "previous_release": None,
+}
+
+
+def test_route_from_a_manifest() -> None:
+    m = ReleaseManifest.parse(FULL)
+    r = ReleaseRoute.from_manifest(m)
+    assert (r.release_sha256, r.model, r.endpoint, r.prompt_template.system) == (
+        m.sha256,
         "gpt-x",
         "http://127.0.0.1:9/v1",
         "S",
@@ -111,27 +124,21 @@ def test_route_from_manifest_mapping() -> None:
     assert r.prompt_template.variables == ("question",)
     assert r.accepts({"domain": "legal"}) and not r.accepts({"domain": "x"})
     hf = {
-        **MANIFEST,
+        **FULL,
         "model": {"kind": "hf", "repo": "org/m", "revision": "abc", "endpoint": "http://h/v1"},
     }
-    assert ReleaseRoute.from_manifest(hf, "c" * 64).model == "org/m"
-    with pytest.raises(InvalidInputError):
-        ReleaseRoute.from_manifest(MANIFEST)
+    assert ReleaseRoute.from_manifest(ReleaseManifest.parse(hf)).model == "org/m"
+    named = {**hf, "model": {**hf["model"], "served_name": "smol"}}
+    assert ReleaseRoute.from_manifest(ReleaseManifest.parse(named)).model == "smol"
     with pytest.raises(ManifestError):
-        ReleaseRoute.from_manifest({**MANIFEST, "model": {"kind": "api", "model": "m"}}, "c" * 64)
-    no_prompt = {k: v for k, v in MANIFEST.items() if k != "prompt_template"}
+        ReleaseManifest.parse({**FULL, "model": {"kind": "api", "model": "m"}})
+    no_prompt = {k: v for k, v in FULL.items() if k != "prompt_template"}
     with pytest.raises(ManifestError):
-        ReleaseRoute.from_manifest(no_prompt, "c" * 64)
+        ReleaseManifest.parse(no_prompt)
 
 
 def test_route_from_a_release_manifest_object() -> None:
-    manifest_mod = pytest.importorskip("relgate.manifest")
-    full = {
-        **MANIFEST,
-        "dataset": {"ref": "suite@1", "sha256": "ab" * 32},
-        "previous_release": None,
-    }
-    m = manifest_mod.ReleaseManifest.parse(json.dumps(full))
+    m = ReleaseManifest.parse(json.dumps(FULL))
     r = ReleaseRoute.from_manifest(m)
     assert r.release_sha256 == m.sha256 and r.model == "gpt-x"
     assert r.prompt_template.render({"question": "why?"}) == "Q: why?"

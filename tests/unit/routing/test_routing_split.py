@@ -8,15 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from relgate.errors import InvalidInputError
+from relgate.manifest import PromptTemplate
 from relgate.routing import (
-    BUCKETS,
-    PromptTemplate,
+    FULL_WEIGHT_BP as BUCKETS,
+)
+from relgate.routing import (
     ReleaseRoute,
     RoutingSnapshot,
     session_bucket,
 )
 
-TPL = PromptTemplate("sys", "{input}", ("input",))
+TPL = PromptTemplate(ref="t", system="sys", template="{input}", variables=("input",))
 STABLE = ReleaseRoute("a" * 64, "http://127.0.0.1:1/v1", "m-a", TPL)
 CAND = ReleaseRoute("b" * 64, "http://127.0.0.1:2/v1", "m-b", TPL)
 

@@ -4,35 +4,51 @@ from __future__ import annotations
 
 import pytest
 from relgate.errors import InvalidInputError, ManifestError
-from relgate.routing import PromptTemplate
+from relgate.manifest import PromptTemplate, ReleaseManifest
+
+
+def T(system: str, template: str, variables: tuple[str, ...]) -> PromptTemplate:
+    return PromptTemplate(ref="t", system=system, template=template, variables=variables)
 
 
 def test_render_both_placeholder_spellings_declared_names_only() -> None:
-    t = PromptTemplate("S", '{a} and {{ b }} and {{b}} but not {c} or {"json": 1}', ("a", "b"))
+    t = T("S", '{a} and {{ b }} and {{b}} but not {c} or {"json": 1}', ("a", "b"))
     assert t.render({"a": "1", "b": "{c}"}) == '1 and {c} and {c} but not {c} or {"json": 1}'
 
 
 def test_render_does_not_evaluate_format_fields() -> None:
-    t = PromptTemplate("", "{input} {input.__class__} {0}", ("input",))
+    t = T("", "{input} {input.__class__} {0}", ("input",))
     assert t.render({"input": "x"}) == "x {input.__class__} {0}"
 
 
 def test_missing_variable_is_an_error() -> None:
     with pytest.raises(InvalidInputError, match="b"):
-        PromptTemplate("", "{a}{b}", ("a", "b")).render({"a": "1"})
+        T("", "{a}{b}", ("a", "b")).render({"a": "1"})
 
 
-def test_bad_variable_names_are_manifest_errors() -> None:
-    with pytest.raises(ManifestError):
-        PromptTemplate("", "", ("not-an-id",))
-    with pytest.raises(ManifestError):
-        PromptTemplate("", "", ("a", "a"))
+def test_bad_variable_names_are_refused() -> None:
+    # Built in code, a template is a pydantic model: a ValueError naming the problem (a parsed
+    # manifest turns the same problem into a ManifestError naming the field path).
+    with pytest.raises(ValueError, match="should match pattern"):
+        T("", "{x}", ("not-an-id",))
+    with pytest.raises(ValueError, match="unique"):
+        T("", "{a}", ("a", "a"))
+    with pytest.raises(ValueError, match="does not appear"):
+        T("", "no placeholder", ("a",))
+    with pytest.raises(ManifestError, match=r"prompt_template: variables: names must be unique"):
+        ReleaseManifest.parse(
+            {
+                "model": {"kind": "api", "provider": "p", "model": "m", "endpoint": "http://h/v1"},
+                "prompt_template": {"ref": "t", "template": "{a}", "variables": ["a", "a"]},
+                "routing": [{}],
+                "dataset": {"ref": "s", "sha256": "ab" * 32},
+                "previous_release": None,
+            }
+        )
 
 
 def test_render_messages_wraps_last_user_message_and_prepends_system() -> None:
-    t = PromptTemplate(
-        "You are a careful lawyer.", "[{domain}] Q: {question}", ("domain", "question")
-    )
+    t = T("You are a careful lawyer.", "[{domain}] Q: {question}", ("domain", "question"))
     msgs = [
         {"role": "user", "content": "earlier"},
         {"role": "assistant", "content": "ok"},
@@ -50,7 +66,7 @@ def test_render_messages_wraps_last_user_message_and_prepends_system() -> None:
 
 
 def test_input_variable_takes_the_user_text() -> None:
-    t = PromptTemplate("", "{lang}: {input}", ("lang", "input"))
+    t = T("", "{lang}: {input}", ("lang", "input"))
     assert (
         t.render_messages([{"role": "user", "content": "hi"}], {"lang": "fr"})[-1]["content"]
         == "fr: hi"
@@ -60,10 +76,10 @@ def test_input_variable_takes_the_user_text() -> None:
 
 
 def test_template_without_a_user_variable_leads_the_user_text() -> None:
-    t = PromptTemplate("", "Answer in {lang}.", ("lang",))
+    t = T("", "Answer in {lang}.", ("lang",))
     out = t.render_messages([{"role": "user", "content": "hi"}], {"lang": "French"})
     assert out[-1]["content"] == "Answer in French.\n\nhi"
-    fixed = PromptTemplate("", "Be brief.", ())
+    fixed = T("", "Be brief.", ())
     assert (
         fixed.render_messages([{"role": "user", "content": "hi"}])[-1]["content"]
         == "Be brief.\n\nhi"
@@ -72,8 +88,6 @@ def test_template_without_a_user_variable_leads_the_user_text() -> None:
 
 def test_no_user_message_is_an_error() -> None:
     with pytest.raises(InvalidInputError):
-        PromptTemplate("", "{input}", ("input",)).render_messages(
-            [{"role": "system", "content": "x"}]
-        )
+        T("", "{input}", ("input",)).render_messages([{"role": "system", "content": "x"}])
     with pytest.raises(InvalidInputError):
-        PromptTemplate("", "{input}", ("input",)).render_messages([{"role": "user", "content": 5}])
+        T("", "{input}", ("input",)).render_messages([{"role": "user", "content": 5}])

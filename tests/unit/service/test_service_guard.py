@@ -13,11 +13,12 @@ import grpc
 import grpc.aio
 import pytest
 from relgate._proto.relgate.v1 import release_pb2
+from relgate.errors import GRPC_ERROR_METADATA_KEY as ERROR_METADATA_KEY
 from relgate.errors import NotFoundError
-from relgate.service.auth import Authenticator, Role, hash_key
+from relgate.roles import Role
+from relgate.service.auth import Authenticator, hash_key
 from relgate.service.rpc import Call, Rpc, RpcEnv, build_handler
-from relgate.service.status import ERROR_METADATA_KEY
-from relgate.web import Metrics
+from relgate.service.web import Metrics
 
 KEY = "rgk_test-key"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 from relgate import errors
-from relgate.service.status import error_from_status, status_for
+from relgate.client.client import error_from_status
+from relgate.service.status import status_for
 
 S = grpc.StatusCode
 

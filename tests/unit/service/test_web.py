@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relgate.web import Metrics
+from relgate.service.web import Metrics
 
 
 def test_metrics_are_per_instance_and_counted() -> None:

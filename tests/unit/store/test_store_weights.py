@@ -10,7 +10,6 @@ import pytest
 from relgate.manifest import ReleaseManifest
 from relgate.store import Store
 
-pytest.importorskip("relgate.attest")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 

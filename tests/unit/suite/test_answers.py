@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from relgate.answers import Answers, from_endpoint, load_answers, render_prompt
+from relgate.answers import Answers, from_endpoint, load_answers
 from relgate.errors import InvalidInputError, JudgeUnavailableError, NotFoundError, RelgateError
+from relgate.manifest import PromptTemplate
 
 
 def test_sha_is_order_and_format_independent(tmp_path: Path) -> None:
@@ -46,13 +47,18 @@ def test_bad_answer_files_are_named(tmp_path: Path) -> None:
 
 
 def test_render_prompt_applies_template_and_system() -> None:
-    messages = render_prompt("Q: {question}\nA:", "Is it?", system="Be brief.")
-    assert messages == [
+    template = PromptTemplate(
+        ref="t", system="Be brief.", template="Q: {question}\nA:", variables=("question",)
+    )
+    assert template.render_prompt("Is it?") == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Q: Is it?\nA:"},
     ]
-    with pytest.raises(InvalidInputError, match="variables other than 'question'"):
-        render_prompt("{question} {context}", "x")
+    two = PromptTemplate(
+        ref="t", template="{question} {context}", variables=("question", "context")
+    )
+    with pytest.raises(InvalidInputError, match="prompt variables missing: question, context"):
+        two.render_prompt("x")
 
 
 class EchoChatServer:
@@ -122,14 +128,16 @@ def server() -> Iterator[EchoChatServer]:
 def test_endpoint_answers_with_template_retries_and_concurrency_limit(
     server: EchoChatServer,
 ) -> None:
-    prompts = {f"q{k}": f"question {k}" for k in range(12)}
-    answers = from_endpoint(
-        prompts, base_url=server.base_url, model="m", template="Q: {question}", concurrency=3
-    )
+    template = PromptTemplate(ref="t", template="Q: {question}", variables=("question",))
+    messages = {f"q{k}": template.render_prompt(f"question {k}") for k in range(12)}
+    answers = from_endpoint(messages, base_url=server.base_url, model="m", concurrency=3)
     assert answers["q7"] == "Q: QUESTION 7" and len(answers) == 12
     assert len(server.bodies) == 12 + 2  # two 503s retried
     assert server.max_in_flight <= 3
     assert server.bodies[-1]["temperature"] == 0.0 and server.bodies[-1]["model"] == "m"
+
+
+USER_X = {"q": [{"role": "user", "content": "x"}]}
 
 
 def test_endpoint_errors() -> None:
@@ -137,6 +145,6 @@ def test_endpoint_errors() -> None:
         EchoChatServer(fail_first=10) as srv,
         pytest.raises(JudgeUnavailableError, match="2 tries"),
     ):
-        from_endpoint({"q": "x"}, base_url=srv.base_url, model="m", retries=1)
+        from_endpoint(USER_X, base_url=srv.base_url, model="m", retries=1)
     with EchoChatServer(status=404) as srv, pytest.raises(RelgateError, match="HTTP 404"):
-        from_endpoint({"q": "x"}, base_url=srv.base_url, model="m")
+        from_endpoint(USER_X, base_url=srv.base_url, model="m")

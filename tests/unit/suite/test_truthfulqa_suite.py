@@ -12,15 +12,14 @@ from relgate.data import (
     demo_answers_path,
     demo_calibration_answers_path,
     demo_suite_path,
+    truthfulqa_source_path,
 )
 from relgate.datasets.truthfulqa import HEDGE_REFERENCES, build_truthfulqa_suite
 from relgate.errors import InvalidInputError, NotFoundError
 from relgate.suite import load_suite
 
-ROOT = Path(__file__).resolve().parents[3]
-TRUTHFULQA = ROOT.parent / "shared" / "data" / "truthfulqa" / "TruthfulQA.csv"
+TRUTHFULQA = truthfulqa_source_path()
 DEMO_SUITE_SHA256 = "1b728f89fec292c56432e276ac0260cb01e2afc5a9f92e2de33879fcd2178f7e"
-needs_data = pytest.mark.skipif(not TRUTHFULQA.is_file(), reason="../shared TruthfulQA absent")
 
 
 def test_demo_suite_is_shipped_with_attribution() -> None:
@@ -55,7 +54,6 @@ def test_demo_releases_differ_only_on_law() -> None:
         demo_answers_path("v3")
 
 
-@needs_data
 def test_adapter_rebuilds_the_shipped_suite() -> None:
     built = build_truthfulqa_suite(TRUTHFULQA)
     assert built.suite.sha256 == DEMO_SUITE_SHA256
@@ -66,7 +64,6 @@ def test_adapter_rebuilds_the_shipped_suite() -> None:
     assert built.best_answers == shipped
 
 
-@needs_data
 def test_adapter_holds_out_best_answer_and_drops_non_answers() -> None:
     built = build_truthfulqa_suite(TRUTHFULQA, categories=["Law"], hedges=False)
     frame = built.suite.frame
@@ -78,7 +75,6 @@ def test_adapter_holds_out_best_answer_and_drops_non_answers() -> None:
     assert set(frame["origin"]) == {"truthfulqa:correct", "truthfulqa:incorrect"}
 
 
-@needs_data
 def test_adapter_rejects_unknown_category_and_other_file(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="no category Astrology"):
         build_truthfulqa_suite(TRUTHFULQA, categories=["Astrology"])

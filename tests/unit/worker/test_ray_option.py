@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from relgate.cli import app
-from relgate.cli.attest import ReattestEntry
+from relgate.scale.reattest import ReattestEntry
 from typer.testing import CliRunner
 
 

@@ -6,9 +6,12 @@ import threading
 
 import numpy as np
 import pytest
+from relgate.app.jobs import Dispatcher
+from relgate.app.remote_judge import RemoteJudge
 from relgate.errors import AuthError, InvalidInputError, JudgeError, JudgeUnavailableError
-from relgate.service.auth import Authenticator, Principal, Role
-from relgate.worker import Dispatcher, JobResult, JobSpec, RemoteJudge
+from relgate.judge.jobs import JobResult, JobSpec
+from relgate.roles import Role
+from relgate.service.auth import Authenticator, Principal
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

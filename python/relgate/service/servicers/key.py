@@ -7,7 +7,8 @@ import secrets
 
 from relgate._proto.relgate.v1 import key_pb2
 from relgate.errors import InvalidInputError
-from relgate.service.auth import KeyStore, Role, create_key, hash_key
+from relgate.roles import Role
+from relgate.service.auth import KeyStore, create_key, hash_key
 from relgate.service.rpc import Call, Rpc
 
 

@@ -7,8 +7,9 @@ import json
 from collections.abc import AsyncIterator
 
 from relgate._proto.relgate.v1 import receipt_pb2
+from relgate.app.receipts import export_bundle
 from relgate.receipts import verify_bundle
-from relgate.service.auth import Role
+from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb
 from relgate.service.servicers.release import check_sha256
@@ -64,7 +65,7 @@ class ReceiptServicer:
         """The tenant's bundle as JSON, in chunks."""
         tenant = call.tenant(request.tenant)
         data = await asyncio.to_thread(
-            lambda: bundle_bytes(self._store.export_bundle(tenant=tenant))
+            lambda: bundle_bytes(export_bundle(self._store, tenant=tenant))
         )
         for start in range(0, len(data), CHUNK_BYTES):
             yield receipt_pb2.ExportReceiptsChunk(data=data[start : start + CHUNK_BYTES])
@@ -79,7 +80,7 @@ class ReceiptServicer:
         tenant = call.tenant(request.tenant)
         key = self._public_key_b64
         report = await asyncio.to_thread(
-            lambda: verify_bundle(self._store.export_bundle(tenant=tenant), public_key_b64=key)
+            lambda: verify_bundle(export_bundle(self._store, tenant=tenant), public_key_b64=key)
         )
         response = receipt_pb2.VerifyReceiptsResponse(
             ok=report.ok,

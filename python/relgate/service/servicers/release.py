@@ -8,11 +8,11 @@ from typing import Literal
 from relgate._proto.relgate.v1 import release_pb2
 from relgate.errors import InvalidInputError, NotFoundError
 from relgate.manifest import ReleaseManifest
-from relgate.service.auth import Role
+from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb, release_pb
+from relgate.service.web import Metrics
 from relgate.store import Store
-from relgate.web import Metrics
 
 MAX_LIST = 10_000
 DEFAULT_LIST = 100

@@ -1,6 +1,6 @@
 """RolloutService: start, inspect, watch and command canary rollouts; manual rollback.
 
-The work is done by ``relgate.rollout.service.RolloutManager`` (the single writer per rollout,
+The work is done by ``relgate.app.rollouts.RolloutManager`` (the single writer per rollout,
 ticked on the server's loop); this module converts messages and checks roles and tenants.
 """
 
@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from relgate._proto.relgate.v1 import rollout_pb2
+from relgate.app.rollouts import ActiveRollout, RolloutManager
 from relgate.errors import InvalidInputError, NotFoundError
+from relgate.roles import Role
 from relgate.rollout.checkpoint import evaluate_monitors
 from relgate.rollout.monitors import MonitorVerdict, Verdict
 from relgate.rollout.phase import Phase
-from relgate.rollout.service import ActiveRollout, RolloutManager
 from relgate.rollout.spec import RolloutSpec
-from relgate.service.auth import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb
 from relgate.service.servicers.release import check_sha256

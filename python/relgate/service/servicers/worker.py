@@ -13,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from relgate._proto.relgate.v1 import worker_pb2
+from relgate.app.jobs import Dispatcher
 from relgate.errors import InvalidInputError
-from relgate.service.auth import Role
+from relgate.judge.jobs import JobResult
+from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
-from relgate.worker.dispatch import Dispatcher, JobResult
-from relgate.worker.wire import job_message
+from relgate.wire.worker import job_message
 
 # A long poll holds a thread of the default executor; cap it so a stuck worker cannot pin
 # threads for long, and the worker's own heartbeat keeps it alive between polls.

@@ -30,7 +30,6 @@ content-addressed),
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -40,10 +39,9 @@ from typing import Any
 
 import polars as pl
 import pydantic
-import rfc8785
 
 from relgate.answers import Answers, load_answers
-from relgate.canonical import canonical_json, sha256_hex
+from relgate.canonical import canonical_json, jsonl_sha256, sha256_hex
 from relgate.errors import (
     GateError,
     IntegrityError,
@@ -160,16 +158,13 @@ def sample_set_sha256(scores: GateScores, answers: Answers) -> str:
     """SHA-256 over the sorted RFC 8785 lines ``{item_id, answer_sha256, reference_sha256,
     score}`` of the candidate's scored rows: the sample set the verdict was computed on."""
     rows = scores.rows
-    lines = sorted(
-        rfc8785.dumps(
-            {
-                "item_id": item,
-                "answer_sha256": answers.answer_sha256[item],
-                "reference_sha256": ref,
-                "score": float(score),
-            }
-        )
-        + b"\n"
+    return jsonl_sha256(
+        {
+            "item_id": item,
+            "answer_sha256": answers.answer_sha256[item],
+            "reference_sha256": ref,
+            "score": float(score),
+        }
         for item, ref, score in zip(
             rows["item_id"].to_list(),
             rows["reference_sha256"].to_list(),
@@ -177,7 +172,6 @@ def sample_set_sha256(scores: GateScores, answers: Answers) -> str:
             strict=True,
         )
     )
-    return hashlib.sha256(b"".join(lines)).hexdigest()
 
 
 COLD_START_REASON = "cold start: no previous release; passes only through a gate override"

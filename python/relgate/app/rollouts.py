@@ -7,7 +7,7 @@ State is derived from the store, never kept beside it:
 - the live release of a tenant is the ``live_release`` of its latest receipt that names one
   (written with the decision that changed it: a completed rollout or shadow, a rollback);
 - a rollout is its ``rollout_start`` receipt plus its ``rollout_fact`` facts
-  (``relgate.rollout.runtime.StoreFactLog``); on start the server rebuilds every rollout from
+  (``relgate.app.rollout_runtime.StoreFactLog``); on start the server rebuilds every rollout from
   them and resumes the latest one of each tenant that is not over.
 
 There is one writer per rollout: its controller, ticked under the rollout's lock by the tick
@@ -28,14 +28,14 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relgate.app.probes import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
+from relgate.app.rollout_runtime import LiveRouting, StoreFactLog, manifest_routes
 from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
-from relgate.gateway import Gateway
+from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
 from relgate.receipts.model import Receipt
 from relgate.rollout.controller import TERMINAL_PHASES, RolloutController
 from relgate.rollout.phase import Phase, PhaseDecision, compute_phase
-from relgate.rollout.probe import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
-from relgate.rollout.runtime import LiveRouting, StoreFactLog, manifest_routes
 from relgate.rollout.spec import FULL_WEIGHT_BP, RolloutSpec
 from relgate.rollout.status import Fact, FactKind, RolloutStatus
 from relgate.store import Store

@@ -6,7 +6,7 @@ answers: v0 and v1 with TruthfulQA's best answers, v2 hedging on every Law quest
 ``BackgroundServer`` with its gateway on and the rollout clock ``time_scale`` times faster than
 the wall; v0, v1 (previous v0) and v2 (previous v1) are registered with the backends as their
 endpoints. The gateway, controller, judge (MiniLM on CPU), store and receipts are the real
-ones. The gate chapter (``relgate.demo_gate``) gates the three through RunGate first.
+ones. The gate chapter (``relgate.demo.gate``) gates the three through RunGate first.
 
 ``roll_chapter`` then, with minutes compressed:
 
@@ -37,20 +37,21 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from rich.console import Console
 
+from relgate import dashboard
 from relgate.answers import load_answers
+from relgate.app.gates import GateOptions
+from relgate.app.probes import suite_anchors
+from relgate.app.receipts import export_bundle
+from relgate.app.rollouts import RolloutOptions
 from relgate.canonical import canonical_json
 from relgate.data import demo_answers_path, demo_suite_path
-from relgate.gate.service import GateOptions
 from relgate.receipts import verify_bundle
-from relgate.rollout.probe import suite_anchors
-from relgate.rollout.service import RolloutOptions
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.suite import load_suite
 
 if TYPE_CHECKING:
-    from relgate.demo_gate import GateChapter
-    from relgate.gate.client import GateClient
-    from relgate.rollout.client import RolloutClient
+    from relgate.client import RelgateClient
+    from relgate.demo.gate import GateChapter
     from relgate.testing.backends import TestBackend
 
 __all__ = [
@@ -189,6 +190,7 @@ class DemoWorld:
             time_scale=self.time_scale,
             rollout=RolloutOptions(tick_interval_s=0.1, anchors=lambda sha: anchors),
             gate=GateOptions(score_cache=self._score_cache),
+            web_extension=dashboard.mount,
         )
         self._running = self._bg.start()
         assert self._running.admin_key_path is not None
@@ -202,17 +204,17 @@ class DemoWorld:
                 self.shas[tag] = prev = reply.release.sha256
         return self
 
-    def gate_client(self) -> GateClient:
+    def gate_client(self) -> RelgateClient:
         """A gate client with the admin key (close it)."""
-        from relgate.gate.client import GateClient
+        from relgate.client import RelgateClient
 
-        return GateClient(self.running.address, api_key=self.admin_key, timeout=120)
+        return RelgateClient(self.running.address, api_key=self.admin_key, timeout=120)
 
-    def rollout_client(self) -> RolloutClient:
+    def rollout_client(self) -> RelgateClient:
         """A rollout client with the admin key (close it)."""
-        from relgate.rollout.client import RolloutClient
+        from relgate.client import RelgateClient
 
-        return RolloutClient(self.running.address, api_key=self.admin_key, timeout=120)
+        return RelgateClient(self.running.address, api_key=self.admin_key, timeout=120)
 
     def stop(self) -> None:
         """Stop the server and the backends."""
@@ -291,7 +293,7 @@ class _Traffic:
 
 def _follow(
     console: Console,
-    client: RolloutClient,
+    client: RelgateClient,
     rollout_id: str,
     done: Callable[[Any], bool],
     timeout_s: float,
@@ -424,7 +426,7 @@ def roll_chapter(
 def receipts_chapter(console: Console, world: DemoWorld, out: Path) -> ReceiptsResult:
     """Export the tenant's receipt bundle to ``out`` and verify it offline."""
     console.rule("[bold]4. Receipts[/bold] (exported, verified offline)")
-    bundle = world.running.store.export_bundle(tenant="default")
+    bundle = export_bundle(world.running.store, tenant="default")
     out.write_text(json.dumps(bundle))
     report = verify_bundle(out)
     status = "VERIFIED" if report.ok else f"FAILED: {report.first_error}"

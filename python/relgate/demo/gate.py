@@ -14,7 +14,7 @@ runner's test backends) or from the recorded outputs shipped in the package (the
 gate tests' server has no backends).
 
 ``gate_chapter(console, client)`` registers the releases itself; the demo runner passes the
-shas it registered with endpoints. ``python -m relgate.demo_gate [--data-dir DIR]`` runs the
+shas it registered with endpoints. ``python -m relgate.demo.gate [--data-dir DIR]`` runs the
 chapter on recorded answers against a server of its own.
 """
 
@@ -33,8 +33,8 @@ from rich.console import Console
 
 from relgate._proto.relgate.v1 import gate_pb2
 from relgate.cli.gate import format_result
+from relgate.client import RelgateClient, answer_source
 from relgate.data import demo_answers_path, demo_suite_path
-from relgate.gate.client import GateClient, answer_source
 from relgate.suite import load_suite
 
 __all__ = [
@@ -117,7 +117,7 @@ def demo_manifest(tag: str, suite_sha256: str, previous: str | None) -> dict[str
 
 
 def _gate(
-    console: Console, client: GateClient, sha: str, name: str, endpoint: bool
+    console: Console, client: RelgateClient, sha: str, name: str, endpoint: bool
 ) -> gate_pb2.GateResult:
     def stage(s: gate_pb2.GateStage) -> None:
         if s.done == s.total:
@@ -138,7 +138,7 @@ def _gate(
     return result
 
 
-def register_demo_releases(client: GateClient) -> dict[str, str]:
+def register_demo_releases(client: RelgateClient) -> dict[str, str]:
     """Register v0, v1 (previous v0) and v2 (previous v1) with ``demo_manifest``; tag -> sha."""
     suite_sha = load_suite(demo_suite_path()).sha256
     shas: dict[str, str] = {}
@@ -151,7 +151,7 @@ def register_demo_releases(client: GateClient) -> dict[str, str]:
 
 def gate_chapter(
     console: Console,
-    client: GateClient,
+    client: RelgateClient,
     shas: Mapping[str, str] | None = None,
     *,
     endpoint: bool = False,
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start a server (embedded defaults), run the chapter; 0 when it shows the story."""
     from relgate.service.server import BackgroundServer
 
-    parser = argparse.ArgumentParser(prog="python -m relgate.demo_gate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m relgate.demo.gate", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="Server state (default: a temp dir).")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="relgate-demo-gate-"))
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     with BackgroundServer(data_dir, gateway_port=None) as server:
         assert server.admin_key_path is not None
         key = server.admin_key_path.read_text().strip()
-        client = GateClient(server.address, api_key=key)
+        client = RelgateClient(server.address, api_key=key)
         try:
             chapter = gate_chapter(console, client)
         finally:

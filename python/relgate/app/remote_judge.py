@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from relgate.app.jobs import Dispatcher
 from relgate.errors import InvalidInputError, JudgeUnavailableError
 from relgate.judge import make_judge
 from relgate.judge.base import Judge, check_pairs, check_scores
-from relgate.worker.dispatch import REPLAY, SCORE, Dispatcher, JobResult, JobSpec
+from relgate.judge.jobs import REPLAY, SCORE, JobResult, JobSpec
 
 if TYPE_CHECKING:
-    from relgate.gate.service import GateOptions
+    from relgate.app.gates import GateOptions
     from relgate.gate.sources import JudgeChoice
 
 __all__ = ["RemoteJudge", "with_workers"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relgate._proto.relgate.v1 import worker_pb2
-from relgate.worker.dispatch import REPLAY, SCORE, JobSpec
+from relgate.judge.jobs import REPLAY, SCORE, JobSpec
 
 __all__ = ["job_message", "job_spec"]
 

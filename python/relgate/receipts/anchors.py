@@ -10,15 +10,13 @@ one copied somewhere they do not control pins history. Sinks:
   log, a chat channel, another region).
 
 ``anchor_tree_head`` runs every sink and returns one record per sink; a failing sink does not
-stop the others (its record says why). ``anchor_now`` signs, anchors and stores the records;
-the server calls it on a schedule.
+stop the others (its record says why). Signing, storing and scheduling are use cases:
+``relgate.app.receipts``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import logging
@@ -39,12 +37,11 @@ from rfc3161_client import (
 )
 
 from relgate.errors import IntegrityError, InvalidInputError
-from relgate.receipts.tree import SignedTreeHead, TreeHeadSigner, sign_tree_head
+from relgate.receipts.tree import SignedTreeHead
 
 if TYPE_CHECKING:
     from rfc3161_client.tsp import TimeStampRequest
 
-    from relgate.store import Store
 
 __all__ = [
     "AnchorRecord",
@@ -52,8 +49,6 @@ __all__ = [
     "CommandSink",
     "DirectorySink",
     "Rfc3161Sink",
-    "anchor_now",
-    "anchor_periodically",
     "anchor_tree_head",
     "parse_sink",
 ]
@@ -213,25 +208,6 @@ def anchor_tree_head(head: SignedTreeHead, sinks: Sequence[AnchorSink]) -> list[
     return records
 
 
-def anchor_now(
-    store: Store, signer: TreeHeadSigner, sinks: Sequence[AnchorSink], tenant: str = "default"
-) -> tuple[SignedTreeHead, list[AnchorRecord]]:
-    """Sign the tenant's current tree head, anchor it to every sink and store the successful
-    anchor records (they travel in exported bundles)."""
-    head = sign_tree_head(store, signer, tenant)
-    records = anchor_tree_head(head, sinks)
-    for record in records:
-        if record.ok:
-            store.add_anchor(
-                tenant=tenant,
-                tree_size=record.tree_size,
-                root_hex=record.root_hex,
-                sink=record.sink,
-                ref=record.ref,
-            )
-    return head, records
-
-
 def parse_sink(spec: str) -> AnchorSink:
     """A sink from a command-line spec: ``dir:PATH``, ``tsa:URL`` or ``cmd:COMMAND ARGS``
     (the command line is split like a shell would, without running one)."""
@@ -245,39 +221,3 @@ def parse_sink(spec: str) -> AnchorSink:
     if kind == "cmd":
         return CommandSink(shlex.split(rest))
     raise InvalidInputError(f"unknown anchor sink kind {kind!r}: use dir, tsa or cmd")
-
-
-async def anchor_periodically(
-    store: Store,
-    signer: TreeHeadSigner,
-    sinks: Sequence[AnchorSink],
-    *,
-    interval_s: float,
-    stop: asyncio.Event,
-) -> None:
-    """Every ``interval_s`` seconds until ``stop`` is set, sign and anchor the tree head of
-    every tenant whose receipt tree grew since its last anchoring. Store and sink work runs
-    in a thread; a failing round is logged and retried next round."""
-    if interval_s <= 0:
-        raise InvalidInputError("interval_s must be positive")
-    anchored: dict[str, int] = {}
-
-    def round_() -> None:
-        for tenant in store.tenants():
-            size = len(store.receipt_shas(tenant=tenant))
-            if anchored.get(tenant) == size:
-                continue
-            _head, records = anchor_now(store, signer, sinks, tenant)
-            for record in records:
-                if not record.ok:
-                    _log.warning("anchoring %s to %s failed: %s", tenant, record.sink, record.error)
-            if all(r.ok for r in records):
-                anchored[tenant] = size
-
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(round_)
-        except Exception:  # the schedule outlives one bad round
-            _log.exception("anchoring round failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -30,41 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relgate.errors import AuthError, InvalidInputError, JudgeError, JudgeUnavailableError
+from relgate.judge.jobs import JobResult, JobSpec
 
-__all__ = ["Dispatcher", "JobResult", "JobSpec", "WorkerInfo"]
-
-SCORE = "score"
-REPLAY = "replay"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a job asks: score pairs (``kind="score"``) or replay prompts and score them
-    (``kind="replay"``, ``replay`` holds endpoint, model, system, prompts, answer_index)."""
-
-    kind: str
-    judge_sha256: str
-    answers: tuple[str, ...] = ()
-    references: tuple[str, ...] = ()
-    replay: Mapping[str, Any] | None = None
-
-    @property
-    def rows(self) -> int:
-        """Pairs this job scores."""
-        return len(self.references)
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """A worker's answer to one job."""
-
-    job_id: str
-    worker_id: str
-    scores: tuple[float, ...] = ()
-    answers: tuple[str, ...] = ()
-    error: str = ""
-    seconds: float = 0.0
-    tokens: int = 0
+__all__ = ["Dispatcher", "WorkerInfo"]
 
 
 @dataclass

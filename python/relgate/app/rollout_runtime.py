@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from relgate.errors import InvalidInputError
-from relgate.gateway import DrainResult, Gateway
+from relgate.gateway.server import DrainResult, Gateway
 from relgate.receipts.model import Receipt
 from relgate.rollout.status import Fact, FactKind
 from relgate.routing import ReleaseRoute, RoutingSnapshot

@@ -3,8 +3,8 @@
 Per request: parse, read the routing snapshot reference once (admission: the snapshot is
 pinned), classify (traffic class, slice, session bucket), choose the release, render that
 release's prompt template into the messages, forward to that release's endpoint (the pooled
-client in :mod:`relgate.upstream`), answer with ``x-relgate-release: <sha256>`` (streaming: SSE
-bytes passed through as they arrive), record a :class:`~relgate.traces.Trace`.
+client in :mod:`relgate.gateway.upstream`), answer with ``x-relgate-release: <sha256>``
+(streaming: SSE bytes passed through as they arrive), record a :class:`~relgate.traces.Trace`.
 
 Hosting. ``relgate serve`` runs the gateway inside its own event loop::
 
@@ -39,14 +39,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from relgate.errors import InvalidInputError, InvalidTransitionError, NotFoundError
-from relgate.routing import (
-    Classification,
-    ReleaseRoute,
-    RoutingSnapshot,
-    last_user_text,
-)
+from relgate.gateway.upstream import Completion, Exchange, Upstream, error_response
+from relgate.manifest import last_user_text
+from relgate.routing import Classification, ReleaseRoute, RoutingSnapshot
 from relgate.traces import Trace, TraceStore
-from relgate.upstream import Completion, Exchange, Upstream, error_response
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 Starts a control plane on loopback (temporary data directory, no gateway), issues a worker
 key, launches ``relgate worker`` processes with the requested backend, and times the same
-batches ``relgate.judge.bench.measure_judge`` times in process, sent through a ``RemoteJudge``.
+batches ``relgate.bench.judge.measure_judge`` times in process, sent through a ``RemoteJudge``.
 The difference to the in-process number is the cost of the hop: gRPC, queueing, leases.
 """
 
@@ -15,12 +15,13 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from relgate.app.jobs import Dispatcher
+from relgate.app.remote_judge import RemoteJudge
+from relgate.bench.judge import JudgeBench, measure_judge
 from relgate.errors import JudgeUnavailableError
-from relgate.judge.bench import JudgeBench, measure_judge
-from relgate.service.auth import Role, create_key
+from relgate.roles import Role
+from relgate.service.auth import create_key
 from relgate.service.server import BackgroundServer
-from relgate.worker.dispatch import Dispatcher
-from relgate.worker.remote_judge import RemoteJudge
 
 __all__ = ["measure_through_workers"]
 
