@@ -124,18 +124,18 @@ def main() -> None:
             runner.join()
             receipt = [r for r in srv.store.list_receipts(release_sha=v2)][-1]
             decided = float(receipt.evidence["at"])
-            swap = gw.swaps[-1]
+            history = list(srv.rollouts.routing("default").history)
+            swap = history[-1]
             first = min(
                 (
                     t.time
                     for t in gw.traces.all_traces()
-                    if t.release_sha256 == v1 and t.snapshot_version >= swap.new_version
+                    if t.release_sha256 == v1 and t.snapshot_version >= swap.version
                 ),
                 default=None,
             )
-            history = list(srv.rollouts.routing("default").history)
-            drained = [h.drain for h in history if h.version == swap.new_version and h.drain]
-            decision_to_swap.append(swap.at - decided)
+            drained = [h.drain for h in history if h.version == swap.version and h.drain]
+            decision_to_swap.append(swap.published_at - decided)
             if first is not None:
                 decision_to_served.append(first - decided)
             if drained and drained[0] is not None:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from relgate.access import DEFAULT_TENANT
 from relgate.errors import InvalidInputError
 from relgate.manifest import (
     PromptTemplate,
@@ -111,7 +112,8 @@ class Classification:
 
 @dataclass(frozen=True, slots=True)
 class RoutingSnapshot:
-    """One immutable routing state. Build a new one (with a higher version) to change it.
+    """One immutable routing state of one tenant. Build a new one (with a higher version) to
+    change it.
 
     ``weight_bp`` is the candidate's share in basis points (0..10000). With ``shadow`` set the
     candidate serves nothing: eligible requests (same split rule) are mirrored to it and only
@@ -123,6 +125,7 @@ class RoutingSnapshot:
     candidate: ReleaseRoute | None = None
     weight_bp: int = 0
     shadow: bool = False
+    tenant: str = DEFAULT_TENANT
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight_bp <= FULL_WEIGHT_BP:
@@ -210,6 +213,7 @@ class RoutingSnapshot:
 
 __all__ = [
     "DEFAULT_SLICE",
+    "DEFAULT_TENANT",
     "FULL_WEIGHT_BP",
     "RELEASE_HEADER",
     "SESSION_HEADER",
@@ -217,7 +221,67 @@ __all__ = [
     "TRACE_HEADER",
     "Arm",
     "Classification",
+    "DrainResult",
     "ReleaseRoute",
+    "RoutingChange",
     "RoutingSnapshot",
+    "SwapRecord",
     "session_bucket",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SwapRecord:
+    """A gateway made a snapshot live: the tenant, the versions, and the gateway-clock time
+    from which every admitted request reads the new one."""
+
+    tenant: str
+    old_version: int | None
+    new_version: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """Outcome of waiting for requests pinned to snapshots older than ``before_version``."""
+
+    before_version: int
+    waited_for: int
+    finished: int
+    cut_off: int
+    elapsed_s: float
+
+    @property
+    def complete(self) -> bool:
+        """True when every old request finished before the deadline."""
+        return self.cut_off == 0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingChange:
+    """One published change of a tenant's routing: what the new snapshot serves, when it was
+    published, how long the swap took, and (once known) how the drain before it went."""
+
+    tenant: str
+    version: int
+    serves: str
+    candidate: str | None
+    weight_bp: int
+    shadow: bool
+    published_at: float
+    swap_s: float
+    drain: DrainResult | None = None
+
+    @classmethod
+    def of(cls, snap: RoutingSnapshot, published_at: float, swap_s: float) -> RoutingChange:
+        """The change that published ``snap``."""
+        return cls(
+            tenant=snap.tenant,
+            version=snap.version,
+            serves=snap.stable.release_sha256,
+            candidate=None if snap.candidate is None else snap.candidate.release_sha256,
+            weight_bp=snap.weight_bp,
+            shadow=snap.shadow,
+            published_at=published_at,
+            swap_s=swap_s,
+        )

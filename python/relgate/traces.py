@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from relgate.access import DEFAULT_TENANT
 from relgate.errors import InvalidInputError, NotFoundError
 
 Clock = Callable[[], float]
@@ -57,6 +58,7 @@ class Trace:
     stream: bool = False
     variables: tuple[tuple[str, str], ...] = ()
     error: str = ""
+    tenant: str = DEFAULT_TENANT
 
 
 # Buffers hold each trace as a plain tuple of its fields: the cyclic GC untracks tuples of

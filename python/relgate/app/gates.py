@@ -68,7 +68,14 @@ from relgate.manifest import GatePolicy
 from relgate.receipts.model import Receipt
 from relgate.store import Store
 
-__all__ = ["GateOptions", "GateRecord", "GateRequest", "GateRunner", "override_sha256"]
+__all__ = [
+    "GateOptions",
+    "GateRecord",
+    "GateRequest",
+    "GateRunner",
+    "gate_clearance",
+    "override_sha256",
+]
 
 Progress = Callable[[str, int, int], None]
 
@@ -580,3 +587,35 @@ class GateRunner:
             facts=[("gate_override", fact)],
         )
         return digest, receipt
+
+
+def gate_clearance(store: Store, release_sha: str) -> dict[str, Any]:
+    """The gate evidence that lets ``release_sha`` roll: its latest gate_result with verdict
+    pass, or a gate_override of that latest result (an override names the
+    ``gate_result_sha256`` it read; one made before a newer gate run does not clear the newer
+    result). Raises ``GateError`` otherwise."""
+    results = store.facts(release_sha, "gate_result")
+    latest = results[-1].payload if results else None
+    latest_sha = latest.get("gate_result_sha256") if latest is not None else None
+    overrides = [
+        f.payload
+        for f in store.facts(release_sha, "gate_override")
+        if latest_sha is not None and f.payload.get("gate_result_sha256") == latest_sha
+    ]
+    if overrides:
+        return {"gate_override": overrides[-1], "gate_result": latest}
+    if latest is not None and latest.get("verdict") == "pass":
+        return {"gate_result": latest}
+    if latest is None:
+        why = "it has no gate result"
+    elif store.facts(release_sha, "gate_override"):
+        why = (
+            f"its latest gate result {latest_sha} failed and was not overridden (an override "
+            "of an older gate result does not clear a newer one)"
+        )
+    else:
+        why = "its gate failed and there is no gate override"
+    raise GateError(
+        f"release {release_sha} cannot roll: {why} "
+        "(run the gate, or force an override of the latest result with a rationale)"
+    )

@@ -1,52 +1,34 @@
-"""The rollout controller's plumbing inside ``relgate serve``: clocks, the store-backed fact
-log, and the routing that swaps the gateway's snapshot.
+"""The rollout controller's plumbing inside ``relgate serve``: the store-backed fact log, the
+tick clock, and the route lookup.
 
-- ``ScaledClock`` / ``ManualClock``: the one injectable clock used by the controller, the
-  observer and the gateway's trace windows. ``ScaledClock`` runs ``scale`` times faster than the
-  wall clock from a persisted anchor, so a restarted server continues the same timeline (a
-  crash does not move a hold's clock backwards). ``ManualClock`` only moves when told to.
 - ``StoreFactLog``: the controller's ``FactLog`` and ``record`` sink in one object. The
   controller calls ``record`` (receipt) and then ``append`` (facts); this log stages the
-  receipt and commits it with the facts in ONE ``Store.record_decision`` transaction (DESIGN
-  section 9). Facts that are decisions or human commands are committed at once (with their own
-  receipt when the controller gave none: rollout_start, rollout_pause, ...); readings and
-  request counts ride along with the next receipt. After a crash the rollout therefore resumes
-  at its last decision with the same step and hold clock; the request count and readings since
-  that decision are measured again (the hold can only get longer, never pass sooner).
-- ``LiveRouting``: one gateway, one snapshot reference; every routing change is one new
-  immutable snapshot (model, endpoint, prompt and routing of one release together) swapped in
-  atomically, then a drain of the older snapshots on the gateway's loop.
+  receipt and commits it with the facts in ONE ``Store.record_decision`` transaction
+  (docs/design.md §9). Facts that are decisions or human commands are committed at once (with
+  their own receipt when the controller gave none: rollout_start, rollout_pause, ...); readings
+  and request counts ride along with the next receipt. After a crash the rollout therefore
+  resumes at its last decision with the same step and hold clock; the request count and
+  readings since that decision are measured again (the hold can only get longer, never pass
+  sooner).
+- ``TickClock``: the clock a controller reads during a tick (frozen at the readings' time).
+- ``StartEvidence``: adds the gate clearance to a rollout's first receipt.
+- ``manifest_routes``: a cached release sha -> ``ReleaseRoute`` over the store's manifests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from relgate.errors import InvalidInputError
-from relgate.gateway.server import DrainResult, Gateway
 from relgate.receipts.model import Receipt
 from relgate.rollout.status import Fact, FactKind
-from relgate.routing import ReleaseRoute, RoutingSnapshot
+from relgate.routing import ReleaseRoute
 from relgate.store import Store
 
-__all__ = [
-    "FACT_KIND",
-    "LiveRouting",
-    "ManualClock",
-    "ScaledClock",
-    "StoreFactLog",
-    "SwapTiming",
-]
+__all__ = ["FACT_KIND", "StartEvidence", "StoreFactLog", "TickClock", "manifest_routes"]
 
 log = logging.getLogger("relgate.rollout")
 
@@ -79,57 +61,6 @@ _OWN_RECEIPT = {
     FactKind.PROMOTE: "rollout_promote",
     FactKind.OBSERVE_ENDED: "rollout_complete",
 }
-
-
-class ScaledClock:
-    """Seconds that run ``scale`` times faster than wall time, from a persisted anchor.
-
-    ``now = anchor + (time.time() - anchor) * scale``. With ``anchor_file`` the first start
-    writes the anchor and later starts read it, so the timeline survives a restart.
-    """
-
-    def __init__(self, scale: float = 1.0, anchor_file: Path | None = None) -> None:
-        if not scale > 0:
-            raise InvalidInputError(f"time scale must be > 0, got {scale}")
-        self.scale = float(scale)
-        anchor = time.time()
-        if anchor_file is not None:
-            if anchor_file.is_file():
-                anchor = float(json.loads(anchor_file.read_text())["anchor"])
-            else:
-                anchor_file.write_text(json.dumps({"anchor": anchor}))
-        self.anchor = anchor
-
-    def __call__(self) -> float:
-        if self.scale == 1.0:
-            return time.time()
-        return self.anchor + (time.time() - self.anchor) * self.scale
-
-
-class ManualClock:
-    """A clock that moves only when told (tests): ``advance(seconds)`` or ``set(t)``."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self._t = float(start)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        return self._t
-
-    def advance(self, seconds: float) -> float:
-        """Move forward by ``seconds`` (>= 0); returns the new time."""
-        if seconds < 0:
-            raise InvalidInputError("a clock does not go backwards")
-        with self._lock:
-            self._t += seconds
-            return self._t
-
-    def set(self, t: float) -> None:
-        """Jump to ``t`` (not earlier than now)."""
-        with self._lock:
-            if t < self._t:
-                raise InvalidInputError("a clock does not go backwards")
-            self._t = float(t)
 
 
 OnReceipt = Callable[[Receipt], None]
@@ -242,128 +173,6 @@ class StoreFactLog:
         self._staged.insert(0, (kind, evidence))
 
 
-@dataclass(frozen=True, slots=True)
-class SwapTiming:
-    """One routing change: versions, what it serves, how long the swap and its drain took."""
-
-    version: int
-    serves: str
-    candidate: str | None
-    weight_bp: int
-    shadow: bool
-    swap_s: float
-    drain: DrainResult | None = None
-
-
-class LiveRouting:
-    """The gateway's routing state for one tenant, changed only through new snapshots.
-
-    ``gateway`` may be None (no data plane): the state is then tracked but nothing serves it.
-    Thread-safe: the controller calls it from worker threads; drains run on ``loop``.
-    """
-
-    def __init__(
-        self,
-        gateway: Gateway | None,
-        loop: asyncio.AbstractEventLoop | None,
-        route_of: Callable[[str], ReleaseRoute],
-        *,
-        drain_deadline_s: float = 30.0,
-    ) -> None:
-        self._gateway = gateway
-        self._loop = loop
-        self._route_of = route_of
-        self._drain_deadline_s = drain_deadline_s
-        self._lock = threading.Lock()
-        self._version = 0
-        self.snapshot: RoutingSnapshot | None = None
-        self.history: deque[SwapTiming] = deque(maxlen=256)
-
-    @property
-    def version(self) -> int:
-        """The version of the live snapshot (0: none yet)."""
-        return self._version
-
-    @property
-    def live(self) -> str | None:
-        """The release that serves the traffic not sent to a candidate."""
-        return None if self.snapshot is None else self.snapshot.stable.release_sha256
-
-    def serve_only(self, release: str) -> RoutingSnapshot:
-        """One release serves everything: model, endpoint, prompt and routing together."""
-        return self._publish(lambda v: RoutingSnapshot(v, self._route_of(release)))
-
-    def canary(
-        self, stable: str, candidate: str, weight_bp: int, *, shadow: bool = False
-    ) -> RoutingSnapshot:
-        """``candidate`` serves (or, in shadow, is mirrored) sessions with bucket < weight."""
-        return self._publish(
-            lambda v: RoutingSnapshot(
-                v,
-                self._route_of(stable),
-                self._route_of(candidate),
-                weight_bp=weight_bp,
-                shadow=shadow,
-            )
-        )
-
-    def _publish(self, build: Callable[[int], RoutingSnapshot]) -> RoutingSnapshot:
-        with self._lock:
-            snap = build(self._version + 1)
-            t0 = time.perf_counter()
-            if self._gateway is not None:
-                self._gateway.swap(snap)
-            swap_s = time.perf_counter() - t0
-            self._version = snap.version
-            self.snapshot = snap
-            cand = snap.candidate.release_sha256 if snap.candidate is not None else None
-            timing = SwapTiming(
-                snap.version, snap.stable.release_sha256, cand, snap.weight_bp, snap.shadow, swap_s
-            )
-            self.history.append(timing)
-        log.info(
-            "routing v%d: stable %s candidate %s weight %d bp shadow %s",
-            snap.version, timing.serves[:12], (cand or "-")[:12], snap.weight_bp, snap.shadow,
-        )  # fmt: skip
-        self._drain(timing)
-        return snap
-
-    def _drain(self, timing: SwapTiming) -> None:
-        gw, loop = self._gateway, self._loop
-        if gw is None or loop is None or loop.is_closed():
-            return
-        coro = gw.drain(self._drain_deadline_s, timing.version)
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            task = loop.create_task(coro)
-            task.add_done_callback(lambda t: self._drained(timing, t.result()))
-            return
-        fut: Future[DrainResult] = asyncio.run_coroutine_threadsafe(coro, loop)
-        fut.add_done_callback(lambda f: self._drained(timing, f.result()))
-
-    def _drained(self, timing: SwapTiming, result: DrainResult) -> None:
-        with self._lock:
-            done = SwapTiming(
-                timing.version,
-                timing.serves,
-                timing.candidate,
-                timing.weight_bp,
-                timing.shadow,
-                timing.swap_s,
-                result,
-            )
-            self.history.append(done)
-        if result.waited_for:
-            log.info(
-                "drain before v%d: %d waited, %d finished, %d cut off in %.3fs",
-                result.before_version, result.waited_for, result.finished, result.cut_off,
-                result.elapsed_s,
-            )  # fmt: skip
-
-
 def manifest_routes(store: Store) -> Callable[[str], ReleaseRoute]:
     """A cached ``sha -> ReleaseRoute`` over the store's manifests (manifests never change)."""
     cache: dict[str, ReleaseRoute] = {}
@@ -386,3 +195,35 @@ def manifest_routes(store: Store) -> Callable[[str], ReleaseRoute]:
 def dumps_evidence(value: Mapping[str, Any]) -> str:
     """Compact JSON of an evidence mapping (for logs)."""
     return json.dumps(value, sort_keys=True, default=str)[:2000]
+
+
+class TickClock:
+    """The controller's clock: the server's clock, except during a tick, when it stays at the
+    time the tick's readings were gathered for. A replay takes real seconds (many clock seconds
+    on a compressed clock); the decision must be taken at the time its readings describe, not
+    after a dwell the replay itself let pass without its result."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.frozen: float | None = None
+
+    def __call__(self) -> float:
+        frozen = self.frozen
+        return self._clock() if frozen is None else frozen
+
+
+class StartEvidence:
+    """Adds the gate clearance to the rollout_start receipt (a ``FactLog`` wrapper)."""
+
+    def __init__(self, inner: StoreFactLog, evidence: dict[str, Any]) -> None:
+        self._inner = inner
+        self._evidence: dict[str, Any] | None = evidence
+
+    def load(self) -> Sequence[Fact]:
+        return self._inner.load()
+
+    def append(self, facts: Sequence[Fact]) -> None:
+        if self._evidence is not None and any(f.kind is FactKind.STARTED for f in facts):
+            self._inner.stage_first("rollout_start", {"reason": "", **self._evidence})
+            self._evidence = None
+        self._inner.append(facts)

@@ -4,16 +4,14 @@ controller on the server's event loop.
 
 State is derived from the store, never kept beside it:
 
-- the live release of a tenant is the ``live_release`` of its latest receipt that names one
-  (written with the decision that changed it: a completed rollout or shadow, a rollback);
+- the live release of a tenant is ``relgate.receipts.model.live_release_of`` its receipts;
 - a rollout is its ``rollout_start`` receipt plus its ``rollout_fact`` facts
   (``relgate.app.rollout_runtime.StoreFactLog``); on start the server rebuilds every rollout from
   them and resumes the latest one of each tenant that is not over.
 
 There is one writer per rollout: its controller, ticked under the rollout's lock by the tick
-task; gRPC commands queue into the controller and trigger a tick. Only the gateway's tenant
-(``gateway_tenant``) has a data plane here; other tenants' rollouts are recorded and decided,
-but see no traffic (their monitors stay INCONCLUSIVE and they pause for a human).
+task; gRPC commands queue into the controller and trigger a tick. Every tenant has its own
+routing table (``relgate.app.routing``), served by the server's gateway.
 """
 
 from __future__ import annotations
@@ -28,19 +26,21 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relgate.app.gates import gate_clearance
 from relgate.app.probes import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
-from relgate.app.rollout_runtime import LiveRouting, StoreFactLog, manifest_routes
-from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
+from relgate.app.rollout_runtime import StartEvidence, StoreFactLog, TickClock, manifest_routes
+from relgate.app.routing import RolloutRouting, RoutingTable
+from relgate.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
-from relgate.receipts.model import Receipt
-from relgate.rollout.controller import TERMINAL_PHASES, RolloutController
-from relgate.rollout.phase import Phase, PhaseDecision, compute_phase
-from relgate.rollout.spec import FULL_WEIGHT_BP, RolloutSpec
-from relgate.rollout.status import Fact, FactKind, RolloutStatus
+from relgate.receipts.model import Receipt, live_release_of
+from relgate.rollout.controller import RolloutController
+from relgate.rollout.phase import PhaseDecision, compute_phase, rollout_over
+from relgate.rollout.spec import RolloutSpec
+from relgate.rollout.status import RolloutStatus
 from relgate.store import Store
 
-__all__ = ["ActiveRollout", "RolloutManager", "RolloutOptions", "gate_clearance"]
+__all__ = ["ActiveRollout", "RolloutManager", "RolloutOptions"]
 
 log = logging.getLogger("relgate.rollout")
 
@@ -53,64 +53,10 @@ class RolloutOptions:
 
     clock: Callable[[], float] = time.time
     tick_interval_s: float = 1.0
-    gateway_tenant: str = "default"
     drain_deadline_s: float = 30.0
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     judge: Callable[[], Judge] | None = None
     anchors: AnchorSource | None = None
-
-
-class _ControllerRouting:
-    """The controller's ``Routing`` over a tenant's ``LiveRouting``."""
-
-    def __init__(
-        self,
-        live: LiveRouting | None,
-        candidate: str,
-        stable: str | None,
-        mirror: str | None = None,
-    ) -> None:
-        self._live = live
-        self._candidate = candidate
-        self._stable = stable
-        # A cold start shadows whatever serves now (no previous release of its own).
-        self._mirror = mirror if stable is None else stable
-
-    def set_weight(self, weight_bp: int) -> None:
-        if self._live is None or self._stable is None:
-            return
-        if weight_bp >= FULL_WEIGHT_BP:
-            self._live.serve_only(self._candidate)
-        else:
-            self._live.canary(self._stable, self._candidate, weight_bp)
-
-    def swap_to(self, release: str) -> None:
-        if self._live is not None:
-            self._live.serve_only(release)
-
-    def set_shadow(self, enabled: bool) -> None:
-        # With nothing live there is no traffic to mirror (and nothing to serve it).
-        if self._live is None or self._mirror is None:
-            return
-        if enabled:
-            self._live.canary(self._mirror, self._candidate, FULL_WEIGHT_BP, shadow=True)
-        else:
-            self._live.serve_only(self._mirror)
-
-
-class _TickClock:
-    """The controller's clock: the server's clock, except during a tick, when it stays at the
-    time the tick's readings were gathered for. A replay takes real seconds (many clock seconds
-    on a compressed clock); the decision must be taken at the time its readings describe, not
-    after a dwell the replay itself let pass without its result."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self.frozen: float | None = None
-
-    def __call__(self) -> float:
-        frozen = self.frozen
-        return self._clock() if frozen is None else frozen
 
 
 @dataclass
@@ -122,7 +68,7 @@ class ActiveRollout:
     controller: RolloutController
     probe: RolloutProbe
     log: StoreFactLog
-    clock: _TickClock
+    clock: TickClock
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     revision: int = 0
@@ -141,41 +87,8 @@ class ActiveRollout:
 
     @property
     def over(self) -> bool:
-        """Terminal, or observing ended: nothing more will happen."""
-        s = self.status
-        return self.phase().phase in TERMINAL_PHASES or s.observe_ended_at is not None
-
-
-def gate_clearance(store: Store, release_sha: str) -> dict[str, Any]:
-    """The gate evidence that lets ``release_sha`` roll: its latest gate_result with verdict
-    pass, or a gate_override of that latest result (an override names the
-    ``gate_result_sha256`` it read; one made before a newer gate run does not clear the newer
-    result). Raises ``GateError`` otherwise."""
-    results = store.facts(release_sha, "gate_result")
-    latest = results[-1].payload if results else None
-    latest_sha = latest.get("gate_result_sha256") if latest is not None else None
-    overrides = [
-        f.payload
-        for f in store.facts(release_sha, "gate_override")
-        if latest_sha is not None and f.payload.get("gate_result_sha256") == latest_sha
-    ]
-    if overrides:
-        return {"gate_override": overrides[-1], "gate_result": latest}
-    if latest is not None and latest.get("verdict") == "pass":
-        return {"gate_result": latest}
-    if latest is None:
-        why = "it has no gate result"
-    elif store.facts(release_sha, "gate_override"):
-        why = (
-            f"its latest gate result {latest_sha} failed and was not overridden (an override "
-            "of an older gate result does not clear a newer one)"
-        )
-    else:
-        why = "its gate failed and there is no gate override"
-    raise GateError(
-        f"release {release_sha} cannot roll: {why} "
-        "(run the gate, or force an override of the latest result with a rationale)"
-    )
+        """Nothing more will happen (``relgate.rollout.phase.rollout_over``)."""
+        return rollout_over(self.phase().phase, self.status)
 
 
 class RolloutManager:
@@ -197,7 +110,7 @@ class RolloutManager:
         self._on_receipt_hook = on_receipt
         self._route_of = manifest_routes(store)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._routing: dict[str, LiveRouting] = {}
+        self._routing: dict[str, RoutingTable] = {}
         self._live: dict[str, str | None] = {}
         self._ever_live: dict[str, set[str]] = {}
         self._rollouts: dict[str, ActiveRollout] = {}
@@ -213,11 +126,13 @@ class RolloutManager:
         """Rebuild state from the store, resume unfinished rollouts, start ticking."""
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._load)
-        tenant = self.options.gateway_tenant
-        latest = self._latest.get(tenant)
-        active = self._rollouts.get(latest) if latest else None
-        if (active is None or active.over) and self._live.get(tenant):
-            self.routing(tenant).serve_only(str(self._live[tenant]))
+        # Every tenant's live release serves from the first request (a rollout in progress
+        # re-applies its own routing when it resumes).
+        for tenant, live in self._live.items():
+            latest = self._latest.get(tenant)
+            active = self._rollouts.get(latest) if latest else None
+            if (active is None or active.over) and live:
+                self.routing(tenant).serve_only(live)
         self._task = asyncio.create_task(self._run(), name="relgate-rollouts")
 
     async def stop(self) -> None:
@@ -233,16 +148,17 @@ class RolloutManager:
         """The gateway's trace store (the monitors' source)."""
         return self._traces
 
-    def routing(self, tenant: str) -> LiveRouting:
-        """The tenant's routing (the gateway's for ``gateway_tenant``, else no data plane)."""
+    def routing(self, tenant: str) -> RoutingTable:
+        """The tenant's routing table (served by the server's gateway, when it runs one)."""
         r = self._routing.get(tenant)
         if r is None:
-            serves = tenant == self.options.gateway_tenant
-            r = LiveRouting(
-                self._gateway if serves else None,
-                self._loop if serves else None,
+            r = RoutingTable(
                 self._route_of,
+                tenant=tenant,
+                gateway=self._gateway,
+                loop=self._loop,
                 drain_deadline_s=self.options.drain_deadline_s,
+                clock=self.options.clock,
             )
             self._routing[tenant] = r
         return r
@@ -250,17 +166,18 @@ class RolloutManager:
     def live_release(self, tenant: str) -> str | None:
         """The release serving the tenant's traffic (None: nothing is live yet)."""
         if tenant not in self._live:
-            self._live[tenant] = None
-            for receipt in self._store.list_receipts(tenant=tenant):
+            receipts = self._store.list_receipts(tenant=tenant)
+            self._live[tenant] = live_release_of(receipts)
+            for receipt in receipts:
                 self._note(receipt)
         return self._live[tenant]
 
     def _note(self, receipt: Receipt) -> None:
+        live = live_release_of([receipt])
         if "live_release" in receipt.evidence:
-            live = receipt.evidence["live_release"]
             self._live[receipt.tenant] = live
-            if isinstance(live, str):
-                self._ever_live.setdefault(receipt.tenant, set()).add(live)
+        if live is not None:
+            self._ever_live.setdefault(receipt.tenant, set()).add(live)
 
     def _receipt(self, ar: ActiveRollout | None, receipt: Receipt) -> None:
         # Called on the writer's thread right after the commit.
@@ -299,18 +216,15 @@ class RolloutManager:
             log.warning("rollout %s has a start receipt but no facts; skipped", rid)
             return
         spec = RolloutSpec.from_dict(status.spec_overrides or {})
-        over = (
-            compute_phase(spec, status, self.options.clock()).phase in TERMINAL_PHASES
-            or status.observe_ended_at is not None
-        )
+        over = rollout_over(compute_phase(spec, status, self.options.clock()).phase, status)
         live = None if over else self.routing(tenant)
         probe = self._probe(spec, candidate, stable or mirror)
-        tick_clock = _TickClock(self.options.clock)
+        tick_clock = TickClock(self.options.clock)
         controller = RolloutController.resume(
             flog,
             clock=tick_clock,
             readings=probe.readings,
-            routing=_ControllerRouting(live, candidate, stable, mirror),
+            routing=RolloutRouting(live, candidate, stable, mirror),
             record=flog.record,
             rollout_id=rid,
         )
@@ -453,16 +367,16 @@ class RolloutManager:
             "reason": reason,
         }
         routing_live = self.routing(tenant)
-        tick_clock = _TickClock(self.options.clock)
+        tick_clock = TickClock(self.options.clock)
         controller = RolloutController(
             spec,
             candidate=sha,
             stable=previous,
             clock=tick_clock,
             readings=probe.readings,
-            routing=_ControllerRouting(routing_live, sha, previous, mirror),
+            routing=RolloutRouting(routing_live, sha, previous, mirror),
             record=flog.record,
-            log=_StartEvidence(flog, start_evidence),
+            log=StartEvidence(flog, start_evidence),
             rollout_id=rid,
         )
         ar = ActiveRollout(rid, tenant, controller, probe, flog, tick_clock)
@@ -577,25 +491,3 @@ def _last_fact_time(status: RolloutStatus) -> float:
 
 def _moved(ar: ActiveRollout, seen: int) -> bool:
     return ar.revision != seen or not ar.ticking
-
-
-class _StartEvidence:
-    """Adds the gate clearance to the rollout_start receipt (a ``FactLog`` wrapper)."""
-
-    def __init__(self, inner: StoreFactLog, evidence: dict[str, Any]) -> None:
-        self._inner = inner
-        self._evidence: dict[str, Any] | None = evidence
-
-    def load(self) -> Sequence[Fact]:
-        return self._inner.load()
-
-    def append(self, facts: Sequence[Fact]) -> None:
-        if self._evidence is not None and any(f.kind is FactKind.STARTED for f in facts):
-            self._inner.stage_first("rollout_start", {"reason": "", **self._evidence})
-            self._evidence = None
-        self._inner.append(facts)
-
-
-def phase_name(phase: Phase) -> str:
-    """The phase as text."""
-    return str(phase)

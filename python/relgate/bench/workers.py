@@ -15,11 +15,11 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from relgate.access import Role
 from relgate.app.jobs import Dispatcher
 from relgate.app.remote_judge import RemoteJudge
 from relgate.bench.judge import JudgeBench, measure_judge
 from relgate.errors import JudgeUnavailableError
-from relgate.roles import Role
 from relgate.service.auth import create_key
 from relgate.service.server import BackgroundServer
 

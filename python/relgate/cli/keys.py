@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from relgate.access import Role
 from relgate.cli._common import (
     Connection,
     JsonOpt,
@@ -14,7 +15,6 @@ from relgate.cli._common import (
     print_json,
     with_connection,
 )
-from relgate.roles import Role
 
 app = typer.Typer(help="Manage API keys (admin).", no_args_is_help=True)
 

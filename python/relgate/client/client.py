@@ -29,9 +29,9 @@ from relgate._proto.relgate.v1 import (
     worker_pb2,
     worker_pb2_grpc,
 )
+from relgate.access import Role
 from relgate.errors import GRPC_ERROR_METADATA_KEY, RelgateError
 from relgate.gate.sources import AnswerChoice
-from relgate.roles import Role
 from relgate.wire.gate import answer_message, judge_message, policy_message
 
 __all__ = [

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from relgate.access import Role
 from relgate.dashboard.app import Dashboard, add_dashboard
-from relgate.roles import Role
 from relgate.service.auth import create_key
 from relgate.service.server import ServerParts
 from relgate.service.web import WebExtension

@@ -18,9 +18,8 @@ from relgate.app.rollout_runtime import FACT_KIND
 from relgate.errors import NotFoundError
 from relgate.receipts.model import Receipt
 from relgate.rollout.checkpoint import HoldProgress, evaluate_monitors, hold_progress
-from relgate.rollout.controller import TERMINAL_PHASES
 from relgate.rollout.monitors import MonitorVerdict
-from relgate.rollout.phase import PhaseDecision, compute_phase
+from relgate.rollout.phase import TERMINAL_PHASES, PhaseDecision, compute_phase, rollout_over
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import Fact, FactKind, Reading, RolloutStatus
 from relgate.store import Store
@@ -83,7 +82,7 @@ class RolloutView:
     @property
     def over(self) -> bool:
         """Nothing more will happen (the page stops polling)."""
-        return self.decision.phase in TERMINAL_PHASES or self.status.observe_ended_at is not None
+        return rollout_over(self.decision.phase, self.status)
 
 
 def rollouts_of(store: Store, tenant: str, release_sha: str | None = None) -> list[Receipt]:

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from relgate.access import Role
 from relgate.errors import AuthError
-from relgate.roles import Role
 from relgate.service.auth import Authenticator, Principal
 
 __all__ = ["COOKIE", "SessionStore"]

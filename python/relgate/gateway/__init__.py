@@ -3,13 +3,7 @@ routing snapshot (``server``) to a release's model server (``upstream``)."""
 
 from __future__ import annotations
 
-from relgate.gateway.server import (
-    Completion,
-    DrainResult,
-    Gateway,
-    GatewayThread,
-    SwapRecord,
-    start_gateway,
-)
+from relgate.gateway.server import Gateway, GatewayThread, start_gateway
+from relgate.gateway.upstream import Completion
 
-__all__ = ["Completion", "DrainResult", "Gateway", "GatewayThread", "SwapRecord", "start_gateway"]
+__all__ = ["Completion", "Gateway", "GatewayThread", "start_gateway"]

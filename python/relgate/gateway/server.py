@@ -30,7 +30,6 @@ import json
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future as ThreadFuture
 from dataclasses import dataclass
@@ -38,10 +37,17 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from relgate.access import DEFAULT_TENANT
 from relgate.errors import InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.gateway.upstream import Completion, Exchange, Upstream, error_response
 from relgate.manifest import last_user_text
-from relgate.routing import Classification, ReleaseRoute, RoutingSnapshot
+from relgate.routing import (
+    Classification,
+    DrainResult,
+    ReleaseRoute,
+    RoutingSnapshot,
+    SwapRecord,
+)
 from relgate.traces import Trace, TraceStore
 
 T = TypeVar("T")
@@ -50,33 +56,9 @@ T = TypeVar("T")
 _STRIP_FIELDS = ("metadata",)
 
 
-@dataclass(frozen=True, slots=True)
-class SwapRecord:
-    """A completed swap: versions and the store-clock time the new snapshot became visible."""
-
-    old_version: int | None
-    new_version: int
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class DrainResult:
-    """Outcome of waiting for requests pinned to snapshots older than ``before_version``."""
-
-    before_version: int
-    waited_for: int
-    finished: int
-    cut_off: int
-    elapsed_s: float
-
-    @property
-    def complete(self) -> bool:
-        """True when every old request finished before the deadline."""
-        return self.cut_off == 0
-
-
 @dataclass(slots=True)
 class _Admission:
+    tenant: str
     version: int
     task: asyncio.Task[Any] | None
     done: asyncio.Future[None]
@@ -86,7 +68,9 @@ class _Admission:
 class Gateway:
     """The data plane. Create it, then ``await start(host, port)`` on the loop that will run it.
 
-    ``snapshot`` may be None: requests then get 503 until the first :meth:`swap`.
+    The gateway holds one snapshot per tenant; a request is served by its tenant's snapshot
+    (``tenant_of(request)``; by default every request is the default tenant's). ``snapshot``
+    may be None: requests then get 503 until their tenant's first :meth:`swap`.
     ``backend_timeout_s`` bounds one forwarded request; ``max_shadow_in_flight`` bounds mirrored
     shadow requests (extra mirrors are skipped, never queued). ``credentials(route)`` returns
     extra headers for a release's endpoint (``{"Authorization": "Bearer ..."}`` for a provider
@@ -102,16 +86,18 @@ class Gateway:
         max_connections: int = 512,
         max_shadow_in_flight: int = 64,
         credentials: Callable[[ReleaseRoute], Mapping[str, str]] | None = None,
+        tenant_of: Callable[[web.Request], str] | None = None,
     ) -> None:
-        self._snapshot = snapshot
+        self._snapshots: dict[str, RoutingSnapshot] = {}
+        if snapshot is not None:
+            self._snapshots[snapshot.tenant] = snapshot
+        self._tenant_of = tenant_of or (lambda request: DEFAULT_TENANT)
         self.traces = traces if traces is not None else TraceStore()
         self._upstream = Upstream(
             timeout_s=backend_timeout_s, max_connections=max_connections, credentials=credentials
         )
         self._max_shadow = max_shadow_in_flight
         self._swap_lock = threading.Lock()
-        # Recent swaps only: a long-lived gateway must not grow with its history.
-        self._swaps: deque[SwapRecord] = deque(maxlen=1024)
         self._closing = False
         self._site: web.TCPSite | None = None
         self._inflight: dict[int, _Admission] = {}
@@ -170,58 +156,71 @@ class Gateway:
 
     @property
     def snapshot(self) -> RoutingSnapshot | None:
-        """The live snapshot (what the next request will pin)."""
-        return self._snapshot
+        """The default tenant's live snapshot (what its next request will pin)."""
+        return self._snapshots.get(DEFAULT_TENANT)
+
+    def snapshot_of(self, tenant: str) -> RoutingSnapshot | None:
+        """A tenant's live snapshot (None: nothing is live for it)."""
+        return self._snapshots.get(tenant)
 
     @property
     def accepting(self) -> bool:
         """False once :meth:`stop` has begun (the listener is closed, new requests get 503)."""
         return not self._closing
 
-    @property
-    def swaps(self) -> list[SwapRecord]:
-        """Recent swaps (the last 1024), oldest first."""
-        return list(self._swaps)
-
     def swap(self, snapshot: RoutingSnapshot) -> SwapRecord:
-        """Make ``snapshot`` live for every request admitted from now on. Thread-safe.
+        """Make ``snapshot`` live for every request of its tenant admitted from now on.
+        Thread-safe.
 
-        Raises InvalidTransitionError unless ``snapshot.version`` is higher than the live one.
+        Raises InvalidTransitionError unless ``snapshot.version`` is higher than the tenant's
+        live one (a stale writer cannot reinstate an old snapshot).
         """
         with self._swap_lock:
-            old = self._snapshot
+            old = self._snapshots.get(snapshot.tenant)
             if old is not None and snapshot.version <= old.version:
                 raise InvalidTransitionError(
-                    f"snapshot version {snapshot.version} is not newer than live {old.version}"
+                    f"snapshot version {snapshot.version} of tenant {snapshot.tenant!r} is not "
+                    f"newer than live {old.version}"
                 )
-            self._snapshot = snapshot
+            self._snapshots[snapshot.tenant] = snapshot
             # Taken after the store: any admission stamped later than `at` has read the new one.
-            rec = SwapRecord(
-                None if old is None else old.version, snapshot.version, self.traces.clock()
+            return SwapRecord(
+                snapshot.tenant,
+                None if old is None else old.version,
+                snapshot.version,
+                self.traces.clock(),
             )
-            self._swaps.append(rec)
-            return rec
 
-    def in_flight(self, version: int | None = None) -> int:
-        """Requests being served (pinned to ``version`` if given)."""
+    def in_flight(self, version: int | None = None, *, tenant: str = DEFAULT_TENANT) -> int:
+        """The tenant's requests being served (pinned to ``version`` if given)."""
         return sum(
-            1 for a in list(self._inflight.values()) if version is None or a.version == version
+            1
+            for a in list(self._inflight.values())
+            if a.tenant == tenant and (version is None or a.version == version)
         )
 
     async def drain(
-        self, deadline_s: float, before_version: int | None = None, *, cut_off: bool = True
+        self,
+        deadline_s: float,
+        before_version: int | None = None,
+        *,
+        cut_off: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> DrainResult:
-        """Wait until requests pinned to snapshots older than ``before_version`` finish.
+        """Wait until the tenant's requests pinned to snapshots older than ``before_version``
+        finish.
 
         ``before_version`` defaults to the live version. Requests still running at the deadline
         are cancelled when ``cut_off`` (recorded with status 503, error "drain deadline"), else
         left running and counted in ``cut_off`` all the same.
         """
-        snap = self._snapshot
+        snap = self._snapshots.get(tenant)
         if before_version is None:
             before_version = snap.version if snap is not None else 0
         bv = before_version
-        return await self._drain_where(lambda a: a.version < bv, bv, deadline_s, cut_off=cut_off)
+        return await self._drain_where(
+            lambda a: a.tenant == tenant and a.version < bv, bv, deadline_s, cut_off=cut_off
+        )
 
     async def _drain_where(
         self, pred: Callable[[_Admission], bool], bv: int, deadline_s: float, *, cut_off: bool
@@ -279,7 +278,7 @@ class Gateway:
         return await self._upstream.complete(route, fwd, slice)
 
     async def _handle_models(self, request: web.Request) -> web.Response:
-        snap = self._snapshot
+        snap = self._snapshots.get(self._tenant_of(request))
         routes = snap.routes() if snap is not None else ()
         data = [
             {"id": r.model, "object": "model", "relgate_release": r.release_sha256} for r in routes
@@ -309,7 +308,8 @@ class Gateway:
         clock = self.traces.clock
         # Admission: stamp first, then read the reference once (see SwapRecord.at).
         admitted_at = clock()
-        snap = self._snapshot
+        tenant = self._tenant_of(request)
+        snap = self._snapshots.get(tenant)
         if snap is None or self._closing:
             msg = "gateway is shutting down" if self._closing else "no release is live"
             return error_response(503, msg, "unavailable")
@@ -329,7 +329,7 @@ class Gateway:
         )
         mirror = snap.mirror_target(cls)
         if mirror is not None:
-            self._start_shadow(mirror, body, cls, snap.version, prompt, variables)
+            self._start_shadow(mirror, body, cls, snap, prompt, variables)
 
         loop = asyncio.get_running_loop()
         self._seq += 1
@@ -340,7 +340,7 @@ class Gateway:
         # handler turns exactly that cancellation into a 503 answer (uncancel, as asyncio.timeout
         # does) instead of adding a task hop to every request.
         me = asyncio.current_task()
-        adm = _Admission(snap.version, me, loop.create_future())
+        adm = _Admission(tenant, snap.version, me, loop.create_future())
         self._inflight[seq] = adm
         try:
             try:
@@ -379,6 +379,7 @@ class Gateway:
                     session_bucket=cls.bucket,
                     admitted_at=admitted_at,
                     snapshot_version=snap.version,
+                    tenant=tenant,
                     role=role,
                     stream=stream,
                     variables=variables,
@@ -393,13 +394,13 @@ class Gateway:
         route: ReleaseRoute,
         body: Mapping[str, Any],
         cls: Classification,
-        version: int,
+        snap: RoutingSnapshot,
         prompt: str,
         variables: tuple[tuple[str, str], ...],
     ) -> None:
         if len(self._shadow_tasks) >= self._max_shadow:
             return
-        task = asyncio.create_task(self._shadow(route, body, cls, version, prompt, variables))
+        task = asyncio.create_task(self._shadow(route, body, cls, snap, prompt, variables))
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
@@ -408,7 +409,7 @@ class Gateway:
         route: ReleaseRoute,
         body: Mapping[str, Any],
         cls: Classification,
-        version: int,
+        snap: RoutingSnapshot,
         prompt: str,
         variables: tuple[tuple[str, str], ...],
     ) -> None:
@@ -436,7 +437,8 @@ class Gateway:
                 release_sha256=route.release_sha256,
                 session_bucket=cls.bucket,
                 admitted_at=admitted,
-                snapshot_version=version,
+                snapshot_version=snap.version,
+                tenant=snap.tenant,
                 role="candidate",
                 shadow=True,
                 variables=variables,
@@ -515,10 +517,17 @@ class GatewayThread:
         return fut.result(timeout)
 
     def drain(
-        self, deadline_s: float, before_version: int | None = None, *, cut_off: bool = True
+        self,
+        deadline_s: float,
+        before_version: int | None = None,
+        *,
+        cut_off: bool = True,
+        tenant: str = DEFAULT_TENANT,
     ) -> DrainResult:
         """Blocking :meth:`Gateway.drain`."""
-        return self.call(self.gateway.drain(deadline_s, before_version, cut_off=cut_off))
+        return self.call(
+            self.gateway.drain(deadline_s, before_version, cut_off=cut_off, tenant=tenant)
+        )
 
     def stop(self, drain_deadline_s: float = 5.0) -> DrainResult:
         """Drain, close the gateway and end the loop thread."""
@@ -531,11 +540,4 @@ class GatewayThread:
                 self._loop.close()
 
 
-__all__ = [
-    "Completion",
-    "DrainResult",
-    "Gateway",
-    "GatewayThread",
-    "SwapRecord",
-    "start_gateway",
-]
+__all__ = ["Gateway", "GatewayThread", "start_gateway"]

@@ -12,6 +12,7 @@ the tenant chain already fixes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,6 +29,7 @@ __all__ = [
     "Receipt",
     "ReceiptKind",
     "format_time",
+    "live_release_of",
     "make_receipt",
     "receipt_from_dict",
     "weights_evidence",
@@ -193,6 +195,19 @@ def receipt_from_dict(data: dict[str, Any]) -> Receipt:
     if not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
         raise InvalidInputError("receipt seq must be an integer")
     return Receipt(**{k: data[k] for k in (*BODY_FIELDS, "receipt_sha256", "seq")})
+
+
+def live_release_of(receipts: Iterable[Receipt]) -> str | None:
+    """The release serving a tenant's traffic, from its receipts in chain order: the
+    ``live_release`` of the latest receipt that names one (the decision that changed it wrote
+    it: a completed rollout or shadow, an automatic or manual rollback). None: nothing is live.
+    The one place this is derived: the server, the API and the dashboard all ask here."""
+    live: str | None = None
+    for receipt in receipts:
+        if "live_release" in receipt.evidence:
+            value = receipt.evidence["live_release"]
+            live = value if isinstance(value, str) else None
+    return live
 
 
 def weights_evidence(

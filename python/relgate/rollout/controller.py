@@ -31,12 +31,11 @@ from typing import Any, Protocol
 from relgate.errors import InvalidInputError, InvalidTransitionError
 from relgate.rollout.monitors import ErrorRateReading, LatencyReading, QualityReading
 from relgate.rollout.observe import MinuteQuality
-from relgate.rollout.phase import Action, Phase, PhaseDecision, compute_phase
+from relgate.rollout.phase import TERMINAL_PHASES, Action, Phase, PhaseDecision, compute_phase
 from relgate.rollout.spec import FULL_WEIGHT_BP, RolloutSpec
 from relgate.rollout.status import Fact, FactKind, Reading, RolloutStatus
 
 __all__ = [
-    "TERMINAL_PHASES",
     "FactLog",
     "MemoryFactLog",
     "Readings",
@@ -44,7 +43,6 @@ __all__ = [
     "Routing",
 ]
 
-TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.ABORTED, Phase.ROLLED_BACK})
 _MAX_ACTIONS_PER_TICK = 8
 
 

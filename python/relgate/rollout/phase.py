@@ -28,7 +28,7 @@ from relgate.rollout.observe import evaluate_observer
 from relgate.rollout.spec import FULL_WEIGHT_BP, RolloutSpec
 from relgate.rollout.status import RolloutStatus
 
-__all__ = ["Action", "Phase", "PhaseDecision", "compute_phase"]
+__all__ = ["TERMINAL_PHASES", "Action", "Phase", "PhaseDecision", "compute_phase", "rollout_over"]
 
 
 class Phase(StrEnum):
@@ -45,6 +45,17 @@ class Phase(StrEnum):
     COMPLETED = "Completed"
     ABORTED = "Aborted"
     ROLLED_BACK = "RolledBack"
+
+
+#: Phases after which nothing more happens to a rollout.
+TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.ABORTED, Phase.ROLLED_BACK})
+
+
+def rollout_over(phase: Phase, status: RolloutStatus) -> bool:
+    """Whether nothing more will happen to a rollout: a terminal phase, or a completed rollout
+    that is no longer observed (a newer release took over, or a manual rollback). The one place
+    this is decided: the server, the API and the dashboard all ask here."""
+    return phase in TERMINAL_PHASES or status.observe_ended_at is not None
 
 
 class Action(StrEnum):

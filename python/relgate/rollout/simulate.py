@@ -44,10 +44,10 @@ from typing import Any
 import yaml
 
 from relgate.errors import InvalidInputError
-from relgate.rollout.controller import TERMINAL_PHASES, MemoryFactLog, Readings, RolloutController
+from relgate.rollout.controller import MemoryFactLog, Readings, RolloutController
 from relgate.rollout.monitors import ErrorRateReading, LatencyReading, QualityReading
 from relgate.rollout.observe import MinuteQuality
-from relgate.rollout.phase import Phase
+from relgate.rollout.phase import TERMINAL_PHASES, Phase
 from relgate.rollout.spec import RolloutSpec
 
 __all__ = ["SimReceipt", "SimulationResult", "Timeline", "load_timeline", "simulate"]

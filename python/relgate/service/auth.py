@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from relgate.access import Role
 from relgate.errors import AuthError, InvalidInputError
-from relgate.roles import Role
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from google.protobuf import message_factory, unknown_fields
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from relgate.access import Role
 from relgate.errors import GRPC_ERROR_METADATA_KEY, InvalidInputError
-from relgate.roles import Role
 from relgate.service.auth import Authenticator, Principal
 from relgate.service.status import status_for
 from relgate.service.web import Metrics

@@ -33,7 +33,6 @@ from relgate.app.jobs import Dispatcher
 from relgate.app.probes import CountingTraceStore, dataset_anchors
 from relgate.app.receipts import AnchorSchedule
 from relgate.app.remote_judge import with_workers
-from relgate.app.rollout_runtime import ScaledClock
 from relgate.app.rollouts import RolloutManager, RolloutOptions
 from relgate.errors import InvalidInputError
 from relgate.gateway.server import Gateway
@@ -45,6 +44,7 @@ from relgate.receipts.anchors import (
     DirectorySink,
     Rfc3161Sink,
 )
+from relgate.rollout.clock import ScaledClock
 from relgate.service.auth import Authenticator, bootstrap_admin_key
 from relgate.service.rpc import RpcEnv, build_handler
 from relgate.service.servicers.attestation import AttestationServicer
@@ -203,8 +203,8 @@ async def create_server(
     `weights_root` resolves relative weight paths of manifests (default: the working
     directory). The store attests reachable open weights at register time.
 
-    The gateway (data plane) listens on `gateway_port` (None: no gateway) and serves the
-    live release of `rollout.gateway_tenant`. `time_scale` > 1 runs the rollout clock (holds,
+    The gateway (data plane) listens on `gateway_port` (None: no gateway) and serves each
+    tenant's live release. `time_scale` > 1 runs the rollout clock (holds,
     deadlines, observer minutes, trace windows) that many times faster than wall time, from an
     anchor kept in the data directory; `rollout.clock` replaces that clock entirely (tests).
 

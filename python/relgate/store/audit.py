@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from relgate.access import Role
 from relgate.errors import IntegrityError, InvalidInputError
-from relgate.roles import Role
 from relgate.store import schema
 from relgate.store.records import ApiKey
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
     text,
 )
 
-from relgate.roles import Role
+from relgate.access import Role
 
 __all__ = [
     "APPEND_ONLY_TABLES",

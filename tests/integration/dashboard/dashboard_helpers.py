@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from relgate import dashboard
+from relgate.access import Role
 from relgate.app.gates import GateOptions, GateRequest
-from relgate.app.rollout_runtime import ManualClock, StoreFactLog
+from relgate.app.rollout_runtime import StoreFactLog
 from relgate.data import demo_answers_path
 from relgate.gate.sources import AnswerChoice
 from relgate.manifest import ReleaseManifest
-from relgate.roles import Role
+from relgate.rollout.clock import ManualClock
 from relgate.rollout.controller import Readings, RolloutController
 from relgate.rollout.monitors import ErrorRateReading, LatencyReading, QualityReading, SliceQuality
 from relgate.rollout.spec import RolloutSpec

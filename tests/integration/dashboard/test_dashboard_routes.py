@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from dashboard_helpers import World, get, start_server
+from relgate.access import Role
 from relgate.dashboard import dashboard_url
 from relgate.receipts import verify_bundle
-from relgate.roles import Role
 from relgate.service.auth import create_key
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from relgate.access import Role
 from relgate.dashboard.sessions import SessionStore
 from relgate.errors import AuthError
-from relgate.roles import Role
 from relgate.service.auth import Authenticator, create_key
 from relgate.store import Store
 

@@ -23,12 +23,12 @@ import polars as pl
 from relgate._proto.relgate.v1 import rollout_pb2
 from relgate.answers import load_answers
 from relgate.app.probes import ProbeOptions, suite_anchors
-from relgate.app.rollout_runtime import ManualClock
 from relgate.app.rollouts import ActiveRollout, RolloutOptions
 from relgate.client import RelgateClient
 from relgate.data import demo_calibration_answers_path, demo_suite_path
 from relgate.errors import JudgeUnavailableError
 from relgate.judge.base import Judge
+from relgate.rollout.clock import ManualClock
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.store import Store
 from relgate.testing.backends import BackendKnobs, TestBackend

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from relgate.app.rollout_runtime import FACT_KIND, ManualClock, StoreFactLog
+from relgate.app.rollout_runtime import FACT_KIND, StoreFactLog
 from relgate.manifest import ReleaseManifest
+from relgate.rollout.clock import ManualClock
 from relgate.rollout.controller import Readings, RolloutController
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import FactKind

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from relgate.access import Role
 from relgate.app.jobs import Dispatcher
 from relgate.judge.base import Judge
-from relgate.roles import Role
 from relgate.service.auth import create_key
 from relgate.service.server import BackgroundServer, RunningServer
 

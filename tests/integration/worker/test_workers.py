@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from relgate.access import Role
 from relgate.answers import load_answers
 from relgate.app.jobs import Dispatcher
 from relgate.app.remote_judge import RemoteJudge
@@ -26,7 +27,6 @@ from relgate.errors import AuthError, JudgeUnavailableError
 from relgate.gate.run import score_release
 from relgate.gate.sources import JudgeChoice
 from relgate.judge.base import Judge
-from relgate.roles import Role
 from relgate.rollout.monitors import MonitorThresholds, Verdict, evaluate_quality
 from relgate.rollout.replay import ReplayTrace, replay_quality
 from relgate.service.auth import create_key

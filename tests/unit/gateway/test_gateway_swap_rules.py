@@ -26,30 +26,47 @@ def test_swap_replaces_the_reference_and_versions_must_rise() -> None:
         with pytest.raises(InvalidTransitionError):
             gw.swap(RoutingSnapshot(stale, B))
     assert gw.snapshot.candidate == B
-    assert [s.new_version for s in gw.swaps] == [4]
+    # Tenants are independent: another tenant's first snapshot may have any version.
+    other = gw.swap(RoutingSnapshot(1, B, tenant="acme"))
+    assert (other.tenant, other.old_version, other.new_version) == ("acme", None, 1)
+    assert gw.snapshot.version == 4 and gw.snapshot_of("acme") is not None
 
 
 def test_concurrent_swappers_never_go_backwards() -> None:
     gw = Gateway(None)
     versions = list(range(1, 401))
     errors: list[int] = []
+    accepted: list[int] = []
+    seen: list[int] = []
+    done = threading.Event()
 
     def writer(vs: list[int]) -> None:
         for v in vs:
             try:
-                gw.swap(RoutingSnapshot(v, A))
+                accepted.append(gw.swap(RoutingSnapshot(v, A)).new_version)
             except InvalidTransitionError:
                 errors.append(v)
 
+    def reader() -> None:
+        while not done.is_set():
+            snap = gw.snapshot
+            if snap is not None:
+                seen.append(snap.version)
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
     threads = [threading.Thread(target=writer, args=(versions[i::4],)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    accepted = [s.new_version for s in gw.swaps]
-    assert accepted == sorted(accepted) and len(set(accepted)) == len(accepted)
+    done.set()
+    watcher.join()
+    # What a request can read never goes back, and every swap either won or was refused.
+    assert seen == sorted(seen)
+    assert len(set(accepted)) == len(accepted)
     assert len(accepted) + len(errors) == len(versions)
-    assert gw.snapshot is not None and gw.snapshot.version == accepted[-1] == 400
+    assert gw.snapshot is not None and gw.snapshot.version == max(accepted) == 400
 
 
 def test_sse_text_survives_arbitrary_chunk_boundaries() -> None:

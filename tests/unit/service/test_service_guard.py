@@ -13,9 +13,9 @@ import grpc
 import grpc.aio
 import pytest
 from relgate._proto.relgate.v1 import release_pb2
+from relgate.access import Role
 from relgate.errors import GRPC_ERROR_METADATA_KEY as ERROR_METADATA_KEY
 from relgate.errors import NotFoundError
-from relgate.roles import Role
 from relgate.service.auth import Authenticator, hash_key
 from relgate.service.rpc import Call, Rpc, RpcEnv, build_handler
 from relgate.service.web import Metrics

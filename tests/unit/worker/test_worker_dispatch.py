@@ -6,11 +6,11 @@ import threading
 
 import numpy as np
 import pytest
+from relgate.access import Role
 from relgate.app.jobs import Dispatcher
 from relgate.app.remote_judge import RemoteJudge
 from relgate.errors import AuthError, InvalidInputError, JudgeError, JudgeUnavailableError
 from relgate.judge.jobs import JobResult, JobSpec
-from relgate.roles import Role
 from relgate.service.auth import Authenticator, Principal
 
 SHA_A = "a" * 64

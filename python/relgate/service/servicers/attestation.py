@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from relgate._proto.relgate.v1 import attestation_pb2
+from relgate.access import Role
 from relgate.attest import attest
 from relgate.canonical import canonical_json
 from relgate.errors import InvalidInputError, NotFoundError
-from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 
 

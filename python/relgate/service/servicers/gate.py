@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from relgate._proto.relgate.v1 import common_pb2, gate_pb2
+from relgate.access import Role
 from relgate.app.gates import GateRecord, GateRequest, GateRunner
 from relgate.errors import InvalidInputError
 from relgate.gate.calibration import SliceCalibration
-from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb
 from relgate.service.servicers.release import check_sha256

@@ -6,8 +6,8 @@ import asyncio
 import secrets
 
 from relgate._proto.relgate.v1 import key_pb2
+from relgate.access import Role
 from relgate.errors import InvalidInputError
-from relgate.roles import Role
 from relgate.service.auth import KeyStore, create_key, hash_key
 from relgate.service.rpc import Call, Rpc
 

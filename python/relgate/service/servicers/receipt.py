@@ -7,9 +7,9 @@ import json
 from collections.abc import AsyncIterator
 
 from relgate._proto.relgate.v1 import receipt_pb2
+from relgate.access import Role
 from relgate.app.receipts import export_bundle
 from relgate.receipts import verify_bundle
-from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb
 from relgate.service.servicers.release import check_sha256

@@ -6,9 +6,9 @@ import asyncio
 from typing import Literal
 
 from relgate._proto.relgate.v1 import release_pb2
+from relgate.access import Role
 from relgate.errors import InvalidInputError, NotFoundError
 from relgate.manifest import ReleaseManifest
-from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb, release_pb
 from relgate.service.web import Metrics

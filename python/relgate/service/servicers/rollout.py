@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from relgate._proto.relgate.v1 import rollout_pb2
+from relgate.access import Role
 from relgate.app.rollouts import ActiveRollout, RolloutManager
 from relgate.errors import InvalidInputError, NotFoundError
-from relgate.roles import Role
 from relgate.rollout.checkpoint import evaluate_monitors
 from relgate.rollout.monitors import MonitorVerdict, Verdict
 from relgate.rollout.phase import Phase

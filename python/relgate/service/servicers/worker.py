@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from relgate._proto.relgate.v1 import worker_pb2
+from relgate.access import Role
 from relgate.app.jobs import Dispatcher
 from relgate.errors import InvalidInputError
 from relgate.judge.jobs import JobResult
-from relgate.roles import Role
 from relgate.service.rpc import Call, Rpc
 from relgate.wire.worker import job_message
 

@@ -1,4 +1,8 @@
-"""Roles of API keys: the one definition the store, the service, the client and the CLI use.
+"""Access: tenants and the roles of API keys (the one definition the store, the service, the
+gateway, the client and the CLI use).
+
+Every release, receipt chain, rollout and key belongs to one tenant; ``DEFAULT_TENANT`` is the
+tenant of a deployment that never names one.
 
 Ordered viewer < releaser < admin: reads need viewer, mutations releaser, key management admin.
 ``worker`` is outside the order: a worker key may call the WorkerService and nothing else, and
@@ -11,7 +15,9 @@ import enum
 
 from relgate.errors import InvalidInputError
 
-__all__ = ["Role"]
+__all__ = ["DEFAULT_TENANT", "Role"]
+
+DEFAULT_TENANT = "default"
 
 
 class Role(enum.IntEnum):
