@@ -101,7 +101,7 @@ def _bypass_append_only(store: Store, table: str) -> Iterator[Connection]:
     """A raw connection on which ``table``'s append-only triggers are off: what an attacker
     with database access can do. The triggers come back afterwards (PostgreSQL) or stay
     dropped (SQLite; the test's store is thrown away)."""
-    engine = store._engine
+    engine = store.db.engine
     with engine.begin() as conn:
         if store.dialect == "sqlite":
             for event in ("update", "delete"):

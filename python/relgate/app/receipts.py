@@ -45,13 +45,13 @@ def export_bundle(
         tenant=tenant,
         rows=store.receipt_rows(tenant=tenant),
         signer=signer or TreeHeadSigner(store.data_dir),
-        stored_heads=store.tree_heads(tenant=tenant),
-        anchors=store.anchors(tenant=tenant),
+        stored_heads=store.audit.tree_heads(tenant=tenant),
+        anchors=store.audit.anchors(tenant=tenant),
         timestamp=format_time(now) if now is not None else store.now(),
         inclusion_proofs=inclusion_proofs,
     )
     if fresh is not None:
-        store.add_tree_head(**fresh.to_dict())
+        store.audit.add_tree_head(**fresh.to_dict())
     return bundle
 
 
@@ -67,7 +67,7 @@ def sign_tree_head(
         root_hex=root.hex(),
         timestamp=format_time(now) if now is not None else store.now(),
     )
-    store.add_tree_head(**head.to_dict())
+    store.audit.add_tree_head(**head.to_dict())
     return head
 
 
@@ -80,7 +80,7 @@ def anchor_now(
     records = anchor_tree_head(head, sinks)
     for record in records:
         if record.ok:
-            store.add_anchor(
+            store.audit.add_anchor(
                 tenant=tenant,
                 tree_size=record.tree_size,
                 root_hex=record.root_hex,

@@ -44,7 +44,7 @@ def measure_through_workers(
         server = background.start()
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            key = create_key(server.store, role=Role.WORKER, name="bench")
+            key = create_key(server.store.keys, role=Role.WORKER, name="bench")
             env = {**os.environ, "RELGATE_API_KEY": key}
             cmd = [sys.executable, "-m", "relgate", "worker", "--control", server.address]
             procs = [

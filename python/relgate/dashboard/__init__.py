@@ -43,5 +43,5 @@ def dashboard_url(running: Any, *, viewer_key: str | None = None) -> str:
     """Where ``running`` (a ``relgate.service.server.RunningServer``) serves the dashboard's
     sign-in page, and the key to sign in with: ``viewer_key``, or a new key with the viewer
     role (named ``dashboard``) created in the server's store. For the demo runner to print."""
-    key = viewer_key or create_key(running.store, role=Role.VIEWER, name="dashboard")
+    key = viewer_key or create_key(running.store.keys, role=Role.VIEWER, name="dashboard")
     return f"{running.web_url}/login  (sign in with the viewer key {key})"

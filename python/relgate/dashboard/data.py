@@ -310,8 +310,8 @@ class DashboardData:
             report=report,
             status=status,
             head=heads[-1] if heads else None,
-            stored_heads=self.store.tree_heads(tenant=tenant),
-            anchors=self.store.anchors(tenant=tenant),
+            stored_heads=self.store.audit.tree_heads(tenant=tenant),
+            anchors=self.store.audit.anchors(tenant=tenant),
         )
         with self._lock:
             self._chain_cache[tenant] = (key, view)
@@ -325,8 +325,8 @@ class DashboardData:
             tenant=tenant,
             rows=rows if rows is not None else self.store.receipt_rows(tenant=tenant),
             signer=self.signer,
-            stored_heads=self.store.tree_heads(tenant=tenant),
-            anchors=self.store.anchors(tenant=tenant),
+            stored_heads=self.store.audit.tree_heads(tenant=tenant),
+            anchors=self.store.audit.anchors(tenant=tenant),
             timestamp=self.store.now(),
         )
         return bundle

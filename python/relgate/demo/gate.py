@@ -14,19 +14,14 @@ runner's test backends) or from the recorded outputs shipped in the package (the
 gate tests' server has no backends).
 
 ``gate_chapter(console, client)`` registers the releases itself; the demo runner passes the
-shas it registered with endpoints. ``python -m relgate.demo.gate [--data-dir DIR]`` runs the
-chapter on recorded answers against a server of its own.
+shas it registered with endpoints.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -43,7 +38,6 @@ __all__ = [
     "GateChapter",
     "demo_manifest",
     "gate_chapter",
-    "main",
     "register_demo_releases",
 ]
 
@@ -193,27 +187,3 @@ def gate_chapter(
         markup=False,
     )
     return chapter
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Start a server (embedded defaults), run the chapter; 0 when it shows the story."""
-    from relgate.service.server import BackgroundServer
-
-    parser = argparse.ArgumentParser(prog="python -m relgate.demo.gate", description=__doc__)
-    parser.add_argument("--data-dir", type=Path, help="Server state (default: a temp dir).")
-    args = parser.parse_args(argv)
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="relgate-demo-gate-"))
-    console = Console()
-    with BackgroundServer(data_dir, gateway_port=None) as server:
-        assert server.admin_key_path is not None
-        key = server.admin_key_path.read_text().strip()
-        client = RelgateClient(server.address, api_key=key)
-        try:
-            chapter = gate_chapter(console, client)
-        finally:
-            client.close()
-    return 0 if chapter.passed else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

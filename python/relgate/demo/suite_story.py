@@ -7,13 +7,11 @@ and v2's Law slice shows what hedging does. The gate passes v1 (a cold start: no
 release; the slices the judge cannot resolve are named) and fails v2 on Law while v2's
 aggregate, a mean over 38 slices, barely moves.
 
-``python -m relgate.demo.suite_story [OUT_DIR]`` prints both per-slice tables and where the HTML
-reports are.
+``print_story`` prints both per-slice tables and where the HTML reports are.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from relgate.judge.embedding import EmbeddingJudge
 from relgate.manifest import GatePolicy
 from relgate.suite import load_suite
 
-__all__ = ["DemoStory", "main", "run_demo_story"]
+__all__ = ["DemoStory", "print_story", "run_demo_story"]
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,11 @@ def run_demo_story(
     return DemoStory(v1=r1, v2=r2, reports=reports)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the story and print the tables; exit 0 when the gate behaved as the story says."""
-    args = sys.argv[1:] if argv is None else argv
-    story = run_demo_story(args[0] if args else None)
+def print_story(story: DemoStory) -> bool:
+    """Print both per-slice tables and where the reports are; True when the gate behaved as
+    the story says (v1 passes, v2 fails on Law alone)."""
     for name, result in (("v1", story.v1), ("v2 (against v1)", story.v2)):
         print(f"\n== release {name} ==")
         print(format_table(result))
         print(f"HTML report: {story.reports[name.split()[0]]}")
-    as_told = story.v1.passed and story.v2.failed_slices == ("Law",)
-    return 0 if as_told else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return story.v1.passed and story.v2.failed_slices == ("Law",)

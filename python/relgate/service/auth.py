@@ -61,10 +61,10 @@ class ApiKeyRecord(Protocol):
 
 
 class KeyStore(Protocol):
-    """The part of `relgate.store.Store` that auth uses."""
+    """The key records auth uses (`relgate.store.Store.keys`)."""
 
-    def add_api_key(self, *, key_hash: str, role: str, name: str, tenant: str = ...) -> None: ...
-    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+    def add(self, *, key_hash: str, role: str, name: str, tenant: str = ...) -> None: ...
+    def find(self, key_hash: str) -> ApiKeyRecord | None: ...
 
 
 def new_key() -> str:
@@ -116,7 +116,7 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
-        record = self._store.find_api_key(digest)
+        record = self._store.find(digest)
         if record is None:
             raise AuthError("unknown API key")
         principal = Principal(
@@ -142,7 +142,7 @@ def create_key(store: KeyStore, *, role: Role, name: str, tenant: str = "default
     if not name.strip():
         raise InvalidInputError("a key needs a non-empty name")
     key = new_key()
-    store.add_api_key(key_hash=hash_key(key), role=role.label, name=name, tenant=tenant)
+    store.add(key_hash=hash_key(key), role=role.label, name=name, tenant=tenant)
     return key
 
 
@@ -170,8 +170,8 @@ def bootstrap_admin_key(store: KeyStore, data_dir: Path) -> Path | None:
             os.close(fd)
     key = path.read_text(encoding="ascii").strip()
     digest = hash_key(key)
-    if store.find_api_key(digest) is None:
-        store.add_api_key(key_hash=digest, role=Role.ADMIN.label, name="bootstrap-admin")
+    if store.find(digest) is None:
+        store.add(key_hash=digest, role=Role.ADMIN.label, name="bootstrap-admin")
     marker.write_text(digest + "\n", encoding="ascii")
     return path
 

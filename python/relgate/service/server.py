@@ -264,15 +264,15 @@ async def _start(
     workers: Dispatcher,
     web_extension: WebExtensionFactory | None,
 ) -> RunningServer:
-    admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store, root)
+    admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store.keys, root)
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
     signer = await asyncio.to_thread(TreeHeadSigner, root)
     metrics = Metrics()
-    env = RpcEnv(authenticator=Authenticator(store), metrics=metrics)
+    env = RpcEnv(authenticator=Authenticator(store.keys), metrics=metrics)
     servicers: list[Any] = [
         ReleaseServicer(store, metrics),
         ReceiptServicer(store, signer.public_key_b64),
-        KeyServicer(store),
+        KeyServicer(store.keys),
         AttestationServicer(),
         GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
         WorkerServicer(workers),

@@ -1,4 +1,5 @@
-"""The store: releases, receipts, facts (tree heads, anchors and API keys: ``audit``).
+"""The store: releases, receipts and facts; tree heads and anchors (``store.audit``) and API keys
+(``store.keys``) beside them, on one database (``relgate.store.db``).
 
 SQLAlchemy Core over SQLite (the default: ``DATA_DIR/relgate.db`` in WAL mode) or PostgreSQL
 (by URL); the schema is created and upgraded by the bundled Alembic migrations on ``open``.
@@ -17,16 +18,14 @@ Guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from relgate.canonical import canonical_json
 from relgate.errors import (
@@ -36,10 +35,12 @@ from relgate.errors import (
     NotFoundError,
 )
 from relgate.manifest import ReleaseManifest
-from relgate.receipts.model import Receipt, format_time, make_receipt, weights_evidence
+from relgate.receipts.model import Receipt, make_receipt, weights_evidence
 from relgate.store import schema
-from relgate.store.audit import AuditRecords, check_name
-from relgate.store.engine import create_engine, lock_id
+from relgate.store.audit import AuditLog
+from relgate.store.db import Database, check_name
+from relgate.store.engine import create_engine
+from relgate.store.keys import KeyRecords
 from relgate.store.migrate import upgrade_to_head
 from relgate.store.records import RegisterResult, StoredFact, StoredRelease
 from relgate.store.rows import receipt_from_row, release_row, stored_release
@@ -49,29 +50,23 @@ __all__ = ["Store"]
 _RETRIES = 5
 
 
-class Store(AuditRecords):
+class Store:
     """Durable state of one relgate deployment. Thread-safe; open once per process."""
 
     def __init__(
         self,
-        engine: Engine,
+        db: Database,
         *,
         data_dir: Path,
-        clock: Callable[[], datetime],
         weights_root: Path | None,
     ) -> None:
-        self._engine = engine
-        self._pg = engine.dialect.name == "postgresql"
-        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
-        # SQLite's busy handler with growing backoff (p99 register latency over a second with
-        # four threads). Threads of this process queue on a lock instead; other processes
-        # still meet BEGIN IMMEDIATE and the busy timeout.
-        self._write_lock: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if self._pg else threading.Lock()
-        )
+        self.db = db
         self.data_dir = data_dir
-        self._clock = clock
         self._weights_root = weights_root
+        #: Signed tree heads and where they were anchored.
+        self.audit = AuditLog(db)
+        #: API keys, by hash.
+        self.keys = KeyRecords(db)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -98,20 +93,22 @@ class Store(AuditRecords):
         data_dir.mkdir(parents=True, exist_ok=True)
         if url is None:
             url = f"sqlite:///{data_dir / 'relgate.db'}"
-        engine = create_engine(url, sync_commits=sync_commits)
+        db = Database(
+            create_engine(url, sync_commits=sync_commits),
+            clock or (lambda: datetime.now(UTC)),
+        )
         store = cls(
-            engine,
+            db,
             data_dir=data_dir,
-            clock=clock or (lambda: datetime.now(UTC)),
             weights_root=weights_root if weights_root is not None else data_dir,
         )
-        with store._transaction(lock_key="relgate-migrations") as conn:
+        with db.transaction(lock_key="relgate-migrations") as conn:
             upgrade_to_head(conn)
         return store
 
     def close(self) -> None:
         """Release all database connections."""
-        self._engine.dispose()
+        self.db.engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -122,44 +119,16 @@ class Store(AuditRecords):
     @property
     def url(self) -> str:
         """The database URL, password hidden."""
-        return self._engine.url.render_as_string(hide_password=True)
+        return self.db.engine.url.render_as_string(hide_password=True)
 
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
-        return self._engine.dialect.name
-
-    # ---- transactions -------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _transaction(self, *, lock_key: str) -> Iterator[Connection]:
-        """A write transaction serialized against every other writer of ``lock_key``."""
-        try:
-            with self._write_lock, self._engine.connect() as conn:
-                # Read by the SQLite "begin" hook: writers start with BEGIN IMMEDIATE.
-                conn.execution_options(relgate_write=True)
-                with conn.begin():
-                    if self._pg:
-                        conn.execute(
-                            sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                            {"key": lock_id(lock_key)},
-                        )
-                    yield conn
-        except sa.exc.IntegrityError as exc:
-            # Rolled back. A UNIQUE, foreign key or trigger refusal is data that does not fit
-            # the chain: callers see relgate's error, never SQLAlchemy's.
-            raise IntegrityError(
-                f"the store's constraints refused the write: {exc.orig}", rule="store_constraint"
-            ) from exc
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn, conn.begin():
-            yield conn
+        return self.db.engine.dialect.name
 
     def now(self) -> str:
         """The store clock's current time, RFC 3339 UTC (what receipts are stamped with)."""
-        return format_time(self._clock())
+        return self.db.now()
 
     # ---- releases -----------------------------------------------------------------------
 
@@ -205,7 +174,7 @@ class Store(AuditRecords):
         self, manifest: ReleaseManifest, *, actor: str, tenant: str
     ) -> RegisterResult:
         sha = manifest.sha256
-        with self._transaction(lock_key=tenant) as conn:
+        with self.db.transaction(lock_key=tenant) as conn:
             existing = release_row(conn, sha)
             if existing is not None:
                 receipt_row = conn.execute(
@@ -268,7 +237,7 @@ class Store(AuditRecords):
             raise InvalidInputError(
                 f"{sha_or_release_id!r} is neither a release sha256 (64 hex) nor a rel_ id"
             )
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(sa.select(schema.releases).where(col == key).limit(2)).all()
         if not rows:
             raise NotFoundError(f"no release {key}")
@@ -278,7 +247,7 @@ class Store(AuditRecords):
 
     def list_releases(self, *, tenant: str = "default", limit: int = 100) -> list[StoredRelease]:
         """The tenant's releases, newest first."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(
                 sa.select(schema.releases)
                 .where(schema.releases.c.tenant == tenant)
@@ -334,7 +303,7 @@ class Store(AuditRecords):
             if not isinstance(payload, dict):
                 raise InvalidInputError(f"fact {fact_kind!r}: payload must be a JSON object")
             fact_rows.append((fact_kind, canonical_json(payload).decode("utf-8")))
-        with self._transaction(lock_key=tenant) as conn:
+        with self.db.transaction(lock_key=tenant) as conn:
             if release_row(conn, release_sha) is None:
                 raise NotFoundError(f"no release {release_sha}")
             now = self.now()
@@ -421,7 +390,7 @@ class Store(AuditRecords):
         query = sa.select(schema.facts).where(f.release_sha256 == release_sha)
         if kind is not None:
             query = query.where(f.kind == kind)
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(query.order_by(f.seq)).all()
         return [
             StoredFact(
@@ -456,14 +425,14 @@ class Store(AuditRecords):
         query = query.order_by(r.seq)
         if limit is not None:
             query = query.limit(max(0, limit))
-        with self._read() as conn:
+        with self.db.read() as conn:
             return [receipt_from_row(row) for row in conn.execute(query)]
 
     def receipt_rows(self, *, tenant: str = "default") -> list[tuple[int, str, str]]:
         """``(seq, receipt_sha256, stored canonical body)`` for every receipt of the tenant, in
         chain order, without parsing: what the Merkle tree and bundle export need."""
         r = schema.receipts.c
-        with self._read() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(
                 sa.select(r.seq, r.receipt_sha256, r.body).where(r.tenant == tenant).order_by(r.seq)
             ).all()
@@ -472,7 +441,7 @@ class Store(AuditRecords):
     def receipt_shas(self, *, tenant: str = "default") -> list[str]:
         """Every ``receipt_sha256`` of the tenant in chain order: the Merkle tree's leaves."""
         r = schema.receipts.c
-        with self._read() as conn:
+        with self.db.read() as conn:
             return list(
                 conn.execute(
                     sa.select(r.receipt_sha256).where(r.tenant == tenant).order_by(r.seq)
@@ -481,7 +450,7 @@ class Store(AuditRecords):
 
     def tenants(self) -> list[str]:
         """Every tenant that has at least one receipt."""
-        with self._read() as conn:
+        with self.db.read() as conn:
             return list(
                 conn.execute(
                     sa.select(schema.receipts.c.tenant)

@@ -136,7 +136,7 @@ def build_world(running: RunningServer) -> World:
     store = running.store
     assert running.gates is not None
     keys = {
-        role.label: create_key(store, role=role, name=f"test-{role.label}")
+        role.label: create_key(store.keys, role=role, name=f"test-{role.label}")
         for role in (Role.VIEWER, Role.RELEASER, Role.ADMIN)
     }
     world = World(server=running, keys=keys)

@@ -228,7 +228,7 @@ def test_unknown_rollout_and_release_are_404(world: World) -> None:
 
 
 def test_another_tenants_key_sees_none_of_these_releases(world: World) -> None:
-    key = create_key(world.server.store, role=Role.VIEWER, name="other", tenant="other")
+    key = create_key(world.server.store.keys, role=Role.VIEWER, name="other", tenant="other")
     status, body = get(world.url + "/", key=key)
     assert status == 200 and world.shas["v1"][:12] not in body
     assert get(f"{world.url}/releases/{world.shas['v1']}", key=key)[0] == 404
@@ -253,9 +253,9 @@ def test_receipts_page_verifies_the_chain_and_the_bundle_verifies_offline(
     path.write_text(raw)
     report = verify_bundle(path, public_key_b64=bundle["public_key_b64"])
     assert report.ok and report.receipts == n
-    heads_before = len(store.tree_heads())
+    heads_before = len(store.audit.tree_heads())
     get(world.url + "/receipts", key=world.keys["viewer"])
-    assert len(store.tree_heads()) == heads_before  # a page view writes nothing
+    assert len(store.audit.tree_heads()) == heads_before  # a page view writes nothing
 
 
 def test_dashboard_url_names_the_web_port_and_a_working_viewer_key(world: World) -> None:

@@ -25,7 +25,7 @@ class FakeClock:
 def keys(tmp_path: Path) -> tuple[Store, dict[str, str]]:
     store = Store.open(data_dir=tmp_path / "data")
     roles = (Role.VIEWER, Role.RELEASER, Role.ADMIN)
-    made = {r.label: create_key(store, role=r, name=r.label) for r in roles}
+    made = {r.label: create_key(store.keys, role=r, name=r.label) for r in roles}
     return store, made
 
 
@@ -34,7 +34,7 @@ def test_a_valid_key_opens_a_session_and_sign_out_closes_it(
 ) -> None:
     store, made = keys
     try:
-        sessions = SessionStore(Authenticator(store))
+        sessions = SessionStore(Authenticator(store.keys))
         principal = sessions.check_key(made["viewer"])
         assert principal.role is Role.VIEWER
         sid = sessions.open(principal)
@@ -49,7 +49,7 @@ def test_a_valid_key_opens_a_session_and_sign_out_closes_it(
 def test_unknown_and_empty_keys_are_refused(keys: tuple[Store, dict[str, str]]) -> None:
     store, _ = keys
     try:
-        sessions = SessionStore(Authenticator(store))
+        sessions = SessionStore(Authenticator(store.keys))
         for bad in ("", "   ", "rgk_unknown"):
             with pytest.raises(AuthError):
                 sessions.check_key(bad)
@@ -64,7 +64,7 @@ def test_sessions_end_after_the_idle_limit_and_use_refreshes_them(
     store, made = keys
     try:
         clock = FakeClock()
-        sessions = SessionStore(Authenticator(store), idle_s=60, clock=clock)
+        sessions = SessionStore(Authenticator(store.keys), idle_s=60, clock=clock)
         sid = sessions.open(sessions.check_key(made["admin"]))
         clock.t += 59
         assert sessions.get(sid) is not None  # used: the idle clock restarts

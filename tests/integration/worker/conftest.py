@@ -46,7 +46,7 @@ def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 @pytest.fixture
 def worker_key(control: RunningServer) -> str:
     """A fresh key of role worker."""
-    return create_key(control.store, role=Role.WORKER, name="worker")
+    return create_key(control.store.keys, role=Role.WORKER, name="worker")
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ def test_unknown_worker_and_non_worker_keys_are_refused(
     ):
         client.submit_result(request)
     admin = (control.data_dir / "admin.key").read_text().strip()
-    releaser = create_key(control.store, role=Role.RELEASER, name="rel")
+    releaser = create_key(control.store.keys, role=Role.RELEASER, name="rel")
     for key in (admin, releaser):
         with RelgateClient(control.address, api_key=key) as client, pytest.raises(AuthError):
             client.register_worker(

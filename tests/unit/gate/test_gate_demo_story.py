@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from relgate.data import truthfulqa_source_path
-from relgate.demo.suite_story import DemoStory, main, run_demo_story
+from relgate.demo.suite_story import DemoStory, print_story, run_demo_story
 from relgate.gate import GateOutcome, SliceVerdict
 
 TRUTHFULQA = truthfulqa_source_path()
@@ -50,7 +50,7 @@ def test_v2_fails_on_law_only_while_the_aggregate_holds(story: DemoStory) -> Non
 def test_demo_entry_point_prints_the_tables(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([str(tmp_path)]) == 0
+    assert print_story(run_demo_story(tmp_path))
     out = capsys.readouterr().out
     assert "release v2 (against v1)" in out and "failed slices: Law" in out
     assert (tmp_path / "v2" / "report.html").is_file()

@@ -83,7 +83,7 @@ def test_anchor_now_records_and_exports(
     signer = TreeHeadSigner(store.data_dir)
     sth, records = anchor_now(store, signer, [DirectorySink(tmp_path / "anchors")])
     assert sth.tree_size == 1 and records[0].ok
-    assert store.anchors()[0]["ref"] == records[0].ref
+    assert store.audit.anchors()[0]["ref"] == records[0].ref
     bundle = export_bundle(store)
     assert bundle["anchors"][0]["root_hex"] == sth.root_hex
     assert bundle["tree_heads"][0] == sth.to_dict()
@@ -251,14 +251,14 @@ def test_anchor_periodically(store: Store, api_manifest: dict[str, Any], tmp_pat
             reason="",
         )
         await wait_for_files(3)
-        assert [h["tree_size"] for h in store.tree_heads()] == [1, 2]
-        assert [h["tree_size"] for h in store.tree_heads(tenant="acme")] == [1]
+        assert [h["tree_size"] for h in store.audit.tree_heads()] == [1, 2]
+        assert [h["tree_size"] for h in store.audit.tree_heads(tenant="acme")] == [1]
         await asyncio.wait_for(schedule.stop(), timeout=30)
         assert task.cancelled()
 
     asyncio.run(run())
     names = sorted(p.name for p in out.glob("*.json"))
     assert [n.split("-")[0] for n in names] == ["acme", "default", "default"]
-    assert {a["sink"] for a in store.anchors()} == {"directory"}
+    assert {a["sink"] for a in store.audit.anchors()} == {"directory"}
     with pytest.raises(InvalidInputError):
         AnchorSchedule(store, signer, [], interval=0)

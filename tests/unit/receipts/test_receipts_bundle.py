@@ -84,7 +84,7 @@ def test_export_and_verify(store: Store, bundle: dict[str, Any], tmp_path: Path)
     key = TreeHeadSigner(store.data_dir).public_key_b64
     assert verify_bundle(path, public_key_b64=key).ok
     # The export's head is also kept in the store.
-    assert store.tree_heads()[-1] == bundle["tree_heads"][-1]
+    assert store.audit.tree_heads()[-1] == bundle["tree_heads"][-1]
 
 
 def test_bundle_without_inclusion_proofs_verifies(store: Store, bundle: dict[str, Any]) -> None:

@@ -100,7 +100,7 @@ def test_sign_tree_head(store: Store, api_manifest: dict[str, Any]) -> None:
     assert head.verify(signer.public_key_b64)
     assert not head.verify(TreeHeadSigner(store.data_dir / "other").public_key_b64)
     assert SignedTreeHead.from_dict(head.to_dict()) == head
-    assert [h["tree_size"] for h in store.tree_heads()] == [0, 1]
+    assert [h["tree_size"] for h in store.audit.tree_heads()] == [0, 1]
     forged = SignedTreeHead(**{**head.to_dict(), "tree_size": 2})
     assert not forged.verify()
 

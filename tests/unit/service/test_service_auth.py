@@ -35,11 +35,11 @@ class _Keys:
         self.rows: dict[str, _Key] = {}
         self.lookups = 0
 
-    def add_api_key(self, *, key_hash: str, role: str, name: str, tenant: str = "default") -> None:
+    def add(self, *, key_hash: str, role: str, name: str, tenant: str = "default") -> None:
         assert key_hash not in self.rows
         self.rows[key_hash] = _Key(role, name, tenant)
 
-    def find_api_key(self, key_hash: str) -> _Key | None:
+    def find(self, key_hash: str) -> _Key | None:
         self.lookups += 1
         return self.rows.get(key_hash)
 

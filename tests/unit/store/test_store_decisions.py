@@ -97,7 +97,7 @@ def test_decision_and_facts_commit_together_or_not_at_all(
 ) -> None:
     """A failure while writing the second fact leaves neither the receipt nor the first fact."""
     sha = _register(store, api_manifest, "a")
-    with store._engine.begin() as conn:  # a database-side failure on one fact kind
+    with store.db.engine.begin() as conn:  # a database-side failure on one fact kind
         if store.dialect == "sqlite":
             conn.exec_driver_sql(
                 "CREATE TRIGGER boom BEFORE INSERT ON facts WHEN NEW.kind = 'boom' "

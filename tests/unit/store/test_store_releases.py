@@ -105,15 +105,15 @@ def test_blank_names_are_rejected(store: Store, api_manifest: dict[str, Any], fi
 
 
 def test_api_keys(store: Store) -> None:
-    assert store.find_api_key("h1") is None
-    store.add_api_key(key_hash="h1", role="admin", name="bootstrap")
-    key = store.find_api_key("h1")
+    assert store.keys.find("h1") is None
+    store.keys.add(key_hash="h1", role="admin", name="bootstrap")
+    key = store.keys.find("h1")
     assert key is not None
     assert (key.role, key.name, key.tenant) == ("admin", "bootstrap", "default")
     with pytest.raises(InvalidInputError, match="already exists"):
-        store.add_api_key(key_hash="h1", role="viewer", name="again")
+        store.keys.add(key_hash="h1", role="viewer", name="again")
     with pytest.raises(InvalidInputError, match="role"):
-        store.add_api_key(key_hash="h2", role="root", name="x")
+        store.keys.add(key_hash="h2", role="root", name="x")
 
 
 def test_reopen_keeps_data_and_does_not_remigrate(
@@ -150,7 +150,7 @@ def test_short_id_collision_is_refused_not_fatal(
     m = ReleaseManifest.parse(api_manifest)
     store.register_release(m, actor="alice")
     twin = "f" * 64
-    with store._engine.begin() as conn:  # a second release with the same short id
+    with store.db.engine.begin() as conn:  # a second release with the same short id
         row = conn.execute(sa.select(releases).where(releases.c.sha256 == m.sha256)).one()
         conn.execute(releases.insert().values({**row._asdict(), "sha256": twin}))
     assert store.get_release(m.sha256).sha256 == m.sha256
@@ -161,7 +161,7 @@ def test_short_id_collision_is_refused_not_fatal(
 def test_persistent_constraint_refusal_is_an_integrity_error(
     store: Store, api_manifest: dict[str, Any]
 ) -> None:
-    with store._engine.begin() as conn:  # the database refuses every new release
+    with store.db.engine.begin() as conn:  # the database refuses every new release
         if store.dialect == "sqlite":
             conn.exec_driver_sql(
                 "CREATE TRIGGER refuse BEFORE INSERT ON releases "

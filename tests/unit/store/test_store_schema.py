@@ -27,7 +27,7 @@ def _seed(store: Store, api_manifest: dict[str, Any]) -> str:
         reason="",
         facts=[("gate_result", {"verdict": "PASS"})],
     )
-    store.add_tree_head(
+    store.audit.add_tree_head(
         tenant="default",
         tree_size=2,
         root_hex="ab" * 32,
@@ -35,12 +35,12 @@ def _seed(store: Store, api_manifest: dict[str, Any]) -> str:
         signature_b64="s",
         public_key_b64="k",
     )
-    store.add_anchor(tenant="default", tree_size=2, root_hex="ab" * 32, sink="dir", ref="f")
+    store.audit.add_anchor(tenant="default", tree_size=2, root_hex="ab" * 32, sink="dir", ref="f")
     return m.sha256
 
 
 def test_migrations_match_the_table_definitions(store: Store) -> None:
-    with store._engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
 
@@ -48,7 +48,7 @@ def test_migrations_match_the_table_definitions(store: Store) -> None:
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     store = Store.open(data_dir=tmp_path)
     try:
-        with store._engine.connect() as conn:
+        with store.db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert (tmp_path / "relgate.db").exists()
@@ -62,9 +62,9 @@ def test_append_only_tables_refuse_update_and_delete(
     store: Store, api_manifest: dict[str, Any], table: str, statement: str
 ) -> None:
     _seed(store, api_manifest)
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"), store._engine.begin() as conn:
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.db.engine.begin() as conn:
         conn.exec_driver_sql(statement.format(t=table))
-    with store._engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() >= 1
         assert (
             conn.exec_driver_sql(f"SELECT count(*) FROM {table} WHERE tenant = 'evil'").scalar()
@@ -76,7 +76,7 @@ def test_postgres_refuses_truncate(store: Store, api_manifest: dict[str, Any]) -
     if store.dialect != "postgresql":
         pytest.skip("TRUNCATE is PostgreSQL only")
     _seed(store, api_manifest)
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"), store._engine.begin() as conn:
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.db.engine.begin() as conn:
         conn.exec_driver_sql("TRUNCATE receipts CASCADE")
 
 
@@ -111,10 +111,10 @@ def test_schema_makes_forks_impossible(
     store.register_release(ReleaseManifest.parse(api_manifest), actor="alice")
     from relgate.store.schema import receipts
 
-    with pytest.raises(sa.exc.IntegrityError), store._engine.begin() as conn:
+    with pytest.raises(sa.exc.IntegrityError), store.db.engine.begin() as conn:
         conn.execute(receipts.insert().values(**_raw_receipt(release_sha256=sha, **override)))
     # The same row on a fresh predecessor is accepted: the constraints, not luck, refused it.
-    with store._engine.begin() as conn:
+    with store.db.engine.begin() as conn:
         conn.execute(
             receipts.insert().values(
                 **_raw_receipt(release_sha256=sha, prev_receipt_sha256="ab" * 32)
@@ -143,7 +143,7 @@ def test_sqlite_writers_take_the_write_lock_up_front(
         if statement.startswith("BEGIN"):
             begins.append(statement)
 
-    sa.event.listen(store._engine, "before_cursor_execute", record)
+    sa.event.listen(store.db.engine, "before_cursor_execute", record)
     try:
         store.register_release(ReleaseManifest.parse(api_manifest), actor="alice")
         store.list_receipts()
@@ -156,7 +156,7 @@ def test_sqlite_writers_take_the_write_lock_up_front(
 def test_sqlite_commit_durability_setting(tmp_path: Path, sync: bool, level: int) -> None:
     store = Store.open(data_dir=tmp_path, sync_commits=sync)
     try:
-        with store._engine.connect() as conn:
+        with store.db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level  # FULL=2
     finally:
         store.close()
