@@ -7,7 +7,7 @@ gateway on a thread of this process (so swaps are timed where they happen). Thre
    (the anchor), through the plainest aiohttp proxy (second anchor: the framework's own cost)
    and through the gateway; p50/p99 of each, differences and ratios, and the gateway's CPU
    time per request.
-   Goal (DESIGN section 8): added p50 < 1 ms, p99 < 5 ms at 500 req/s.
+   Goal (docs/design.md §8): added p50 < 1 ms, p99 < 5 ms at 500 req/s.
 2. Swap visibility under load: time from a swap decision to the first request admitted on the
    new snapshot and to the first response served by the new target. Goal: <= 100 ms p99.
 3. Drain: requests in flight on a slow release (fixed backend latency L) when the snapshot is

@@ -1,5 +1,5 @@
 """Rollback through the whole stack: decision -> swap -> first request served by the previous
-release, and the drain, under steady load (DESIGN section 5 targets: swap visible within
+release, and the drain, under steady load (docs/design.md §5 targets: swap visible within
 100 ms, drain bounded by the longest request).
 
 A real ``relgate serve`` stack in process (gRPC, gateway, controller, SQLite) on the wall

@@ -17,7 +17,7 @@ Every competitor's result is checked against relgate's (1e-9) before it is timed
 are ``competitor time / relgate time`` (best wall times; above 1: relgate is faster). The
 mean CPU time per call (all threads of the process) is printed beside each: on a machine
 shared with other work it shows the work done, where wall time also shows contention.
-Targets from DESIGN.md section 8 are printed beside the absolute times of this machine.
+Targets from docs/design.md §8 are printed beside the absolute times of this machine.
 The rayon pool uses all cores unless ``RAYON_NUM_THREADS`` says otherwise;
 ``OPENBLAS_CORETYPE`` (if set) only affects numpy's BLAS and is reported.
 

@@ -13,7 +13,7 @@ The contract other parts read (the rollout refuses a release without it):
   "suite_sha256", ...}`` with a ``gate_pass`` / ``gate_fail`` receipt. Only outcome ``pass``
   is verdict pass; ``fail`` and ``insufficient`` block, and the release is archived (fact
   ``archived``) until a later gate passes or an override opens it. A cold start (no
-  ``previous_release``) is never verdict pass (DESIGN section 3): it is recorded as
+  ``previous_release``) is never verdict pass (docs/design.md §3): it is recorded as
   ``gate_fail`` with the reason ``COLD_START_REASON``, keeps its per-slice results (its slices'
   own outcome in ``result_outcome``) and rolls only through an override (then shadowed).
 - fact ``gate_override``: ``{"gate_override_sha256", "rationale", "actor"}`` with a
@@ -136,7 +136,7 @@ class GateRecord:
 
 def override_sha256(release_sha: str, gate_result_sha: str, rationale: str, actor: str) -> str:
     """SHA-256 over the canonical JSON of ``{release_sha256, gate_result_sha256, rationale,
-    actor}`` (DESIGN section 3)."""
+    actor}`` (docs/design.md §3)."""
     return sha256_hex(
         canonical_json(
             {
@@ -185,7 +185,7 @@ COLD_START_REASON = "cold start: no previous release; passes only through a gate
 
 
 def _verdict(result: GateResult, cold_start: bool) -> str:
-    """``pass`` or ``fail``: a cold start fails whatever its slices say (DESIGN section 3:
+    """``pass`` or ``fail``: a cold start fails whatever its slices say (docs/design.md §3:
     it can pass only through the override, and is then shadowed)."""
     return "pass" if result.outcome == GateOutcome.PASS and not cold_start else "fail"
 
@@ -415,7 +415,7 @@ class GateRunner:
         verdict = _verdict(result, cold_start)
         fact: dict[str, Any] = {
             "verdict": verdict,
-            # A cold start never passes (DESIGN section 3): a pass of its slices is recorded
+            # A cold start never passes (docs/design.md §3): a pass of its slices is recorded
             # as outcome fail; their own outcome stays on record as ``result_outcome``.
             "outcome": _outcome(result, cold_start),
             "result_outcome": result.outcome.value,

@@ -1,4 +1,4 @@
-"""The read-only web dashboard of ``relgate serve`` (DESIGN section 1: the web port).
+"""The read-only web dashboard of ``relgate serve`` (docs/design.md §1: the web port).
 
 Releases, gate results (the per-slice chart of ``relgate.gate.report``), live rollout
 timelines and the verified receipt chain, behind the same API keys as the gRPC API.

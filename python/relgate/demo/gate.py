@@ -4,7 +4,7 @@ Three releases on the shipped TruthfulQA suite (``dataset.ref`` ``truthfulqa-dem
 pinned): v0, the release serving before relgate (it answers as v1 does); v1, registered with v0
 as its previous release, answering with TruthfulQA's best answers; v2, registered with v1 as
 its previous release, identical except that it hedges on every Law item. The server gates v0 (a
-cold start: it fails, as DESIGN section 3 says, and a release manager opens it with an
+cold start: it fails, as docs/design.md §3 says, and a release manager opens it with an
 OverrideGate and a written rationale), v1 (it passes against v0, naming the slices the judge
 cannot resolve) and v2 (it fails on Law, while its aggregate stays within a few points of
 v1's), and the chapter prints the per-slice tables and where the HTML reports are.

@@ -73,7 +73,7 @@ TAGS = ("v0", "v1", "v2")
 RECORDED = {"v0": "v1", "v1": "v1", "v2": "v2"}
 V2_RATIONALE = "demo: ship v2 anyway to show the canary catching what the gate caught"
 
-# Holds of DESIGN section 4 in clock seconds, with request counts a laptop's generated traffic
+# Holds of docs/design.md §4 in clock seconds, with request counts a laptop's generated traffic
 # reaches in seconds; the clock runs `time_scale` times faster than the wall. The latency ratio
 # is 1.5 here, not 1.2: the gateway, the backends, the traffic and the judge share one process
 # and two cores, so a replay's judging stalls some requests; the integration tests prove the

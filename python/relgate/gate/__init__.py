@@ -1,4 +1,4 @@
-"""The gate (DESIGN section 3): per-slice, human-anchored, ceiling-normalized Spearman rho,
+"""The gate (docs/design.md §3): per-slice, human-anchored, ceiling-normalized Spearman rho,
 with item-cluster bootstrap intervals, paired non-inferiority against the previous release
 (Holm across slices) and per-slice verdicts.
 

@@ -1,4 +1,4 @@
-"""The gate's statistic (DESIGN section 3), computed through ``relgate.stats``.
+"""The gate's statistic (docs/design.md §3), computed through ``relgate.stats``.
 
 For a slice S with rows ``(item, reference, human_grade)``:
 ``rho_S = Spearman(agree(answer(item), reference), human_grade)`` over the rows of S, with

@@ -1,6 +1,6 @@
 """Score cache: a judge's verdict on (item, answer, reference) is computed once.
 
-Keyed by ``(item_id, answer sha256, reference sha256, judge sha256)``, as DESIGN section 3 says,
+Keyed by ``(item_id, answer sha256, reference sha256, judge sha256)``, as docs/design.md §3 says,
 in one SQLite table (a file, or ``:memory:``). The item is part of the key because an LLM judge
 may be shown the question; a different judge or a changed text is a different key, so a stale
 score can never be served.

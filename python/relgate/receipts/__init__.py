@@ -1,4 +1,4 @@
-"""Receipts: hash-chained records of every decision (DESIGN section 6).
+"""Receipts: hash-chained records of every decision (docs/design.md §6).
 
 - ``model``: the receipt value and its canonical body (``Receipt``, ``RECEIPT_KINDS``).
 - ``tree``: the tenant's RFC 6962 Merkle tree over receipts and Ed25519 signed tree heads.

@@ -1,4 +1,4 @@
-"""Anchoring signed tree heads outside relgate (DESIGN section 6).
+"""Anchoring signed tree heads outside relgate (docs/design.md §6).
 
 A signed tree head (STH) kept only by the server proves little against the server's operator;
 one copied somewhere they do not control pins history. Sinks:

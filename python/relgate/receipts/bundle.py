@@ -1,4 +1,4 @@
-"""Receipt bundles: assemble one from stored rows, verify it offline (DESIGN section 6).
+"""Receipt bundles: assemble one from stored rows, verify it offline (docs/design.md §6).
 
 A bundle is one JSON document::
 

@@ -1,4 +1,4 @@
-"""Roll: the canary decision core (DESIGN sections 4 and 5).
+"""Roll: the canary decision core (docs/design.md §4 and §5).
 
 A rollout is a spec (``RolloutSpec``: what was asked) plus a status (``RolloutStatus``: facts
 folded from an append-only log); its phase is the pure function ``compute_phase(spec, status,

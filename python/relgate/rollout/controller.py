@@ -13,7 +13,7 @@ fake clock, and in ``relgate roll simulate``:
 
 Per transition the controller calls the routing first, then ``record`` for the receipt, then
 ``log.append`` for the facts. A store that wants the decision and its receipt in one
-transaction (DESIGN section 9) stages what ``record`` gives it and commits it with the facts in
+transaction (docs/design.md §9) stages what ``record`` gives it and commits it with the facts in
 ``append``. After a crash, a controller built with ``resume`` folds the persisted facts back
 into the same status, re-applies the routing those facts imply (``reconcile``), and carries on
 at the same step with the same hold clock. Human commands are queued and applied by ``tick``,

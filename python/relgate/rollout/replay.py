@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from relgate.canonical import canonical_json, sha256_hex
-from relgate.errors import InvalidInputError
+from relgate.errors import InvalidInputError, JudgeError, RelgateError
 from relgate.rollout.monitors import QualityReading, SliceQuality
 from relgate.traces import Trace
 
@@ -156,12 +156,13 @@ def replay_quality(
         raw = score([*cand_rows, *stable_rows], [*refs, *refs])
         scores = np.asarray(raw, dtype=np.float64).reshape(-1)
         if scores.shape != (2 * len(refs),):
-            raise ValueError(f"judge returned {scores.shape[0]} scores for {2 * len(refs)} pairs")
+            raise JudgeError(f"judge returned {scores.shape[0]} scores for {2 * len(refs)} pairs")
         if not np.all(np.isfinite(scores)):
-            raise ValueError("judge returned non-finite scores")
-    except Exception as exc:
-        # Any judge failure (network, model, shape) is evidence of nothing: INCONCLUSIVE, with
-        # the error recorded so a human can see why the rollout paused.
+            raise JudgeError("judge returned non-finite scores")
+    except (RelgateError, OSError) as exc:
+        # A judge failure (unreachable, timed out, malformed output) is evidence of nothing:
+        # INCONCLUSIVE, with the error recorded so a human can see why the rollout paused. A
+        # bug anywhere else is not swallowed as "inconclusive".
         return QualityReading(
             judge_error=f"{type(exc).__name__}: {exc}",
             judge_sha256=judge_sha256,

@@ -1,6 +1,6 @@
 """What a rollout was asked to do: steps, holds, deadlines, monitor thresholds, observer settings.
 
-A ``RolloutSpec`` is a frozen value. Defaults are DESIGN sections 4 and 5 (and the narrative they
+A ``RolloutSpec`` is a frozen value. Defaults are docs/design.md §4 and §5 (and the narrative they
 come from); every field can be overridden per release with ``RolloutSpec.with_overrides``, which
 validates the result. Weights are basis points (10,000 = 100%) so that the gateway's sticky split
 ``H(session) mod 10000 < weight_bp`` and the spec speak the same unit.
@@ -66,7 +66,7 @@ DEFAULT_STEPS: tuple[StepSpec, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class MonitorThresholds:
-    """Checkpoint monitor thresholds (DESIGN section 4).
+    """Checkpoint monitor thresholds (docs/design.md §4).
 
     - latency: candidate p95 <= ``p95_ratio`` x stable p95 in the same window, once both arms have
       ``min_latency_samples`` requests;
@@ -94,7 +94,7 @@ class MonitorThresholds:
 
 @dataclass(frozen=True, slots=True)
 class ObserverSpec:
-    """The observer after 100% (DESIGN section 5).
+    """The observer after 100% (docs/design.md §5).
 
     A minute counts for a slice only with at least ``n_min`` scored rows. A slice below
     ``rollback_fraction`` x the gate floor for ``consecutive_minutes`` consecutive counted

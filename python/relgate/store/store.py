@@ -272,7 +272,7 @@ class Store:
     ) -> Receipt:
         """Write one decision's receipt and its facts in one transaction (both or neither).
 
-        Unless ``evidence`` already has a ``weights`` entry, one is added (DESIGN section 6):
+        Unless ``evidence`` already has a ``weights`` entry, one is added (docs/design.md §6):
         for open weights reachable from here, the attestation measured now and whether it
         equals the registered one (a full hash of the weights: pass
         ``measure_weights=False`` to record them as not measured instead); for API models,

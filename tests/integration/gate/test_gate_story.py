@@ -24,7 +24,7 @@ V = gate_pb2
 
 def test_v0_cold_start_fails_until_overridden(story: Story) -> None:
     v0 = story.chapter.v0
-    # Its slices pass, but a cold start passes only through the override (DESIGN section 3).
+    # Its slices pass, but a cold start passes only through the override (docs/design.md §3).
     assert v0.verdict == V.GATE_VERDICT_FAIL and v0.cold_start and v0.archived
     assert not [s for s in v0.slices if s.verdict == V.SLICE_VERDICT_FAIL]
     assert v0.receipt.kind == "gate_fail"

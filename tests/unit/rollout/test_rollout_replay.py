@@ -118,14 +118,27 @@ def test_judge_exception_is_inconclusive_not_success() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [lambda a, r: np.zeros(3), lambda a, r: np.full(len(a), np.nan)],
+    ("bad", "named"),
+    [
+        (lambda a, r: np.zeros(3), "JudgeError: judge returned 3 scores for"),
+        (lambda a, r: np.full(len(a), np.nan), "JudgeError: judge returned non-finite scores"),
+    ],
     ids=["wrong-shape", "nan"],
 )
-def test_malformed_judge_output_is_a_judge_error(bad: Any) -> None:
+def test_malformed_judge_output_is_a_judge_error(bad: Any, named: str) -> None:
     rows = traces(5)
     reading = run(rows, candidate(rows), score=bad)
-    assert reading.judge_error is not None
+    assert reading.judge_error is not None and reading.judge_error.startswith(named)
+    assert evaluate_quality(reading, MonitorThresholds()).verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_bug_outside_the_judge_is_not_swallowed() -> None:
+    def buggy(_a: Sequence[str], _r: Sequence[str]) -> np.ndarray:
+        raise KeyError("a programming error, not a judge failure")
+
+    rows = traces(5)
+    with pytest.raises(KeyError):
+        run(rows, candidate(rows), score=buggy)
 
 
 def test_cap_most_recent_first_and_missing_answers_dropped() -> None:

@@ -1,4 +1,5 @@
-"""RolloutSpec: DESIGN defaults, per-release overrides, and validation that names the field."""
+"""RolloutSpec: the design's defaults (docs/design.md §4, §5), per-release overrides, and
+validation that names the field."""
 
 from __future__ import annotations
 

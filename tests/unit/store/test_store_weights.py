@@ -1,4 +1,4 @@
-"""Decision receipts say which weights were live (DESIGN section 6)."""
+"""Decision receipts say which weights were live (docs/design.md §6)."""
 
 from __future__ import annotations
 
