@@ -365,27 +365,50 @@ class Gateway:
             del self._inflight[seq]
             if not adm.done.done():
                 adm.done.set_result(None)
-            self.traces.record(
-                Trace(
-                    id=trace_id,
-                    time=clock(),
-                    slice=cls.slice,
-                    traffic_class=cls.traffic_class,
-                    prompt=prompt,
-                    answer=ex.answer,
-                    latency_s=time.perf_counter() - t0,
-                    status=ex.status,
-                    release_sha256=route.release_sha256,
-                    session_bucket=cls.bucket,
-                    admitted_at=admitted_at,
-                    snapshot_version=snap.version,
-                    tenant=tenant,
-                    role=role,
-                    stream=stream,
-                    variables=variables,
-                    error=ex.error,
-                )
+            self._record(
+                trace_id, snap, cls, route, prompt, variables, admitted_at, t0, ex,
+                role=role, stream=stream,
+            )  # fmt: skip
+
+    def _record(
+        self,
+        trace_id: str,
+        snap: RoutingSnapshot,
+        cls: Classification,
+        route: ReleaseRoute,
+        prompt: str,
+        variables: tuple[tuple[str, str], ...],
+        admitted_at: float,
+        t0: float,
+        ex: Exchange,
+        *,
+        role: str,
+        stream: bool = False,
+        shadow: bool = False,
+    ) -> None:
+        """Record one finished request (served or mirrored) as a trace."""
+        self.traces.record(
+            Trace(
+                id=trace_id,
+                time=self.traces.clock(),
+                slice=cls.slice,
+                traffic_class=cls.traffic_class,
+                prompt=prompt,
+                answer=ex.answer,
+                latency_s=time.perf_counter() - t0,
+                status=ex.status,
+                release_sha256=route.release_sha256,
+                session_bucket=cls.bucket,
+                admitted_at=admitted_at,
+                snapshot_version=snap.version,
+                tenant=snap.tenant,
+                role=role,
+                shadow=shadow,
+                stream=stream,
+                variables=variables,
+                error=ex.error,
             )
+        )
 
     # -- shadow ------------------------------------------------------------------------------
 
@@ -424,27 +447,10 @@ class Gateway:
         t0 = time.perf_counter()
         ex = Exchange()
         await self._upstream.forward_json(route, fwd, cls.slice, trace_id, ex)
-        self.traces.record(
-            Trace(
-                id=trace_id,
-                time=clock(),
-                slice=cls.slice,
-                traffic_class=cls.traffic_class,
-                prompt=prompt,
-                answer=ex.answer,
-                latency_s=time.perf_counter() - t0,
-                status=ex.status,
-                release_sha256=route.release_sha256,
-                session_bucket=cls.bucket,
-                admitted_at=admitted,
-                snapshot_version=snap.version,
-                tenant=snap.tenant,
-                role="candidate",
-                shadow=True,
-                variables=variables,
-                error=ex.error,
-            )
-        )
+        self._record(
+            trace_id, snap, cls, route, prompt, variables, admitted, t0, ex,
+            role="candidate", shadow=True,
+        )  # fmt: skip
 
 
 async def start_gateway(

@@ -22,6 +22,7 @@ from relgate.canonical import canonical_sha256, text_sha256
 from relgate.errors import InvalidInputError, JudgeError, JudgeUnavailableError
 
 __all__ = [
+    "IdentifiedJudge",
     "Judge",
     "check_pairs",
     "check_scores",
@@ -53,6 +54,38 @@ class Judge(Protocol):
     def agree(self, answer: str, reference: str) -> float:
         """Agreement of one answer with one reference, in [0, 1]."""
         ...
+
+
+class IdentifiedJudge:
+    """What every judge shares: its identity (set once with ``_identify``) and ``agree`` as a
+    one-pair ``score``. Subclasses implement ``score``."""
+
+    backend = ""
+    _sha: str
+    _description: dict[str, Any]
+
+    def _identify(
+        self, *, model: str, weights: str, prompt: str, settings: Mapping[str, Any]
+    ) -> None:
+        self._sha, self._description = judge_sha256(self.backend, model, weights, prompt, settings)
+
+    @property
+    def judge_sha256(self) -> str:
+        """Identity of the judge: model, weights, prompt, settings."""
+        return self._sha
+
+    @property
+    def description(self) -> Mapping[str, Any]:
+        """The record ``judge_sha256`` is computed over."""
+        return self._description
+
+    def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Agreement of ``answers[i]`` with ``references[i]``, each in [0, 1]."""
+        raise NotImplementedError
+
+    def agree(self, answer: str, reference: str) -> float:
+        """Agreement of one answer with one reference, in [0, 1]."""
+        return float(self.score([answer], [reference])[0])
 
 
 def judge_sha256(

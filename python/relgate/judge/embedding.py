@@ -17,7 +17,7 @@ import importlib.util
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,11 @@ import numpy.typing as npt
 
 from relgate.errors import JudgeUnavailableError
 from relgate.judge.base import (
+    IdentifiedJudge,
     check_pairs,
     check_scores,
     file_sha256,
     import_backend,
-    judge_sha256,
     text_sha256,
 )
 
@@ -53,7 +53,7 @@ def default_model_dir() -> Path:
     return model_dir
 
 
-class EmbeddingJudge:
+class EmbeddingJudge(IdentifiedJudge):
     """Cosine-similarity judge over mean-pooled, normalized transformer embeddings."""
 
     backend = "embedding"
@@ -76,8 +76,7 @@ class EmbeddingJudge:
             )
         self.max_seq_length = max_seq_length
         weights = file_sha256(self.model_dir / "model.safetensors")
-        self._sha, self._description = judge_sha256(
-            self.backend,
+        self._identify(
             model="sentence-transformers/all-MiniLM-L6-v2",
             weights=f"sha256:{weights}",
             prompt="",
@@ -93,16 +92,6 @@ class EmbeddingJudge:
         self._model: Any = None
         self._tokenizer: Any = None
         self.tokens_processed = 0
-
-    @property
-    def judge_sha256(self) -> str:
-        """Identity: model, weights sha256, pooling and truncation settings."""
-        return self._sha
-
-    @property
-    def description(self) -> Mapping[str, Any]:
-        """The record ``judge_sha256`` is computed over."""
-        return self._description
 
     def _load(self) -> None:
         if self._model is not None:
@@ -164,7 +153,3 @@ class EmbeddingJudge:
         cos = np.einsum("ij,ij->i", a, r)
         # Rounding can put the cosine of a text with itself a hair above 1.
         return check_scores(np.clip((1.0 + cos) / 2.0, 0.0, 1.0), self.backend)
-
-    def agree(self, answer: str, reference: str) -> float:
-        """Agreement of one pair."""
-        return float(self.score([answer], [reference])[0])

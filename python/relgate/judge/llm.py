@@ -17,17 +17,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import random
 import threading
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from relgate.engines.http import auth_headers, post_json
 from relgate.errors import JudgeError, JudgeUnavailableError
-from relgate.judge.base import check_pairs, check_scores, file_sha256, import_backend, judge_sha256
+from relgate.judge.base import (
+    IdentifiedJudge,
+    check_pairs,
+    check_scores,
+    file_sha256,
+    import_backend,
+)
 
 __all__ = [
     "JUDGE_PROMPT",
@@ -101,7 +107,7 @@ def _settings(**extra: Any) -> dict[str, Any]:
     return {"agree": "p(yes)/(p(yes)+p(no))", "system": JUDGE_SYSTEM, **extra}
 
 
-class OpenAIJudge:
+class OpenAIJudge(IdentifiedJudge):
     """LLM judge over an OpenAI-compatible chat-completions endpoint (``base_url`` ends in
     ``/v1``), with bounded concurrency, retries on 5xx / 429 / network errors, and timeouts."""
 
@@ -125,8 +131,7 @@ class OpenAIJudge:
         self.retries = retries
         self.timeout_s = timeout_s
         self.top_logprobs = top_logprobs
-        self._sha, self._description = judge_sha256(
-            self.backend,
+        self._identify(
             model=model,
             weights=f"served-model:{model}",
             prompt=JUDGE_PROMPT,
@@ -134,18 +139,7 @@ class OpenAIJudge:
         )
         self.requests = 0
 
-    @property
-    def judge_sha256(self) -> str:
-        """Identity: served model name, prompt, settings."""
-        return self._sha
-
-    @property
-    def description(self) -> Mapping[str, Any]:
-        """The record ``judge_sha256`` is computed over."""
-        return self._description
-
     async def _one(self, session: Any, gate: asyncio.Semaphore, answer: str, ref: str) -> float:
-        aiohttp = import_backend("aiohttp", "OpenAI-compatible judge")
         body = {
             "model": self.model,
             "messages": judge_messages(answer, ref),
@@ -154,34 +148,24 @@ class OpenAIJudge:
             "logprobs": True,
             "top_logprobs": self.top_logprobs,
         }
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = f"{self.base_url}/chat/completions"
-        delay, reason = 0.1, ""
-        for attempt in range(self.retries + 1):
-            try:
-                async with gate:
-                    self.requests += 1
-                    async with session.post(
-                        url,
-                        json=body,
-                        headers=headers,
-                        timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                    ) as resp:
-                        if resp.status == 200:
-                            data = await resp.json()
-                            top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-                            return yes_probability((t["token"], float(t["logprob"])) for t in top)
-                        if resp.status < 500 and resp.status != 429:
-                            raise JudgeError(f"{url}: HTTP {resp.status}: {await resp.text()}")
-                        reason = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise JudgeError(f"{url}: response without top logprobs ({exc!r})") from exc
-            if attempt < self.retries:
-                await asyncio.sleep(delay * (1.0 + random.random()))
-                delay *= 2
-        raise JudgeUnavailableError(f"{url}: no score after {self.retries + 1} tries ({reason})")
+        self.requests += 1
+        data = await post_json(
+            session,
+            url,
+            body,
+            headers=auth_headers(self.api_key),
+            retries=self.retries,
+            timeout_s=self.timeout_s,
+            gate=gate,
+            client_error=JudgeError,
+        )
+        try:
+            top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            pairs = [(t["token"], float(t["logprob"])) for t in top]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise JudgeError(f"{url}: response without top logprobs ({exc!r})") from exc
+        return yes_probability(pairs)
 
     async def ascore(
         self, answers: Sequence[str], references: Sequence[str]
@@ -202,10 +186,6 @@ class OpenAIJudge:
             check_pairs(answers, references)
             return np.zeros(0, dtype=np.float64)
         return _run(self.ascore(answers, references))
-
-    def agree(self, answer: str, reference: str) -> float:
-        """Agreement of one pair."""
-        return float(self.score([answer], [reference])[0])
 
 
 def _weights_identity(model: str) -> str:
@@ -231,7 +211,7 @@ def _prompt_text(tokenizer: Any, answer: str, reference: str) -> str:
     return f"{messages[0]['content']}\n\n{messages[1]['content']}\nAnswer:"
 
 
-class TransformersJudge:
+class TransformersJudge(IdentifiedJudge):
     """LLM judge on a local transformers causal LM (CPU or GPU), batched prefill."""
 
     backend = "transformers"
@@ -249,8 +229,7 @@ class TransformersJudge:
         self.dtype = dtype
         torch = import_backend("torch", "transformers judge")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._sha, self._description = judge_sha256(
-            self.backend,
+        self._identify(
             model=self.model_name,
             weights=_weights_identity(self.model_name),
             prompt=JUDGE_PROMPT,
@@ -261,16 +240,6 @@ class TransformersJudge:
         self._yes: list[int] = []
         self._no: list[int] = []
         self.tokens_processed = 0
-
-    @property
-    def judge_sha256(self) -> str:
-        """Identity: model, weights sha256, prompt, settings."""
-        return self._sha
-
-    @property
-    def description(self) -> Mapping[str, Any]:
-        """The record ``judge_sha256`` is computed over."""
-        return self._description
 
     def _load(self) -> None:
         if self._model is not None:
@@ -332,12 +301,8 @@ class TransformersJudge:
             out[idx] = ratio
         return check_scores(out, self.backend)
 
-    def agree(self, answer: str, reference: str) -> float:
-        """Agreement of one pair."""
-        return float(self.score([answer], [reference])[0])
 
-
-class VLLMJudge:
+class VLLMJudge(IdentifiedJudge):
     """LLM judge on an in-process vLLM engine (GPU): prefill plus one sampled position whose
     top logprobs are read."""
 
@@ -347,8 +312,7 @@ class VLLMJudge:
         self.model_name = str(model)
         self.top_logprobs = top_logprobs
         self.engine_args = engine_args
-        self._sha, self._description = judge_sha256(
-            self.backend,
+        self._identify(
             model=self.model_name,
             weights=_weights_identity(self.model_name),
             prompt=JUDGE_PROMPT,
@@ -356,16 +320,6 @@ class VLLMJudge:
         )
         self._llm: Any = None
         self.tokens_processed = 0
-
-    @property
-    def judge_sha256(self) -> str:
-        """Identity: model, weights sha256, prompt, settings."""
-        return self._sha
-
-    @property
-    def description(self) -> Mapping[str, Any]:
-        """The record ``judge_sha256`` is computed over."""
-        return self._description
 
     def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
         """P(yes) per pair, all pairs in one engine call."""
@@ -387,7 +341,3 @@ class VLLMJudge:
                 yes_probability((lp.decoded_token or "", lp.logprob) for lp in top.values())
             )
         return check_scores(np.asarray(scores, dtype=np.float64), self.backend)
-
-    def agree(self, answer: str, reference: str) -> float:
-        """Agreement of one pair."""
-        return float(self.score([answer], [reference])[0])

@@ -115,7 +115,7 @@ def test_openai_judge_retries_server_errors() -> None:
         assert len(srv.bodies) == 3
     with (
         FixedLogprobsServer(fail_first=5) as srv,
-        pytest.raises(JudgeUnavailableError, match="no score after 2 tries"),
+        pytest.raises(JudgeUnavailableError, match="no answer after 2 tries"),
     ):
         OpenAIJudge(srv.base_url, "m", retries=1).agree("a", "a")
 
