@@ -341,7 +341,7 @@ class GatePolicy(_Frozen):
     min_rows: Annotated[int, Field(ge=3, le=_MAX_SAFE_INT)] = 30
     min_ceiling: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.1
     strict: bool = False
-    n_resamples: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    n_resamples: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
     confidence: Fraction = 0.95
     seed: Annotated[int, Field(ge=0, le=_MAX_SAFE_INT)] = 0
 

@@ -132,24 +132,29 @@ def kendall_tau_b_grouped(
 @dataclass(frozen=True, eq=False)
 class BootstrapCI:
     """Per-group bootstrap interval: ``estimate`` (the statistic on all rows), ``low`` and
-    ``high`` (interval bounds) and ``n`` (rows used, after NaN omission)."""
+    ``high`` (interval bounds), ``n`` (rows used, after NaN omission) and, when thresholds
+    were given, ``p_below``: the one-sided bootstrap p-value for H0: statistic >= threshold
+    (small when the statistic is shown below it; NaN otherwise)."""
 
     estimate: F64Array
     low: F64Array
     high: F64Array
     n: I64Array
+    p_below: F64Array
 
 
 @dataclass(frozen=True, eq=False)
 class PairedDiff:
     """Per-group paired difference ``statistic(x_new, y) - statistic(x_old, y)``: the
     ``estimate``, its percentile interval ``low`` / ``high``, the one-sided bootstrap
-    ``p_value`` for H0: diff <= -margin, and ``n`` (rows used)."""
+    ``p_value`` for H0: diff <= -margin (small: shown not worse than the margin), ``p_worse``
+    for H0: diff >= -margin (small: shown worse than the margin), and ``n`` (rows used)."""
 
     estimate: F64Array
     low: F64Array
     high: F64Array
     p_value: F64Array
+    p_worse: F64Array
     n: I64Array
 
 
@@ -164,6 +169,7 @@ def bootstrap_ci_grouped(
     method: CiMethod = "percentile",
     seed: int = 0,
     clusters: npt.ArrayLike | None = None,
+    thresholds: npt.ArrayLike | None = None,
 ) -> BootstrapCI:
     """Bootstrap confidence interval of a rank statistic, per group.
 
@@ -172,11 +178,14 @@ def bootstrap_ci_grouped(
     ``"percentile"`` or ``"bca"`` (bias-corrected and accelerated, as
     ``scipy.stats.bootstrap``). Resamples whose statistic is undefined (a constant side)
     are left out of the interval. The resampling stream of each group derives from
-    ``(seed, group index)``, so results do not depend on the thread count.
+    ``(seed, group index)``, so results do not depend on the thread count. ``thresholds``
+    (one per group) adds ``p_below``, the p-value of a one-sided test that the statistic is
+    below its threshold.
     """
     xs, ys = _floats(x, "x"), _floats(y, "y")
     cl = None if clusters is None else _ints(clusters, "clusters")
-    est, low, high, n = _native.bootstrap_ci_grouped(
+    th = None if thresholds is None else _floats(thresholds, "thresholds")
+    est, low, high, p_below, n = _native.bootstrap_ci_grouped(
         xs,
         ys,
         _ints(offsets, "offsets"),
@@ -186,8 +195,11 @@ def bootstrap_ci_grouped(
         float(confidence),
         method,
         _seed(seed),
+        th,
     )
-    return BootstrapCI(estimate=est, low=low, high=high, n=n)
+    if th is None:
+        p_below = np.full(len(est), np.nan)
+    return BootstrapCI(estimate=est, low=low, high=high, n=n, p_below=p_below)
 
 
 def paired_bootstrap_diff(
@@ -211,7 +223,7 @@ def paired_bootstrap_diff(
     bootstrap p-value for H0: diff <= -margin, ``(#{diff* <= -margin} + 1) / (B + 1)``
     (non-inferiority: small means the new release is not worse by more than ``margin``).
     """
-    est, low, high, p, n = _native.paired_bootstrap_diff(
+    est, low, high, p, p_worse, n = _native.paired_bootstrap_diff(
         _floats(x_new, "x_new"),
         _floats(x_old, "x_old"),
         _floats(y, "y"),
@@ -223,7 +235,7 @@ def paired_bootstrap_diff(
         float(margin),
         _seed(seed),
     )
-    return PairedDiff(estimate=est, low=low, high=high, p_value=p, n=n)
+    return PairedDiff(estimate=est, low=low, high=high, p_value=p, p_worse=p_worse, n=n)
 
 
 def fisher_z_ci(

@@ -60,7 +60,7 @@ def format_table(result: GateResult) -> str:
     normalized = result.policy.get("scale", "normalized") == "normalized"
     head = (
         f"{'slice':<18} {'verdict':<16} {'n':>5} {'rho':>7} {'ceiling':>7} {'q':>7} "
-        f"{'q CI':>15} {'prev q':>7} {'change':>7} {'p(Holm)':>8}"
+        f"{'q CI':>15} {'prev q':>7} {'change':>7} {'p(worse)':>8}"
     )
     lines = [head, "-" * len(head)]
     for r in result.slices:

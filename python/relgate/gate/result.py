@@ -20,7 +20,7 @@ from relgate.manifest import GatePolicy
 
 __all__ = ["RESULT_FORMAT", "GateResult", "decide"]
 
-RESULT_FORMAT = "relgate.gate-result/v1"
+RESULT_FORMAT = "relgate.gate-result/v2"
 
 
 def _clean(value: Any) -> Any:

@@ -9,10 +9,15 @@ and are not independent. The interval of q is the interval of rho divided by the
 estimate (the ceiling is a measured property of judge and suite, fixed for a gate run; its own
 uncertainty is what JUDGE_UNTRUSTED is about).
 
-Non-inferiority on the q scale: ``dq = (rho_new - rho_old) / ceiling``, so ``dq > -margin`` is
-``drho > -margin * ceiling``; the paired bootstrap runs on rho with ``margin * ceiling`` and its
+Changes on the q scale: ``dq = (rho_new - rho_old) / ceiling``, so ``dq < -margin`` is
+``drho < -margin * ceiling``; the paired bootstrap runs on rho with ``margin * ceiling`` and its
 estimate and interval are divided by the ceiling. On the raw scale the margin is used as is.
-The p-value is one-sided for H0: the change is at or below ``-margin``.
+
+Two one-sided bootstrap p-values come with each change: ``p_worse`` for H0: the change is at
+or above ``-margin`` (small: evidence the release is worse than the margin, the FAIL test) and
+``p_not_worse`` for H0: the change is at or below ``-margin`` (small: evidence it is not). The
+floor test is the same for one release: ``p_below`` for H0: rho >= ``floor * ceiling`` (small:
+evidence the slice is below its floor).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class SliceStatistic:
-    """rho of one slice with its item-cluster bootstrap interval."""
+    """rho of one slice with its item-cluster bootstrap interval, and (when a threshold was
+    given) the one-sided p-value that rho is below it."""
 
     slice: str
     n_rows: int
@@ -48,18 +54,20 @@ class SliceStatistic:
     rho: float
     rho_low: float
     rho_high: float
+    p_below: float = math.nan
 
 
 @dataclass(frozen=True)
 class PairedChange:
     """Change of the slice statistic from the previous release to the candidate (paired by
-    row), on the scale of the test, with its one-sided p-value (before adjustment)."""
+    row), on the scale of the test, with its one-sided p-values (before adjustment)."""
 
     slice: str
     estimate: float
     low: float
     high: float
-    p_value: float
+    p_worse: float
+    p_not_worse: float
     margin: float
 
 
@@ -84,8 +92,10 @@ def slice_statistics(
     n_resamples: int,
     confidence: float,
     seed: int,
+    thresholds: FloatArray | None = None,
 ) -> list[SliceStatistic]:
-    """Spearman rho per slice, with percentile item-cluster bootstrap intervals."""
+    """Spearman rho per slice, with percentile item-cluster bootstrap intervals (and, with
+    ``thresholds``, the p-value that each slice's rho is below its threshold)."""
     stats = _stats()
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
@@ -102,6 +112,7 @@ def slice_statistics(
         method="percentile",
         seed=seed,
         clusters=clusters,
+        thresholds=None if thresholds is None else np.asarray(thresholds, np.float64),
     )
     est = np.asarray(stats.spearman_grouped(x, y, offsets, nan_policy="propagate"), np.float64)
     low, high = _as_array(ci.low, n), _as_array(ci.high, n)
@@ -119,6 +130,7 @@ def slice_statistics(
                 rho=rho,
                 rho_low=float(low[i]) if finite else math.nan,
                 rho_high=float(high[i]) if finite else math.nan,
+                p_below=float(ci.p_below[i]) if finite else math.nan,
             )
         )
     return out
@@ -150,7 +162,8 @@ def paired_changes(
         lo, hi = int(offsets[i]), int(offsets[i + 1])
         scale = float(scales[i])
         if not (math.isfinite(scale) and scale > 0.0):
-            out.append(PairedChange(name, math.nan, math.nan, math.nan, math.nan, margin))
+            nan = math.nan
+            out.append(PairedChange(name, nan, nan, nan, nan, nan, margin))
             continue
         diff = stats.paired_bootstrap_diff(
             np.ascontiguousarray(x_new[lo:hi], dtype=np.float64),
@@ -164,10 +177,13 @@ def paired_changes(
             margin=margin * scale,
             seed=seed,
         )
-        est, dlo, dhi, p = (
-            float(_as_array(v, 1)[0]) for v in (diff.estimate, diff.low, diff.high, diff.p_value)
+        est, dlo, dhi, p_worse, p_not_worse = (
+            float(_as_array(v, 1)[0])
+            for v in (diff.estimate, diff.low, diff.high, diff.p_worse, diff.p_value)
         )
-        out.append(PairedChange(name, est / scale, dlo / scale, dhi / scale, p, margin))
+        out.append(
+            PairedChange(name, est / scale, dlo / scale, dhi / scale, p_worse, p_not_worse, margin)
+        )
     return out
 
 

@@ -1,23 +1,30 @@
 """Policy application: per-slice verdicts and the overall outcome (docs/design.md §3).
 
 ``apply_policy`` is a pure function of stored per-row scores (``GateScores``), a calibration and
-a policy: re-applying a different policy never calls a judge.
-
-Per slice, in this order:
+a policy: re-applying a different policy never calls a judge. A verdict is a claim about
+evidence: FAIL needs evidence of harm, PASS needs evidence of no harm, and INSUFFICIENT names
+what the data cannot tell. Per slice, in this order:
 
 1. INSUFFICIENT: fewer than ``min_rows`` rows, or the candidate's rho is NaN (constant scores or
-   grades): never a silent pass.
-2. JUDGE_UNTRUSTED: the calibration's ceiling CI lower bound is below ``min_ceiling`` (or NaN).
-3. FAIL: the score (q on the normalized scale, rho on the raw one; the point estimate or the CI
-   lower bound per ``floor_on``) is below ``floor``; or, with a previous release, the paired
-   non-inferiority test does not reject H0 (change <= -margin) at ``alpha`` after Holm
-   adjustment across the tested slices.
-4. PASS.
+   grades): no statistic to test.
+2. JUDGE_UNTRUSTED: the calibration's ceiling CI lower bound is below ``min_ceiling`` (or NaN):
+   the judge cannot tell good answers from bad ones on this slice.
+3. FAIL, on evidence of harm: the slice's score (q, or raw rho) is shown below ``floor`` (the
+   one-sided bootstrap test of H0: score >= floor rejects), or, with a previous release, the
+   paired change is shown worse than ``-non_inferiority_margin`` (H0: change >= -margin
+   rejects). All FAIL tests of the run (two per compared slice) form one Holm family at
+   ``alpha``: the family-wise rate of false FAILs is at most alpha.
+4. PASS, on evidence of no harm: the floor held (``floor_on: point``, the default: the point
+   estimate is at or above the floor; ``ci_low``: its CI lower bound is) and, with a previous
+   release, the change's CI lower bound is at or above ``-margin`` (a release shown not worse
+   than the margin errs, vouching for a slice that is worse, at most ``(1 - confidence) / 2``
+   of the time).
+5. INSUFFICIENT otherwise: an interval straddles the floor or the margin.
 
-Overall: ``fail`` if any slice FAILs; otherwise ``insufficient`` when slices could not be vouched
-for (INSUFFICIENT / JUDGE_UNTRUSTED) and the policy is strict, or when no slice passed at all (a
-gate that vouches for nothing cannot pass); otherwise ``pass``, with the unvouched slices named.
-The aggregate (mean over slices) is reported and never decides.
+Overall: ``fail`` if any slice FAILs; otherwise ``insufficient`` when the policy is strict and a
+slice was not vouched for, or when no slice could be vouched for at all (a gate that vouches
+for nothing cannot pass); otherwise ``pass``, with the unvouched slices named. The aggregate
+(mean over slices) is reported and never decides.
 """
 
 from __future__ import annotations
@@ -33,7 +40,13 @@ import polars as pl
 
 from relgate.errors import GateError
 from relgate.gate.calibration import Calibration
-from relgate.gate.statistic import holm, paired_changes, slice_statistics
+from relgate.gate.statistic import (
+    PairedChange,
+    SliceStatistic,
+    holm,
+    paired_changes,
+    slice_statistics,
+)
 from relgate.manifest import GatePolicy
 
 __all__ = [
@@ -130,8 +143,12 @@ class SliceResult:
     change: float = math.nan
     change_low: float = math.nan
     change_high: float = math.nan
+    #: One-sided p-value of the FAIL test "the change is worse than -margin", and Holm-adjusted.
     p_value: float = math.nan
     p_adjusted: float = math.nan
+    #: One-sided p-value of the FAIL test "the score is below the floor", and Holm-adjusted.
+    floor_p_value: float = math.nan
+    floor_p_adjusted: float = math.nan
 
     def score(self, scale: str) -> float:
         """The statistic the policy applies to: q (normalized) or rho (raw)."""
@@ -150,13 +167,13 @@ def _boot(policy: GatePolicy) -> _Bootstrap:
 
 def _check_resolution(n_tests: int, policy: GatePolicy) -> None:
     """A bootstrap p-value is at least 1 / (B + 1), so Holm over m tests cannot reject anything
-    unless m / (B + 1) <= alpha: every compared slice would FAIL for want of resamples. That is
-    a policy that cannot work, not a verdict."""
+    unless m / (B + 1) <= alpha: no regression could ever be shown, and every regressed slice
+    would come back INSUFFICIENT. That is a policy that cannot work, not a verdict."""
     if n_tests and n_tests / (policy.n_resamples + 1) > policy.alpha:
         need = math.ceil(n_tests / policy.alpha) - 1
         raise GateError(
-            f"n_resamples {policy.n_resamples} is too few to show non-inferiority on {n_tests} "
-            f"slices at alpha {policy.alpha} with Holm; use at least {need}"
+            f"n_resamples {policy.n_resamples} is too few to show a regression among {n_tests} "
+            f"tests at alpha {policy.alpha} with Holm; use at least {need}"
         )
 
 
@@ -174,29 +191,30 @@ def apply_policy(
         raise GateError("calibration was measured with another judge (judge sha256 differs)")
     y = scores.rows["human_grade"].to_numpy().astype(np.float64)
     x_new = scores.rows["x_candidate"].to_numpy().astype(np.float64)
-    cand = slice_statistics(
-        scores.slices, x_new, y, scores.offsets, scores.clusters, **_boot(policy)
-    )
     ceilings = np.array(
         [getattr(calibration.for_slice(s), "rho", math.nan) for s in scores.slices], np.float64
     )
     ceiling_lows = [getattr(calibration.for_slice(s), "rho_low", math.nan) for s in scores.slices]
     normalized = policy.scale == "normalized"
     trusted = [math.isfinite(lo) and lo >= policy.min_ceiling for lo in ceiling_lows]
-    enough = [s.n_rows >= policy.min_rows and math.isfinite(s.rho) for s in cand]
+    # The floor on the scale the bootstrap runs on (rho): floor x ceiling when normalized.
+    floors = np.where(trusted, policy.floor * ceilings if normalized else policy.floor, math.nan)
+    cand = slice_statistics(
+        scores.slices, x_new, y, scores.offsets, scores.clusters, thresholds=floors, **_boot(policy)
+    )
+    testable = [
+        trusted[i] and s.n_rows >= policy.min_rows and math.isfinite(s.rho)
+        for i, s in enumerate(cand)
+    ]
 
     prev = changes = None
-    p_adj = [math.nan] * len(cand)
     if scores.has_previous:
         x_old = scores.rows["x_previous"].to_numpy().astype(np.float64)
         prev = slice_statistics(
             scores.slices, x_old, y, scores.offsets, scores.clusters, **_boot(policy)
         )
-        testable = [
-            enough[i] and trusted[i] and math.isfinite(prev[i].rho) for i in range(len(cand))
-        ]
-        _check_resolution(sum(testable), policy)
-        scales = np.where(testable, ceilings if normalized else 1.0, math.nan)
+        compared = [testable[i] and math.isfinite(prev[i].rho) for i in range(len(cand))]
+        scales = np.where(compared, ceilings if normalized else 1.0, math.nan)
         changes = paired_changes(
             scores.slices,
             x_new,
@@ -208,46 +226,30 @@ def apply_policy(
             margin=policy.non_inferiority_margin,
             **_boot(policy),
         )
-        p_adj = holm([c.p_value for c in changes])
+
+    # One Holm family: every FAIL test of the run (floor tests, then change tests).
+    n = len(cand)
+    floor_p = [cand[i].p_below if testable[i] else math.nan for i in range(n)]
+    change_p = [math.nan] * n if changes is None else [c.p_worse for c in changes]
+    family = floor_p + change_p
+    _check_resolution(sum(math.isfinite(p) for p in family), policy)
+    adjusted = holm(family)
+    floor_adj, change_adj = adjusted[:n], adjusted[n:]
 
     results = []
     for i, st in enumerate(cand):
         ceiling = float(ceilings[i])
         q, q_lo, q_hi = (_ratio(v, ceiling) for v in (st.rho, st.rho_low, st.rho_high))
-        reasons: list[str] = []
-        if st.n_rows < policy.min_rows:
-            verdict = SliceVerdict.INSUFFICIENT
-            reasons.append(f"{st.n_rows} rows < min_rows {policy.min_rows}")
-        elif not math.isfinite(st.rho):
-            verdict = SliceVerdict.INSUFFICIENT
-            reasons.append("statistic is undefined (constant scores or grades)")
-        elif not trusted[i]:
-            verdict = SliceVerdict.JUDGE_UNTRUSTED
-            reasons.append(
-                f"judge ceiling CI low {ceiling_lows[i]:.3f} < min_ceiling {policy.min_ceiling}"
-            )
-        else:
-            point, low = (q, q_lo) if normalized else (st.rho, st.rho_low)
-            value = point if policy.floor_on == "point" else low
-            name = ("q" if normalized else "rho") + (
-                "" if policy.floor_on == "point" else " CI low"
-            )
-            failed = not value >= policy.floor
-            if failed:
-                reasons.append(f"{name} {value:.3f} < floor {policy.floor}")
-            if changes is not None and math.isfinite(changes[i].p_value):
-                if not p_adj[i] <= policy.alpha:
-                    failed = True
-                    reasons.append(
-                        f"change {changes[i].estimate:+.3f} not shown >= "
-                        f"-{policy.non_inferiority_margin} (Holm p {p_adj[i]:.3g} > {policy.alpha})"
-                    )
-            elif prev is not None:
-                reasons.append("previous release's statistic undefined here: floor only")
-            verdict = SliceVerdict.FAIL if failed else SliceVerdict.PASS
-        extra = {}
+        verdict, reasons = _verdict(
+            i, st, (q, q_lo, q_hi), trusted[i], ceiling_lows[i], changes, floor_adj, change_adj,
+            policy,
+        )  # fmt: skip
+        extra: dict[str, float] = {
+            "floor_p_value": floor_p[i],
+            "floor_p_adjusted": floor_adj[i],
+        }
         if prev is not None and changes is not None:
-            extra = {
+            extra |= {
                 "previous_rho": prev[i].rho,
                 "previous_rho_low": prev[i].rho_low,
                 "previous_rho_high": prev[i].rho_high,
@@ -257,8 +259,8 @@ def apply_policy(
                 "change": changes[i].estimate,
                 "change_low": changes[i].low,
                 "change_high": changes[i].high,
-                "p_value": changes[i].p_value,
-                "p_adjusted": p_adj[i],
+                "p_value": changes[i].p_worse,
+                "p_adjusted": change_adj[i],
             }
         results.append(
             SliceResult(
@@ -279,6 +281,61 @@ def apply_policy(
             )
         )
     return _outcome(results, policy), tuple(sorted(results, key=lambda r: worst_first(r, policy)))
+
+
+def _verdict(
+    i: int,
+    st: SliceStatistic,
+    qs: tuple[float, float, float],
+    trusted: bool,
+    ceiling_low: float,
+    changes: list[PairedChange] | None,
+    floor_adj: list[float],
+    change_adj: list[float],
+    policy: GatePolicy,
+) -> tuple[SliceVerdict, list[str]]:
+    """One slice's verdict and the reasons behind it (see the module docstring)."""
+    if st.n_rows < policy.min_rows:
+        return SliceVerdict.INSUFFICIENT, [f"{st.n_rows} rows < min_rows {policy.min_rows}"]
+    if not math.isfinite(st.rho):
+        return SliceVerdict.INSUFFICIENT, ["statistic is undefined (constant scores or grades)"]
+    if not trusted:
+        why = f"judge ceiling CI low {ceiling_low:.3f} < min_ceiling {policy.min_ceiling}"
+        return SliceVerdict.JUDGE_UNTRUSTED, [why]
+    normalized = policy.scale == "normalized"
+    name = "q" if normalized else "rho"
+    point, low, high = qs if normalized else (st.rho, st.rho_low, st.rho_high)
+    alpha, floor, margin = policy.alpha, policy.floor, policy.non_inferiority_margin
+    fails: list[str] = []
+    if floor_adj[i] <= alpha:
+        fails.append(
+            f"{name} {point:.3f} shown below floor {floor} "
+            f"(CI high {high:.3f}; Holm p {floor_adj[i]:.3g} <= {alpha})"
+        )
+    change = None if changes is None else changes[i]
+    if change is not None and change_adj[i] <= alpha:
+        fails.append(
+            f"change {change.estimate:+.3f} shown worse than -{margin} "
+            f"(CI [{change.low:+.3f}, {change.high:+.3f}]; Holm p {change_adj[i]:.3g} <= {alpha})"
+        )
+    if fails:
+        return SliceVerdict.FAIL, fails
+    unsure: list[str] = []
+    held = point if policy.floor_on == "point" else low
+    if not held >= floor:
+        which = name if policy.floor_on == "point" else f"{name} CI low"
+        unsure.append(f"{which} {held:.3f} < floor {floor}, not shown below it: cannot tell")
+    if change is not None and math.isfinite(change.estimate):
+        if not change.low >= -margin:
+            unsure.append(
+                f"change {change.estimate:+.3f} CI [{change.low:+.3f}, {change.high:+.3f}] "
+                f"straddles -{margin}: cannot tell"
+            )
+    elif changes is not None:
+        unsure.append("previous release's statistic undefined here: no comparison")
+    if unsure:
+        return SliceVerdict.INSUFFICIENT, unsure
+    return SliceVerdict.PASS, []
 
 
 _RANK = {

@@ -77,6 +77,9 @@ impl BootstrapConfig {
 /// Per-group point estimate and two-sided interval.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Intervals {
+    /// Bootstrap p-value for H0: statistic >= threshold, per group (empty without thresholds;
+    /// NaN for an undefined estimate or threshold).
+    pub p_below: Vec<f64>,
     pub estimate: Vec<f64>,
     pub low: Vec<f64>,
     pub high: Vec<f64>,
@@ -84,15 +87,33 @@ pub struct Intervals {
     pub n: Vec<i64>,
 }
 
-/// Per-group paired difference (new - old), its interval and one-sided p-value.
+/// Per-group paired difference (new - old), its interval and its one-sided p-values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PairedIntervals {
     pub estimate: Vec<f64>,
     pub low: Vec<f64>,
     pub high: Vec<f64>,
     /// Bootstrap p-value for H0: diff <= -margin: (#{resampled diff <= -margin} + 1) / (B + 1).
+    /// Small: the new release is shown not worse than the margin (non-inferiority).
     pub p_value: Vec<f64>,
+    /// Bootstrap p-value for H0: diff >= -margin: (#{resampled diff >= -margin} + 1) / (B + 1).
+    /// Small: the new release is shown worse than the margin (evidence of harm).
+    pub p_worse: Vec<f64>,
     pub n: Vec<i64>,
+}
+
+/// One-sided bootstrap p-values at `t` from the sorted finite resamples, with the +1
+/// correction that keeps them valid: (#{s <= t} + 1) / (B + 1) for H0: statistic <= t, and
+/// (#{s >= t} + 1) / (B + 1) for H0: statistic >= t. Resamples equal to `t` count for both.
+fn tail_pvalues(sorted: &[f64], t: f64) -> (f64, f64) {
+    let b = sorted.len() as f64;
+    let below = sorted.partition_point(|&s| s < t);
+    let at_or_below = sorted.partition_point(|&s| s <= t);
+    let at_or_above = sorted.len() - below;
+    (
+        (at_or_below as f64 + 1.0) / (b + 1.0),
+        (at_or_above as f64 + 1.0) / (b + 1.0),
+    )
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -400,6 +421,30 @@ pub fn bootstrap_ci_grouped(
     clusters: Option<&[i64]>,
     cfg: &BootstrapConfig,
 ) -> Result<Intervals> {
+    bootstrap_ci_grouped_below(x, y, offsets, clusters, cfg, None)
+}
+
+/// [`bootstrap_ci_grouped`] plus, per group, the bootstrap p-value for H0: statistic >=
+/// `thresholds[g]` (`(#{resampled >= t} + 1) / (B + 1)`: small when the statistic is shown
+/// below its threshold). Without thresholds, or for an undefined estimate or threshold, the
+/// p-value is NaN.
+pub fn bootstrap_ci_grouped_below(
+    x: &[f64],
+    y: &[f64],
+    offsets: &[i64],
+    clusters: Option<&[i64]>,
+    cfg: &BootstrapConfig,
+    thresholds: Option<&[f64]>,
+) -> Result<Intervals> {
+    if let Some(t) = thresholds {
+        if t.len() + 1 != offsets.len() {
+            return Err(CoreError::invalid(format!(
+                "thresholds has {} entries for {} groups",
+                t.len(),
+                offsets.len().saturating_sub(1)
+            )));
+        }
+    }
     let mut lens = vec![("x", x.len()), ("y", y.len())];
     if let Some(c) = clusters {
         lens.push(("clusters", c.len()));
@@ -407,7 +452,7 @@ pub fn bootstrap_ci_grouped(
     check_lengths(&lens)?;
     check_offsets(offsets, x.len())?;
     cfg.validate()?;
-    let per_group: Vec<(f64, f64, f64, i64)> = group_ranges(offsets)
+    let per_group: Vec<(f64, f64, f64, f64, i64)> = group_ranges(offsets)
         .map(|(g, a, b)| {
             let prep = prepare(
                 &[&x[a..b]],
@@ -417,20 +462,27 @@ pub fn bootstrap_ci_grouped(
             );
             let est = prep.estimates[0];
             if est.is_nan() {
-                return (f64::NAN, f64::NAN, f64::NAN, prep.n as i64);
+                return (f64::NAN, f64::NAN, f64::NAN, f64::NAN, prep.n as i64);
             }
             let boot = resample(&prep, cfg, g, |buf, w| {
                 stat_on_cells(&prep.sides[0].0, &w[0], cfg.statistic, buf)
             });
             let (lo, hi) = interval(&prep, cfg, est, &boot);
-            (est, lo, hi, prep.n as i64)
+            let p_below = match thresholds.map(|t| t[g]) {
+                Some(t) if t.is_finite() => tail_pvalues(&sorted_finite(&boot), t).1,
+                _ => f64::NAN,
+            };
+            (est, lo, hi, p_below, prep.n as i64)
         })
         .collect();
     let mut out = Intervals::default();
-    for (e, l, h, n) in per_group {
+    for (e, l, h, p, n) in per_group {
         out.estimate.push(e);
         out.low.push(l);
         out.high.push(h);
+        if thresholds.is_some() {
+            out.p_below.push(p);
+        }
         out.n.push(n);
     }
     Ok(out)
@@ -461,7 +513,7 @@ pub fn paired_bootstrap_diff(
             "margin must be finite, got {margin}"
         )));
     }
-    let per_group: Vec<[f64; 5]> = group_ranges(offsets)
+    let per_group: Vec<[f64; 6]> = group_ranges(offsets)
         .map(|(g, a, b)| {
             let prep = prepare(
                 &[&x_new[a..b], &x_old[a..b]],
@@ -477,28 +529,29 @@ pub fn paired_bootstrap_diff(
             };
             let est = prep.estimates[0] - prep.estimates[1];
             if est.is_nan() {
-                return [f64::NAN, f64::NAN, f64::NAN, f64::NAN, n];
+                return [f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN, n];
             }
             let boot = resample(&prep, cfg, g, stat);
             let sorted = sorted_finite(&boot);
             let alpha = (1.0 - cfg.confidence) / 2.0;
-            let at_or_below = sorted.iter().filter(|&&d| d <= -margin).count() as f64;
-            let p = (at_or_below + 1.0) / (sorted.len() as f64 + 1.0);
+            let (p, p_worse) = tail_pvalues(&sorted, -margin);
             [
                 est,
                 quantile(&sorted, alpha),
                 quantile(&sorted, 1.0 - alpha),
                 p,
+                p_worse,
                 n,
             ]
         })
         .collect();
     let mut out = PairedIntervals::default();
-    for [e, l, h, p, n] in per_group {
+    for [e, l, h, p, pw, n] in per_group {
         out.estimate.push(e);
         out.low.push(l);
         out.high.push(h);
         out.p_value.push(p);
+        out.p_worse.push(pw);
         out.n.push(n as i64);
     }
     Ok(out)
@@ -507,6 +560,43 @@ pub fn paired_bootstrap_diff(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_pvalues_count_ties_on_both_sides() {
+        let s = [0.1, 0.2, 0.2, 0.5];
+        // H0: stat <= 0.2 counts 3 resamples at or below; H0: stat >= 0.2 counts 3 at or above.
+        assert_eq!(tail_pvalues(&s, 0.2), (4.0 / 5.0, 4.0 / 5.0));
+        assert_eq!(tail_pvalues(&s, 0.0), (1.0 / 5.0, 5.0 / 5.0));
+        assert_eq!(tail_pvalues(&s, 1.0), (5.0 / 5.0, 1.0 / 5.0));
+    }
+
+    #[test]
+    fn thresholds_give_below_pvalues_per_group() {
+        let x: Vec<f64> = (0..40).map(|i| i as f64).collect();
+        let y = x.clone();
+        let cfg = BootstrapConfig {
+            statistic: Statistic::Spearman,
+            n_resamples: 199,
+            confidence: 0.95,
+            method: CiMethod::Percentile,
+            seed: 7,
+        };
+        let offsets = [0_i64, 20, 40];
+        // rho is 1 in both groups: never shown below 0.5 (p = 1), always below 1.5 (1/200).
+        let r =
+            bootstrap_ci_grouped_below(&x, &y, &offsets, None, &cfg, Some(&[0.5, 1.5])).unwrap();
+        assert_eq!(r.p_below[0], 1.0);
+        assert_eq!(r.p_below[1], 1.0 / 200.0);
+        let r = bootstrap_ci_grouped_below(&x, &y, &offsets, None, &cfg, Some(&[1.0, f64::NAN]))
+            .unwrap();
+        assert_eq!(r.p_below[0], 1.0); // ties at the threshold never count as evidence
+        assert!(r.p_below[1].is_nan());
+        assert!(bootstrap_ci_grouped_below(&x, &y, &offsets, None, &cfg, Some(&[0.5])).is_err());
+        assert!(bootstrap_ci_grouped(&x, &y, &offsets, None, &cfg)
+            .unwrap()
+            .p_below
+            .is_empty());
+    }
 
     fn cfg(method: CiMethod) -> BootstrapConfig {
         BootstrapConfig {

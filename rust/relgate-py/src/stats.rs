@@ -101,8 +101,9 @@ fn config(
     })
 }
 
-/// Returns (estimate, low, high, n).
+/// Returns (estimate, low, high, p_below, n); `p_below` is empty without `thresholds`.
 #[pyfunction]
+#[pyo3(signature = (x, y, offsets, clusters, statistic, n_resamples, confidence, method, seed, thresholds=None))]
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::type_complexity)]
 fn bootstrap_ci_grouped<'py>(
@@ -116,22 +117,38 @@ fn bootstrap_ci_grouped<'py>(
     confidence: f64,
     method: &str,
     seed: u64,
-) -> PyResult<(Arr<'py, f64>, Arr<'py, f64>, Arr<'py, f64>, Arr<'py, i64>)> {
+    thresholds: Option<F64s<'py>>,
+) -> PyResult<(
+    Arr<'py, f64>,
+    Arr<'py, f64>,
+    Arr<'py, f64>,
+    Arr<'py, f64>,
+    Arr<'py, i64>,
+)> {
     let cfg = config(py, statistic, n_resamples, confidence, method, seed)?;
     let (x, y, offsets) = (view(&x), view(&y), view(&offsets));
     let clusters = clusters.as_ref().map(view);
+    let thresholds = thresholds.as_ref().map(view);
     let r = detach(py, || {
-        bootstrap::bootstrap_ci_grouped(&x, &y, &offsets, clusters.as_deref(), &cfg)
+        bootstrap::bootstrap_ci_grouped_below(
+            &x,
+            &y,
+            &offsets,
+            clusters.as_deref(),
+            &cfg,
+            thresholds.as_deref(),
+        )
     })?;
     Ok((
         r.estimate.into_pyarray(py),
         r.low.into_pyarray(py),
         r.high.into_pyarray(py),
+        r.p_below.into_pyarray(py),
         r.n.into_pyarray(py),
     ))
 }
 
-/// Returns (estimate, low, high, p_value, n).
+/// Returns (estimate, low, high, p_value, p_worse, n).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::type_complexity)]
@@ -152,6 +169,7 @@ fn paired_bootstrap_diff<'py>(
     Arr<'py, f64>,
     Arr<'py, f64>,
     Arr<'py, f64>,
+    Arr<'py, f64>,
     Arr<'py, i64>,
 )> {
     let cfg = config(py, statistic, n_resamples, confidence, "percentile", seed)?;
@@ -165,6 +183,7 @@ fn paired_bootstrap_diff<'py>(
         r.low.into_pyarray(py),
         r.high.into_pyarray(py),
         r.p_value.into_pyarray(py),
+        r.p_worse.into_pyarray(py),
         r.n.into_pyarray(py),
     ))
 }

@@ -1,5 +1,7 @@
-"""Verdict logic on constructed cases: floor, non-inferiority with Holm, INSUFFICIENT (tiny,
-constant, NaN), JUDGE_UNTRUSTED, strictness, scales, ordering, re-application."""
+"""Verdict logic on constructed cases: FAIL only on evidence (floor or change shown worse, one
+Holm family), PASS on evidence of no harm, INSUFFICIENT when an interval straddles (and for tiny,
+constant, NaN slices), JUDGE_UNTRUSTED, strictness, scales, ordering, re-application, and the
+error rates the rules promise, measured by simulation."""
 
 from __future__ import annotations
 
@@ -51,14 +53,17 @@ def test_hedging_slice_fails_while_the_aggregate_holds() -> None:
     assert result.failed_slices == ("Law",)
     law = by_slice(result)["Law"]
     assert result.slices[0].slice == "Law"  # worst first
-    assert any("floor" in r for r in law.reasons) and any("not shown" in r for r in law.reasons)
-    assert law.change < -0.5
-    for name in "ABCDE":  # unchanged slices are non-inferior (Holm-adjusted)
-        assert by_slice(result)[name].verdict == SliceVerdict.PASS
-        assert by_slice(result)[name].p_adjusted <= 0.05
+    assert any("shown worse than -0.05" in r for r in law.reasons)
+    assert law.change < -0.5 and law.p_adjusted <= 0.05
+    # Its q is below the floor too; with 300 resamples and 12 tests in the Holm family that is
+    # not yet shown (p >= 1/301 each), which is why the default is 2,000 resamples.
+    assert law.q < 0.65 and law.floor_p_value < 0.05
+    for name in "ABCDE":  # unchanged slices: shown within the margin, above the floor
+        s = by_slice(result)[name]
+        assert s.verdict == SliceVerdict.PASS and s.change_low >= -0.05 and not s.reasons
 
 
-def test_small_drop_within_margin_passes_and_beyond_fails() -> None:
+def test_a_drop_fails_only_when_its_interval_is_beyond_the_margin() -> None:
     x, y, items = graded_slice(60, seed=3, noise=0.2)
     cal = make_calibration({"A": (0.8, 0.7)})
     same = decide(make_scores({"A": (x, x, y, items)}), cal, POLICY)
@@ -67,9 +72,32 @@ def test_small_drop_within_margin_passes_and_beyond_fails() -> None:
     worse[y == 1.0] -= 0.3  # good references agree less: rho drops a lot
     dropped = decide(make_scores({"A": (np.clip(worse, 0, 1), x, y, items)}), cal, POLICY)
     a = dropped.slices[0]
-    assert a.change < -0.05 and a.verdict == SliceVerdict.FAIL
+    assert a.change_high < -0.05 and a.verdict == SliceVerdict.FAIL
     loose = POLICY.model_copy(update=dict(non_inferiority_margin=2.0, floor=-1.0))
     assert dropped.reapply(loose).slices[0].verdict == SliceVerdict.PASS
+    # A change whose interval straddles -margin is not evidence either way: INSUFFICIENT.
+    x, y, items = graded_slice(15, seed=5, noise=0.3)
+    wobble = x + np.random.default_rng(5).normal(0.0, 0.12, x.size)
+    mixed = decide(make_scores({"A": (np.clip(wobble, 0, 1), x, y, items)}), cal, POLICY)
+    m = mixed.slices[0]
+    assert m.change_low < -0.05 < m.change_high, (m.change_low, m.change_high)
+    assert m.verdict == SliceVerdict.INSUFFICIENT
+    assert any("straddles -0.05: cannot tell" in r for r in m.reasons)
+    # Named, never failed (and a gate that vouches for no slice at all cannot pass).
+    assert mixed.outcome == GateOutcome.INSUFFICIENT and mixed.unvouched == ("A",)
+
+
+def test_a_tiny_slice_without_evidence_is_insufficient_not_fail() -> None:
+    # Six items, answers unchanged: the old rule failed it for want of power ("change +0.000
+    # not shown >= -0.05"); it is INSUFFICIENT now, and named.
+    x, y, items = graded_slice(8, seed=4, noise=0.5)
+    cal = make_calibration({"S": (0.6, 0.5)})
+    result = decide(
+        make_scores({"S": (x, x, y, items)}), cal, POLICY.model_copy(update=dict(min_rows=8))
+    )
+    s = result.slices[0]
+    assert s.change == 0.0 and s.verdict != SliceVerdict.FAIL
+    assert result.outcome == GateOutcome.PASS or result.outcome == GateOutcome.INSUFFICIENT
 
 
 def test_insufficient_tiny_constant_and_nan_slices_are_never_silent_passes() -> None:
@@ -114,24 +142,37 @@ def test_untrusted_judge_slice_and_all_unvouched_gate() -> None:
     assert nothing.outcome == GateOutcome.INSUFFICIENT  # a gate that vouches for nothing
 
 
-def test_raw_scale_and_ci_low_floor() -> None:
+def test_raw_scale_and_the_floor_rules() -> None:
     x, y, items = graded_slice(30, noise=0.6)
     scores = make_scores({"A": (x, None, y, items)})
     cal = make_calibration({"A": (0.9, 0.8)})
     normalized = decide(scores, cal, POLICY.model_copy(update=dict(floor=0.5)))
     a = normalized.slices[0]
-    raw_floor = (a.rho + a.q) / 2  # between rho and q: raw fails, normalized passes
-    assert a.rho < raw_floor < a.q
-    assert decide(scores, cal, POLICY.model_copy(update=dict(floor=raw_floor))).passed
-    raw = decide(scores, cal, POLICY.model_copy(update=dict(floor=raw_floor, scale="raw")))
+    # A floor far above the whole interval is shown breached: FAIL, on either scale.
+    above_raw = a.rho_high + 0.05
+    raw = decide(scores, cal, POLICY.model_copy(update=dict(floor=above_raw, scale="raw")))
     assert raw.outcome == GateOutcome.FAIL and "rho" in raw.slices[0].reasons[0]
-    ci = decide(
-        scores, cal, POLICY.model_copy(update=dict(floor=(a.q + a.q_low) / 2, floor_on="ci_low"))
-    )
-    assert ci.outcome == GateOutcome.FAIL and "q CI low" in ci.slices[0].reasons[0]
+    assert "shown below floor" in raw.slices[0].reasons[0]
+    above_q = a.q_high + 0.05
+    assert decide(scores, cal, POLICY.model_copy(update=dict(floor=above_q))).outcome == "fail"
+    # Between rho and q: raw is below its floor, normalized is not; neither is shown below.
+    between = (a.rho + a.q) / 2
+    assert a.rho < between < a.q
+    assert decide(scores, cal, POLICY.model_copy(update=dict(floor=between))).passed
+    raw_between = decide(scores, cal, POLICY.model_copy(update=dict(floor=between, scale="raw")))
+    r = raw_between.slices[0]
+    assert r.rho_low < between < r.rho_high
+    assert r.verdict == SliceVerdict.INSUFFICIENT and "cannot tell" in r.reasons[0]
+    # floor_on ci_low asks more of a PASS: the whole interval above the floor.
+    inside = (a.q + a.q_low) / 2
+    point = decide(scores, cal, POLICY.model_copy(update=dict(floor=inside)))
+    assert point.slices[0].verdict == SliceVerdict.PASS
+    ci = decide(scores, cal, POLICY.model_copy(update=dict(floor=inside, floor_on="ci_low")))
+    assert ci.slices[0].verdict == SliceVerdict.INSUFFICIENT
+    assert "q CI low" in ci.slices[0].reasons[0]
 
 
-def test_holm_counts_only_tested_slices() -> None:
+def test_holm_adjusts_every_fail_test_of_the_run_and_skips_untested_slices() -> None:
     slices = {}
     for k, name in enumerate(["A", "B", "C"]):
         x, y, items = graded_slice(25, seed=k)
@@ -139,8 +180,13 @@ def test_holm_counts_only_tested_slices() -> None:
     cal = make_calibration({"A": (0.6, 0.5), "B": (0.6, 0.5), "C": (0.1, 0.0)})
     result = decide(make_scores(slices), cal, POLICY)
     a, b, c = (by_slice(result)[n] for n in "ABC")
-    assert math.isnan(c.p_value)  # untrusted slice: no test
-    assert a.p_adjusted == pytest.approx(min(1.0, 2 * max(a.p_value, b.p_value)))
+    assert math.isnan(c.p_value) and math.isnan(c.floor_p_value)  # untrusted slice: no test
+    family = [a.p_value, b.p_value, a.floor_p_value, b.floor_p_value]
+    assert all(math.isfinite(p) for p in family)
+    expected = stats.holm(np.array(family))
+    assert [a.p_adjusted, b.p_adjusted, a.floor_p_adjusted, b.floor_p_adjusted] == pytest.approx(
+        list(expected)
+    )
 
 
 def test_mismatched_calibration_is_an_error_not_a_verdict() -> None:
@@ -183,6 +229,47 @@ def test_too_few_resamples_for_holm_is_an_error_not_a_fail() -> None:
         slices[name] = (x, x, y, items)
     scores = make_scores(slices)
     cal = make_calibration({n: (0.6, 0.5) for n in slices})
-    with pytest.raises(GateError, match="use at least 119"):
+    # 6 compared slices: 12 FAIL tests (floor and change) in one Holm family.
+    with pytest.raises(GateError, match="use at least 239"):
         decide(scores, cal, GatePolicy(n_resamples=100))
-    assert decide(scores, cal, GatePolicy(n_resamples=119)).passed
+    assert decide(scores, cal, GatePolicy(n_resamples=239)).outcome != GateOutcome.FAIL
+
+
+def test_false_fail_rate_of_identical_releases_is_at_most_alpha() -> None:
+    """The family-wise error the docs promise, by simulation: a candidate whose answers are a
+    fresh draw of the same process as the previous release's (an A/A release: no slice is worse)
+    is failed in at most alpha of the gates, up to the simulation's own noise."""
+    runs, failed, fails_by_slice = 120, 0, 0
+    for run in range(runs):
+        slices = {}
+        for k, name in enumerate(["A", "B", "C", "D"]):
+            rng = np.random.default_rng(10_000 * run + k)
+            n_items = 20
+            y = np.tile(np.array([1.0, 1.0, 0.0, 0.0]), n_items)
+            items = [f"i{j}" for j in range(n_items) for _ in range(4)]
+            # Item effects shared by both draws (the same question), answer noise per draw.
+            item = np.repeat(rng.normal(0.0, 0.1, n_items), 4)
+            old = np.clip(0.25 + 0.3 * y + item + rng.normal(0.0, 0.15, y.size), 0, 1)
+            new = np.clip(0.25 + 0.3 * y + item + rng.normal(0.0, 0.15, y.size), 0, 1)
+            slices[name] = (new, old, y, items)
+        cal = make_calibration({n: (0.6, 0.5) for n in slices})
+        policy = GatePolicy(n_resamples=400, floor=0.2, seed=run)
+        result = decide(make_scores(slices), cal, policy)
+        failed += result.outcome == GateOutcome.FAIL
+        fails_by_slice += len(result.failed_slices)
+    # alpha = 0.05 bounds the family-wise rate; 120 runs put a 99% binomial bound near 0.11.
+    assert failed / runs <= 0.11, (failed, fails_by_slice)
+
+
+def test_a_real_regression_is_found_at_least_as_often_as_the_old_rule_found_it() -> None:
+    """Power on a regression the gate exists for (one slice hedging): found every time."""
+    for run in range(20):
+        slices = {}
+        for k, name in enumerate(["A", "B", "C", "Law"]):
+            x, y, items = graded_slice(25, seed=100 * run + k)
+            noise = 0.01 * np.random.default_rng(run).normal(size=x.size)
+            new = np.full_like(x, 0.5) + noise if name == "Law" else x
+            slices[name] = (new, x, y, items)
+        cal = make_calibration({n: (0.6, 0.5) for n in slices})
+        result = decide(make_scores(slices), cal, GatePolicy(n_resamples=400, seed=run))
+        assert result.failed_slices == ("Law",), run

@@ -23,7 +23,7 @@ def test_gate_policy_defaults() -> None:
     p = GatePolicy()
     assert (p.scale, p.floor, p.floor_on) == ("normalized", 0.65, "point")
     assert (p.non_inferiority_margin, p.alpha, p.min_rows, p.min_ceiling) == (0.05, 0.05, 30, 0.1)
-    assert (p.strict, p.n_resamples, p.confidence, p.seed) == (False, 1000, 0.95, 0)
+    assert (p.strict, p.n_resamples, p.confidence, p.seed) == (False, 2000, 0.95, 0)
 
 
 def _error(data: Any, **kw: Any) -> str:

@@ -173,3 +173,29 @@ def test_fisher_z_ci() -> None:
     assert lo[4] == hi[4] == 1.0
     lo1, hi1 = stats.fisher_z_ci(0.5, 50)
     assert lo1.shape == (1,) and lo1[0] < 0.5 < hi1[0]
+
+
+def test_the_two_tails_of_the_paired_bootstrap_and_the_threshold_test() -> None:
+    rng = np.random.default_rng(8)
+    n_items = 40
+    y = np.tile(np.array([1.0, 1.0, 0.0, 0.0]), n_items)
+    items = np.repeat(np.arange(n_items), 4)
+    x_old = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.15, y.size), 0, 1)
+    x_worse = np.clip(0.3 + 0.1 * y + rng.normal(0, 0.15, y.size), 0, 1)
+    off = np.array([0, y.size])
+    worse = stats.paired_bootstrap_diff(x_worse, x_old, y, off, items, n_resamples=500, margin=0.05)
+    # Shown worse: tiny p_worse, and non-inferiority not shown.
+    assert worse.high[0] < -0.05 and worse.p_worse[0] == pytest.approx(1 / 501)
+    assert worse.p_value[0] > 0.99
+    same = stats.paired_bootstrap_diff(x_old, x_old, y, off, items, n_resamples=500, margin=0.05)
+    assert same.p_worse[0] == 1.0 and same.p_value[0] == pytest.approx(1 / 501)
+    rho = stats.spearman(x_old, y)
+    ci = stats.bootstrap_ci_grouped(
+        x_old, y, off, clusters=items, n_resamples=500, thresholds=np.array([rho + 1.0])
+    )
+    assert ci.p_below[0] == pytest.approx(1 / 501)  # every resample is below rho + 1
+    ci = stats.bootstrap_ci_grouped(
+        x_old, y, off, clusters=items, n_resamples=500, thresholds=np.array([-1.0])
+    )
+    assert ci.p_below[0] == 1.0
+    assert np.isnan(stats.bootstrap_ci_grouped(x_old, y, off).p_below[0])
