@@ -106,7 +106,6 @@ class GateRequest:
     judge: JudgeChoice | None = None
     suite_ref: str | None = None
     reuse_scores: bool = False
-    policy: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -329,8 +328,8 @@ class GateRunner:
         """Run the gate and record its decision (see the module docstring)."""
         report: Progress = progress or (lambda stage, done, total: None)
         stored = self._release(request.release_sha, request.tenant)
-        manifest = stored.manifest
-        policy = merge_policy(manifest.gate_policy, request.policy)
+        # The policy that decides is the manifest's (hashed): never one a request brings.
+        policy = stored.manifest.gate_policy
         with self._run_lock:
             if request.reuse_scores:
                 return self._reapply(stored, policy, request, report)
@@ -436,7 +435,7 @@ class GateRunner:
         }
         evidence = {
             **fact,
-            "policy_source": "request" if request.policy else "manifest",
+            "policy_source": "manifest",
             "aggregate": body["aggregate"],
             "slices": body["slices"],
         }

@@ -161,17 +161,17 @@ def run_cmd(
     suite: Annotated[
         str | None, typer.Option("--suite", help="Suite ref on the server [the manifest's].")
     ] = None,
-    policy: PolicyOpt = None,
     reuse_scores: Annotated[
         bool,
-        typer.Option("--reuse-scores", help="Re-apply the policy to the stored scores (no judge)."),
+        typer.Option("--reuse-scores", help="Decide again from the stored scores (no judge)."),
     ] = False,
     tenant: TenantOpt = "",
     json_out: JsonOpt = False,
     *,
     conn: Connection,
 ) -> None:
-    """Run the gate on release SHA and record gate_pass / gate_fail."""
+    """Run the gate on release SHA with its own policy and record gate_pass / gate_fail (another
+    policy is a what-if: `gate show --policy`; opening a failed gate is `gate override`)."""
     from relgate.client import answer_source, judge_message
 
     # The server reads the file: send an absolute path when it exists here (same machine).
@@ -198,7 +198,6 @@ def run_cmd(
             judge=judge_message(judge, judge_model, judge_endpoint),
             suite_path=suite or "",
             reuse_scores=reuse_scores,
-            policy=read_policy(policy) if policy is not None else None,
             tenant=tenant,
             on_stage=stage,
         )
@@ -210,15 +209,15 @@ def run_cmd(
 @with_connection
 def reapply_cmd(
     sha: ShaArg,
-    policy: Annotated[Path, typer.Option("--policy", help="Gate policy file (YAML/JSON).")],
     tenant: TenantOpt = "",
     json_out: JsonOpt = False,
     *,
     conn: Connection,
 ) -> None:
-    """Re-apply POLICY to the stored per-row scores and record it (no judge call)."""
+    """Decide again from the stored per-row scores with the release's own policy, and record it
+    (no judge call): for a result recorded under older verdict rules."""
     with conn.client() as client:
-        result = client.run_gate(sha, reuse_scores=True, policy=read_policy(policy), tenant=tenant)
+        result = client.run_gate(sha, reuse_scores=True, tenant=tenant)
     _emit(result, json_out)
 
 

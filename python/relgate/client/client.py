@@ -294,20 +294,19 @@ class RelgateClient:
         judge: gate_pb2.JudgeSpec | None = None,
         suite_path: str = "",
         reuse_scores: bool = False,
-        policy: Mapping[str, Any] | None = None,
         tenant: str = "",
         on_stage: Callable[[gate_pb2.GateStage], None] | None = None,
         timeout: float | None = None,
     ) -> gate_pb2.GateResult:
-        """Run the gate; ``on_stage`` sees each progress message. A gate run embeds a whole
-        suite, so there is no deadline unless ``timeout`` sets one."""
+        """Run the gate with the release's own policy; ``on_stage`` sees each progress message.
+        A gate run embeds a whole suite, so there is no deadline unless ``timeout`` sets one.
+        ``reuse_scores`` decides again from the stored scores (no judge call)."""
         request = gate_pb2.RunGateRequest(
             release_sha256=release_sha256,
             suite_path=suite_path,
             answers=answers or gate_pb2.AnswerSource(),
             judge=judge or gate_pb2.JudgeSpec(),
             reuse_scores=reuse_scores,
-            override_policy=policy_message(policy or {}),
             tenant=tenant,
         )
         result: gate_pb2.GateResult | None = None

@@ -184,12 +184,20 @@ def test_cli_exit_codes(small: Small, tmp_path: Path) -> None:
     strict.write_text("gate_policy:\n  min_rows: 100000\n")
     code, out, _ = _cli(small, admin, "gate", "show", v1, "--policy", str(strict))
     assert code == EXIT_INSUFFICIENT and "what-if" in out
+    # Only the release's own policy is ever recorded: a looser (or any other) policy given to
+    # `run`/`reapply` is a usage error, and `reapply` re-decides with the manifest's policy.
     untrusting = tmp_path / "untrusting.json"
     untrusting.write_text(json.dumps({"min_ceiling": 0.99}))
-    code, out, _ = _cli(small, admin, "gate", "reapply", v1, "--policy", str(untrusting))
-    # Every slice is JUDGE_UNTRUSTED now: nothing vouched for is insufficient, recorded.
-    assert code == EXIT_INSUFFICIENT
-    assert small.env.server.store.list_receipts(release_sha=v1)[-1].kind == "gate_fail"
+    code, _, _ = _cli(small, admin, "gate", "reapply", v1, "--policy", str(untrusting))
+    assert code == 2
+    code, _, _ = _cli(small, admin, "gate", "run", v1, "--reuse-scores", "--policy", str(strict))
+    assert code == 2
+    before = small.env.server.store.list_receipts(release_sha=v1)[-1]
+    code, out, _ = _cli(small, admin, "gate", "reapply", v1, "--json")
+    again = small.env.server.store.list_receipts(release_sha=v1)[-1]
+    assert again.receipt_sha256 != before.receipt_sha256 and again.kind == before.kind
+    assert again.evidence["policy"] == before.evidence["policy"]
+    assert again.evidence["policy_source"] == "manifest"
 
     viewer = small.env.client("viewer")
     viewer_key = viewer._metadata[0][1].removeprefix("Bearer ")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 from gate_helpers import GateEnv, RaisingJudgeDouble, gate_env, manifest_json
 from relgate import errors
@@ -49,7 +50,7 @@ def test_progress_stages_stream_before_the_result(
     assert V.SLICE_VERDICT_PASS in verdicts and V.SLICE_VERDICT_FAIL not in verdicts
 
 
-def test_a_stricter_policy_is_reapplied_to_stored_scores_without_a_judge(
+def test_another_policy_is_a_what_if_and_reapply_decides_with_the_manifests(
     tmp_path: Path, judge: Judge, score_cache: Path
 ) -> None:
     data = tmp_path / "data"
@@ -67,13 +68,13 @@ def test_a_stricter_policy_is_reapplied_to_stored_scores_without_a_judge(
         assert len(env.server.store.list_receipts(release_sha=sha)) == receipts_before
         assert env.admin.get_gate_result(sha).gate_result_sha256 == first.gate_result_sha256
 
-        strict = env.admin.run_gate(sha, reuse_scores=True, policy={"strict": True})
-        assert strict.verdict == V.GATE_VERDICT_INSUFFICIENT and strict.archived
-        assert strict.gate_result_sha256 != first.gate_result_sha256
-        assert strict.sample_set_sha256 == first.sample_set_sha256
+        again = env.admin.run_gate(sha, reuse_scores=True)
+        assert again.verdict == first.verdict and again.archived
+        assert again.gate_result_sha256 == first.gate_result_sha256  # same scores, same policy
+        assert again.sample_set_sha256 == first.sample_set_sha256
         receipt = env.server.store.list_receipts(release_sha=sha)[-1]
         assert receipt.kind == "gate_fail"
-        assert receipt.evidence["policy"]["strict"] is True
+        assert receipt.evidence["policy"]["strict"] is False  # the manifest's, never a request's
         assert receipt.evidence["reused_scores"] is True
         assert receipt.evidence["reapplied_to"] == first.gate_result_sha256
         assert double.calls == 0
@@ -136,3 +137,30 @@ def test_the_previous_release_must_have_been_gated(tmp_path: Path) -> None:
         with pytest.raises(errors.NotFoundError, match="no gate result"):
             env.admin.get_gate_result(v1)
     assert double.calls == 0
+
+
+def test_a_request_cannot_loosen_the_gate(tmp_path: Path, judge: Judge, score_cache: Path) -> None:
+    """The bypass of issue 15: RunGate used to merge a request's policy over the manifest's, so a
+    releaser re-applied ``floor=-1`` and a wide margin to a failed release and recorded a real
+    gate_pass. The old field (6) is refused as unknown now, and nothing is recorded."""
+    from relgate._proto.relgate.v1 import gate_pb2
+
+    with gate_env(tmp_path / "data", lambda c: judge, score_cache=score_cache) as env:
+        sha = _register(env, "v1")
+        first = _gate(env, sha)
+        assert first.verdict == V.GATE_VERDICT_FAIL  # a cold start
+        before = env.server.store.list_receipts(release_sha=sha)
+        loose = gate_pb2.GatePolicy(floor=-1.0, non_inferiority_margin=2.0).SerializeToString()
+        request = gate_pb2.RunGateRequest(release_sha256=sha, reuse_scores=True)
+        payload = request.SerializeToString() + b"\x32" + bytes([len(loose)]) + loose
+        stub = env.admin._channel.unary_stream(
+            "/relgate.v1.GateService/RunGate",
+            request_serializer=None,
+            response_deserializer=gate_pb2.GateProgress.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub(payload, metadata=env.admin._metadata, timeout=30))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "unknown field" in (info.value.details() or "")
+        assert env.server.store.list_receipts(release_sha=sha) == before
+        assert env.admin.get_gate_result(sha).gate_result_sha256 == first.gate_result_sha256

@@ -143,10 +143,9 @@ class GateServicer:
             judge=judge_choice(request.judge),
             suite_ref=request.suite_path.strip() or None,
             reuse_scores=request.reuse_scores,
-            policy=policy_fields(request.override_policy),
         )
         if gate_request.reuse_scores and gate_request.answers is not None:
-            raise InvalidInputError("reuse_scores re-applies a policy; it takes no answers")
+            raise InvalidInputError("reuse_scores decides from stored scores; it takes no answers")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 

@@ -119,22 +119,20 @@ class AnswerSource(_message.Message):
     def __init__(self, release_endpoint: _Optional[bool] = ..., recorded_outputs_path: _Optional[str] = ..., vllm_model: _Optional[str] = ..., transformers_model: _Optional[str] = ...) -> None: ...
 
 class RunGateRequest(_message.Message):
-    __slots__ = ("release_sha256", "suite_path", "answers", "judge", "reuse_scores", "override_policy", "tenant")
+    __slots__ = ("release_sha256", "suite_path", "answers", "judge", "reuse_scores", "tenant")
     RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
     SUITE_PATH_FIELD_NUMBER: _ClassVar[int]
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
     JUDGE_FIELD_NUMBER: _ClassVar[int]
     REUSE_SCORES_FIELD_NUMBER: _ClassVar[int]
-    OVERRIDE_POLICY_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     release_sha256: str
     suite_path: str
     answers: AnswerSource
     judge: JudgeSpec
     reuse_scores: bool
-    override_policy: GatePolicy
     tenant: str
-    def __init__(self, release_sha256: _Optional[str] = ..., suite_path: _Optional[str] = ..., answers: _Optional[_Union[AnswerSource, _Mapping]] = ..., judge: _Optional[_Union[JudgeSpec, _Mapping]] = ..., reuse_scores: _Optional[bool] = ..., override_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
+    def __init__(self, release_sha256: _Optional[str] = ..., suite_path: _Optional[str] = ..., answers: _Optional[_Union[AnswerSource, _Mapping]] = ..., judge: _Optional[_Union[JudgeSpec, _Mapping]] = ..., reuse_scores: _Optional[bool] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class GateProgress(_message.Message):
     __slots__ = ("stage", "result")
