@@ -68,8 +68,8 @@ class Trace:
 _Row = tuple[Any, ...]
 _FIELDS = tuple(f.name for f in fields(Trace))
 _as_row: Callable[[Trace], _Row] = operator.attrgetter(*_FIELDS)
-_ID, _STATUS, _RELEASE, _FEEDBACK = (
-    _FIELDS.index(n) for n in ("id", "status", "release_sha256", "feedback_grade")
+_ID, _STATUS, _RELEASE, _FEEDBACK, _TENANT = (
+    _FIELDS.index(n) for n in ("id", "status", "release_sha256", "feedback_grade", "tenant")
 )
 
 
@@ -170,8 +170,9 @@ class TraceStore:
         self._by_id.pop(trace_id, None)
         self._feedback.pop(trace_id, None)
 
-    def set_feedback(self, trace_id: str, grade: object) -> Trace:
-        """Attach a user's grade in [0, 1] to a trace still in the buffers."""
+    def set_feedback(self, trace_id: str, grade: object, *, tenant: str | None = None) -> Trace:
+        """Attach a user's grade in [0, 1] to a trace still in the buffers; with ``tenant``,
+        only to a trace of that tenant (another tenant's trace is reported as absent)."""
         if (
             isinstance(grade, bool)
             or not isinstance(grade, int | float)
@@ -180,7 +181,7 @@ class TraceStore:
             raise InvalidInputError(f"grade: expected a number in [0, 1], got {grade!r}")
         with self._lock:
             row = self._by_id.get(trace_id)
-            if row is None:
+            if row is None or (tenant is not None and row[_TENANT] != tenant):
                 raise NotFoundError(f"trace {trace_id!r} not found (unknown or evicted)")
             self._feedback[trace_id] = float(grade)
             return self._trace(row)

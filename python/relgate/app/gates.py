@@ -40,6 +40,7 @@ from typing import Any
 import polars as pl
 import pydantic
 
+from relgate.access import acting_as
 from relgate.answers import Answers, load_answers
 from relgate.canonical import canonical_json, jsonl_sha256, sha256_hex
 from relgate.errors import (
@@ -66,7 +67,7 @@ from relgate.judge.base import Judge
 from relgate.judge.cache import ScoreCache
 from relgate.manifest import GatePolicy
 from relgate.receipts.model import Receipt
-from relgate.store import Store
+from relgate.store import Store, StoredRelease
 
 __all__ = [
     "GateOptions",
@@ -240,12 +241,9 @@ class GateRunner:
             self._cache.close()
             self._cache = None
 
-    def _release(self, release_sha: str, tenant: str | None) -> Any:
-        stored = self.store.get_release(release_sha)
-        if tenant is not None and stored.tenant != tenant:
-            # Another tenant's release is absent, not forbidden: existence is data.
-            raise NotFoundError(f"no release {release_sha}")
-        return stored
+    def _release(self, release_sha: str, tenant: str) -> StoredRelease:
+        # Another tenant's release is absent, not forbidden: existence is data.
+        return self.store.get_release(release_sha, tenant=tenant)
 
     def _answers_path(self, answers_sha: str) -> Path:
         return self.root / "answers" / f"{answers_sha}.parquet"
@@ -283,8 +281,8 @@ class GateRunner:
             )
         return answers
 
-    def _latest_fact(self, release_sha: str) -> dict[str, Any] | None:
-        facts = self.store.facts(release_sha, "gate_result")
+    def _latest_fact(self, release_sha: str, tenant: str) -> dict[str, Any] | None:
+        facts = self.store.facts(release_sha, "gate_result", tenant=tenant)
         return facts[-1].payload if facts else None
 
     def _calibration(
@@ -330,13 +328,13 @@ class GateRunner:
         stored = self._release(request.release_sha, request.tenant)
         # The policy that decides is the manifest's (hashed): never one a request brings.
         policy = stored.manifest.gate_policy
-        with self._run_lock:
+        with self._run_lock, acting_as(stored.tenant):
             if request.reuse_scores:
                 return self._reapply(stored, policy, request, report)
             return self._run_fresh(stored, policy, request, report)
 
     def _run_fresh(
-        self, stored: Any, policy: GatePolicy, request: GateRequest, report: Progress
+        self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
     ) -> GateRecord:
         manifest = stored.manifest
         if request.answers is None:
@@ -352,7 +350,7 @@ class GateRunner:
         previous = None
         prev_sha = manifest.previous_release
         if prev_sha is not None:
-            prev_fact = self._latest_fact(prev_sha)
+            prev_fact = self._latest_fact(prev_sha, stored.tenant)
             if prev_fact is None or not prev_fact.get("candidate_answers_sha256"):
                 raise GateError(
                     f"previous release {prev_sha} has no gate run with stored answers; "
@@ -378,7 +376,7 @@ class GateRunner:
         return self._record(stored, result, extra, request, report)
 
     def _reapply(
-        self, stored: Any, policy: GatePolicy, request: GateRequest, report: Progress
+        self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
     ) -> GateRecord:
         latest = self.latest(stored.sha256, stored.tenant)
         report("statistics", 0, 1)
@@ -394,7 +392,7 @@ class GateRunner:
 
     def _record(
         self,
-        stored: Any,
+        stored: StoredRelease,
         result: GateResult,
         extra: dict[str, Any],
         request: GateRequest,
@@ -469,10 +467,10 @@ class GateRunner:
 
     # ---- read -------------------------------------------------------------------------------
 
-    def latest(self, release_sha: str, tenant: str | None = None) -> GateRecord:
+    def latest(self, release_sha: str, tenant: str) -> GateRecord:
         """The release's latest gate result (``NotFoundError`` when it was never gated)."""
         stored = self._release(release_sha, tenant)
-        facts = self.store.facts(stored.sha256, "gate_result")
+        facts = self.store.facts(stored.sha256, "gate_result", tenant=stored.tenant)
         if not facts:
             raise NotFoundError(f"release {stored.sha256} has no gate result; run the gate")
         last = facts[-1]
@@ -504,7 +502,7 @@ class GateRunner:
         )
         overrides = [
             f.payload
-            for f in self.store.facts(stored.sha256, "gate_override")
+            for f in self.store.facts(stored.sha256, "gate_override", tenant=stored.tenant)
             if f.payload.get("gate_result_sha256") == last.payload["gate_result_sha256"]
         ]
         return GateRecord(
@@ -517,9 +515,7 @@ class GateRunner:
             override=overrides[-1] if overrides else None,
         )
 
-    def what_if(
-        self, release_sha: str, overrides: Mapping[str, Any], tenant: str | None = None
-    ) -> GateRecord:
+    def what_if(self, release_sha: str, overrides: Mapping[str, Any], tenant: str) -> GateRecord:
         """The latest result's stored per-row scores under another policy: no judge call,
         nothing recorded."""
         latest = self.latest(release_sha, tenant)
@@ -588,17 +584,17 @@ class GateRunner:
         return digest, receipt
 
 
-def gate_clearance(store: Store, release_sha: str) -> dict[str, Any]:
+def gate_clearance(store: Store, release_sha: str, tenant: str) -> dict[str, Any]:
     """The gate evidence that lets ``release_sha`` roll: its latest gate_result with verdict
     pass, or a gate_override of that latest result (an override names the
     ``gate_result_sha256`` it read; one made before a newer gate run does not clear the newer
     result). Raises ``GateError`` otherwise."""
-    results = store.facts(release_sha, "gate_result")
+    results = store.facts(release_sha, "gate_result", tenant=tenant)
     latest = results[-1].payload if results else None
     latest_sha = latest.get("gate_result_sha256") if latest is not None else None
     overrides = [
         f.payload
-        for f in store.facts(release_sha, "gate_override")
+        for f in store.facts(release_sha, "gate_override", tenant=tenant)
         if latest_sha is not None and f.payload.get("gate_result_sha256") == latest_sha
     ]
     if overrides:
@@ -607,7 +603,7 @@ def gate_clearance(store: Store, release_sha: str) -> dict[str, Any]:
         return {"gate_result": latest}
     if latest is None:
         why = "it has no gate result"
-    elif store.facts(release_sha, "gate_override"):
+    elif store.facts(release_sha, "gate_override", tenant=tenant):
         why = (
             f"its latest gate result {latest_sha} failed and was not overridden (an override "
             "of an older gate result does not clear a newer one)"

@@ -6,7 +6,8 @@ heartbeats and pulls jobs. The dispatcher
 - keeps a registry of live workers; a worker silent for ``lease_s`` is dead, and every job it
   held goes back to the queue (at-least-once delivery);
 - hands a job only to a worker whose judge sha equals the job's: a score from another judge is
-  a score of another statistic, so it must never reach a gate;
+  a score of another statistic, so it must never reach a gate; and only to a worker of the
+  job's tenant (its key's), since a job carries that tenant's answers and references;
 - accepts a result only from a registered worker (under the key it registered with) whose
   judge is the job's, and only once per job id: a retried job may be answered twice (the dead
   worker was only slow), and the first answer wins;
@@ -41,6 +42,7 @@ class WorkerInfo:
 
     worker_id: str
     key_sha256: str
+    tenant: str
     name: str
     backends: tuple[str, ...]
     model: str
@@ -92,6 +94,7 @@ class Dispatcher:
         self,
         *,
         key_sha256: str,
+        tenant: str,
         name: str,
         backends: Sequence[str],
         model: str,
@@ -109,6 +112,7 @@ class Dispatcher:
             worker = WorkerInfo(
                 worker_id=f"w-{secrets.token_hex(8)}",
                 key_sha256=key_sha256,
+                tenant=tenant,
                 name=name or "worker",
                 backends=tuple(backends),
                 model=model,
@@ -187,7 +191,7 @@ class Dispatcher:
             job = self._jobs.get(job_id)
             if job is None or job.result is not None or job.worker_id is not None:
                 continue
-            if job.spec.judge_sha256 != worker.judge_sha256:
+            if job.spec.judge_sha256 != worker.judge_sha256 or job.spec.tenant != worker.tenant:
                 skipped.append(job_id)
                 continue
             job.worker_id = worker.worker_id
@@ -210,8 +214,8 @@ class Dispatcher:
             job = self._jobs.get(result.job_id)
             if job is None or job.result is not None:
                 return False
-            if job.spec.judge_sha256 != worker.judge_sha256:
-                raise AuthError(f"worker {worker.worker_id} does not run the judge of this job")
+            if job.spec.judge_sha256 != worker.judge_sha256 or job.spec.tenant != worker.tenant:
+                raise AuthError(f"worker {worker.worker_id} may not answer job {job.job_id}")
             if not result.error and len(result.scores) != job.spec.rows:
                 raise InvalidInputError(
                     f"job {job.job_id}: {len(result.scores)} scores for {job.spec.rows} rows"
@@ -264,11 +268,15 @@ class Dispatcher:
         return results
 
     def _unavailable(self, spec: JobSpec, pending: int) -> JudgeUnavailableError:
-        live = [w for w in self._workers.values() if w.judge_sha256 == spec.judge_sha256]
+        live = [
+            w
+            for w in self._workers.values()
+            if w.judge_sha256 == spec.judge_sha256 and w.tenant == spec.tenant
+        ]
         why = (
             f"{len(live)} live worker(s) did not finish in time"
             if live
-            else "no live worker runs this judge"
+            else f"no live worker of tenant {spec.tenant!r} runs this judge"
         )
         return JudgeUnavailableError(
             f"judge {spec.judge_sha256[:12]}: {pending} job(s) unanswered; {why}"

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from relgate.access import acting_tenant
 from relgate.app.jobs import Dispatcher
-from relgate.errors import InvalidInputError, JudgeUnavailableError
+from relgate.errors import InvalidInputError, JudgeError, JudgeUnavailableError
 from relgate.judge import make_judge
 from relgate.judge.base import Judge, check_pairs, check_scores
 from relgate.judge.jobs import REPLAY, SCORE, JobResult, JobSpec
@@ -77,7 +78,7 @@ class RemoteJudge:
         if not answers:
             return np.zeros(0, dtype=np.float64)
         specs = [
-            JobSpec(SCORE, self._sha, tuple(answers[s]), tuple(references[s]))
+            JobSpec(SCORE, self._sha, tuple(answers[s]), tuple(references[s]), tenant=_tenant())
             for s in self._chunks(len(answers))
         ]
         results = self._dispatcher.run(specs, self.timeout)
@@ -115,6 +116,7 @@ class RemoteJudge:
             REPLAY,
             self._sha,
             references=tuple(references),
+            tenant=_tenant(),
             replay={
                 "endpoint": endpoint,
                 "model": model,
@@ -127,6 +129,16 @@ class RemoteJudge:
         result: JobResult = self._dispatcher.run([spec], self.timeout)[0]
         scores = check_scores(np.asarray(result.scores, dtype=np.float64), "remote")
         return list(result.answers), scores
+
+
+def _tenant() -> str:
+    """The tenant whose data a job carries (workers of other tenants never receive it)."""
+    tenant = acting_tenant()
+    if tenant is None:
+        raise JudgeError(
+            "a worker judge scores only on behalf of a tenant (relgate.access.acting_as)"
+        )
+    return tenant
 
 
 def with_workers(options: GateOptions, dispatcher: Dispatcher) -> GateOptions:

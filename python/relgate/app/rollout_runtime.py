@@ -95,7 +95,7 @@ class StoreFactLog:
     def load(self) -> Sequence[Fact]:
         """Every persisted fact of this rollout, in order."""
         out = []
-        for row in self._store.facts(self.candidate, FACT_KIND):
+        for row in self._store.facts(self.candidate, FACT_KIND, tenant=self.tenant):
             if row.payload.get("rollout_id") == self.rollout_id:
                 out.append(Fact.from_dict(row.payload.get("fact")))
         return out
@@ -183,7 +183,7 @@ def manifest_routes(store: Store) -> Callable[[str], ReleaseRoute]:
             hit = cache.get(sha)
         if hit is not None:
             return hit
-        manifest = store.get_release(sha).manifest
+        manifest = store.manifest(sha)
         route = ReleaseRoute.from_manifest(manifest)
         with lock:
             cache[sha] = route

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relgate.access import acting_as
 from relgate.app.gates import gate_clearance
 from relgate.app.probes import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
 from relgate.app.rollout_runtime import StartEvidence, StoreFactLog, TickClock, manifest_routes
@@ -271,7 +272,8 @@ class RolloutManager:
 
     async def tick(self, ar: ActiveRollout) -> PhaseDecision:
         """Gather readings and run one controller tick (the rollout's single writer)."""
-        async with ar.lock:
+        async with ar.lock, contextlib.AsyncExitStack() as stack:
+            stack.enter_context(acting_as(ar.tenant))
             before = (ar.status.facts, ar.phase().phase)
             now = self.options.clock()
             await ar.probe.refresh(ar.status, now)
@@ -316,11 +318,11 @@ class RolloutManager:
     ) -> ActiveRollout:
         """Start a canary (or a cold start's shadow) of a gated release (see the issue's
         rules: gate pass or override; its previous release must be the live one)."""
-        stored = await asyncio.to_thread(self._store.get_release, release_sha)
-        if stored.tenant != tenant:
-            raise NotFoundError(f"no release {release_sha}")
+        stored = await asyncio.to_thread(
+            functools.partial(self._store.get_release, release_sha, tenant=tenant)
+        )
         sha = stored.sha256
-        clearance = await asyncio.to_thread(gate_clearance, self._store, sha)
+        clearance = await asyncio.to_thread(gate_clearance, self._store, sha, tenant)
         live = await asyncio.to_thread(self.live_release, tenant)
         previous = stable or stored.manifest.previous_release
         # A cold start (no previous release) is shadowed against whatever is live now.
@@ -419,9 +421,9 @@ class RolloutManager:
         while a canary is in progress (abort it)."""
         if not reason.strip():
             raise InvalidInputError("a rollback needs a reason")
-        stored = await asyncio.to_thread(self._store.get_release, target)
-        if stored.tenant != tenant:
-            raise NotFoundError(f"no release {target}")
+        stored = await asyncio.to_thread(
+            functools.partial(self._store.get_release, target, tenant=tenant)
+        )
         live = await asyncio.to_thread(self.live_release, tenant)
         if stored.sha256 == live:
             raise InvalidTransitionError(f"release {target[:12]} is already live")

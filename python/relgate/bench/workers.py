@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from relgate.access import Role
+from relgate.access import DEFAULT_TENANT, Role, acting_as
 from relgate.app.jobs import Dispatcher
 from relgate.app.remote_judge import RemoteJudge
 from relgate.bench.judge import JudgeBench, measure_judge
@@ -63,9 +63,14 @@ def measure_through_workers(
                 time.sleep(0.1)
             sha = dispatcher.live_workers()[0].judge_sha256
             judge = RemoteJudge(dispatcher, sha, timeout=start_timeout, batch_rows=batch_size)
-            return measure_judge(
-                judge, answers, references, batch_size=batch_size, backend=f"{backend} via worker"
-            )
+            with acting_as(DEFAULT_TENANT):  # the bench key's tenant
+                return measure_judge(
+                    judge,
+                    answers,
+                    references,
+                    batch_size=batch_size,
+                    backend=f"{backend} via worker",
+                )
         finally:
             for p in procs:
                 p.terminate()

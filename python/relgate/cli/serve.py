@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from relgate.access import DEFAULT_TENANT
 from relgate.cli._common import handle_errors
 
 app = typer.Typer(help="Run the relgate server.")
@@ -34,6 +35,14 @@ def serve(
             "--gateway-port", min=0, max=65535, help="OpenAI-compatible gateway (data plane)."
         ),
     ] = 8080,
+    gateway_require_key: Annotated[
+        bool,
+        typer.Option(
+            "--gateway-require-key",
+            help="Refuse gateway requests without a gateway key (keys create --role gateway); "
+            "without it they are the default tenant's.",
+        ),
+    ] = False,
     time_scale: Annotated[
         float,
         typer.Option(
@@ -132,6 +141,7 @@ def serve(
             anchor_tsa=anchor_tsa,
             weights_root=weights_root,
             gateway_port=gateway_port,
+            gateway_anonymous_tenant=None if gateway_require_key else DEFAULT_TENANT,
             time_scale=time_scale,
             rollout=RolloutOptions(tick_interval_s=rollout_tick),
             gate=gate,

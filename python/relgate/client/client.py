@@ -229,10 +229,10 @@ class RelgateClient:
         )
         return reply
 
-    def get_release(self, handle: str) -> release_pb2.Release:
-        """A release by sha256 or release id."""
+    def get_release(self, handle: str, *, tenant: str = "") -> release_pb2.Release:
+        """A release by sha256, unique prefix or release id (in ``tenant``: operators only)."""
         reply: release_pb2.Release = self._unary(
-            self.releases.GetRelease, release_pb2.GetReleaseRequest(sha256=handle)
+            self.releases.GetRelease, release_pb2.GetReleaseRequest(sha256=handle, tenant=tenant)
         )
         return reply
 
@@ -275,6 +275,21 @@ class RelgateClient:
             role=f"ROLE_{Role.parse(role).name}", name=name, tenant=tenant
         )
         reply: key_pb2.CreateKeyResponse = self._unary(self.keys.CreateKey, request)
+        return reply
+
+    def list_keys(self, *, tenant: str = "") -> list[key_pb2.KeyInfo]:
+        """The tenant's keys (hashes only), revoked ones marked (admin only)."""
+        reply: key_pb2.ListKeysResponse = self._unary(
+            self.keys.ListKeys, key_pb2.ListKeysRequest(tenant=tenant)
+        )
+        return list(reply.keys)
+
+    def revoke_key(
+        self, key_sha256: str, *, reason: str, tenant: str = ""
+    ) -> key_pb2.RevokeKeyResponse:
+        """Revoke a key by its sha256 or a unique prefix of it (admin only)."""
+        request = key_pb2.RevokeKeyRequest(key_sha256=key_sha256, reason=reason, tenant=tenant)
+        reply: key_pb2.RevokeKeyResponse = self._unary(self.keys.RevokeKey, request)
         return reply
 
     def attest(self, path: str) -> attestation_pb2.AttestResponse:

@@ -57,7 +57,7 @@ class GateRecordLike(Protocol):
 class GateSource(Protocol):
     """The server's gate runner (``relgate.app.gates.GateRunner``): its ``latest``."""
 
-    def latest(self, release_sha: str, tenant: str | None = None) -> GateRecordLike: ...
+    def latest(self, release_sha: str, tenant: str) -> GateRecordLike: ...
 
 
 def model_label(manifest: ReleaseManifest) -> str:
@@ -183,15 +183,12 @@ class DashboardData:
 
     def release_of(self, sha: str, tenant: str) -> StoredRelease:
         """The tenant's release (``NotFoundError`` for another tenant's: existence is data)."""
-        stored = self.store.get_release(sha)
-        if stored.tenant != tenant:
-            raise NotFoundError(f"no release {sha}")
-        return stored
+        return self.store.get_release(sha, tenant=tenant)
 
-    def gate_summary(self, sha: str) -> str:
+    def gate_summary(self, sha: str, tenant: str) -> str:
         """``pass``, ``fail``, ``fail, overridden``, ``not gated``, ..."""
-        results = self.store.facts(sha, "gate_result")
-        overridden = bool(self.store.facts(sha, "gate_override"))
+        results = self.store.facts(sha, "gate_result", tenant=tenant)
+        overridden = bool(self.store.facts(sha, "gate_override", tenant=tenant))
         if not results:
             return "not gated, overridden" if overridden else "not gated"
         verdict = str(results[-1].payload.get("verdict", "?"))
@@ -208,7 +205,7 @@ class DashboardData:
                     release_id=r.release_id,
                     model=model_label(r.manifest),
                     prompt_ref=r.manifest.prompt_template.ref,
-                    gate=self.gate_summary(r.sha256),
+                    gate=self.gate_summary(r.sha256, tenant),
                     rollout_phase=phase,
                     rollout_id=rid,
                     actor=r.actor,
@@ -240,7 +237,7 @@ class DashboardData:
             weights=weights,
             receipts=mine,
             chain_status=chain.status,
-            gate=self.gate_summary(stored.sha256),
+            gate=self.gate_summary(stored.sha256, tenant),
             rollout_ids=list(rollout_ids),
         )
 
@@ -249,8 +246,8 @@ class DashboardData:
     def gate(self, sha: str, tenant: str) -> GateView:
         """The release's latest gate result (``NotFoundError`` when never gated)."""
         stored = self.release_of(sha, tenant)
-        facts = self.store.facts(stored.sha256, "gate_result")
-        overrides = self.store.facts(stored.sha256, "gate_override")
+        facts = self.store.facts(stored.sha256, "gate_result", tenant=tenant)
+        overrides = self.store.facts(stored.sha256, "gate_override", tenant=tenant)
         override = overrides[-1].payload if overrides else None
         if not facts:
             if override is None:

@@ -267,7 +267,7 @@ def rollout_view(
     # Read the facts with their receipt (StoreFactLog.load drops it): each event names the
     # decision it was recorded with.
     rows: list[tuple[Fact, str]] = []
-    for row in store.facts(candidate, FACT_KIND):
+    for row in store.facts(candidate, FACT_KIND, tenant=tenant):
         if row.payload.get("rollout_id") == rollout_id:
             rows.append((Fact.from_dict(row.payload.get("fact")), row.receipt_sha256))
     status = RolloutStatus.from_facts(f for f, _ in rows)

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from relgate.access import DEFAULT_TENANT
-from relgate.errors import InvalidInputError, InvalidTransitionError, NotFoundError
+from relgate.errors import AuthError, InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.gateway.upstream import Completion, Exchange, Upstream, error_response
 from relgate.manifest import last_user_text
 from relgate.routing import (
@@ -69,7 +69,9 @@ class Gateway:
     """The data plane. Create it, then ``await start(host, port)`` on the loop that will run it.
 
     The gateway holds one snapshot per tenant; a request is served by its tenant's snapshot
-    (``tenant_of(request)``; by default every request is the default tenant's). ``snapshot``
+    (``await tenant_of(request)``, which may raise ``AuthError`` for a 401; by default every
+    request is the default tenant's); feedback reaches only traces of the caller's tenant.
+    ``snapshot``
     may be None: requests then get 503 until their tenant's first :meth:`swap`.
     ``backend_timeout_s`` bounds one forwarded request; ``max_shadow_in_flight`` bounds mirrored
     shadow requests (extra mirrors are skipped, never queued). ``credentials(route)`` returns
@@ -86,12 +88,12 @@ class Gateway:
         max_connections: int = 512,
         max_shadow_in_flight: int = 64,
         credentials: Callable[[ReleaseRoute], Mapping[str, str]] | None = None,
-        tenant_of: Callable[[web.Request], str] | None = None,
+        tenant_of: Callable[[web.Request], Awaitable[str]] | None = None,
     ) -> None:
         self._snapshots: dict[str, RoutingSnapshot] = {}
         if snapshot is not None:
             self._snapshots[snapshot.tenant] = snapshot
-        self._tenant_of = tenant_of or (lambda request: DEFAULT_TENANT)
+        self._tenant_of = tenant_of or _default_tenant
         self.traces = traces if traces is not None else TraceStore()
         self._upstream = Upstream(
             timeout_s=backend_timeout_s, max_connections=max_connections, credentials=credentials
@@ -277,8 +279,18 @@ class Gateway:
         fwd["stream"] = False
         return await self._upstream.complete(route, fwd, slice)
 
+    async def _caller(self, request: web.Request) -> str | web.Response:
+        """The tenant of the request, or the 401 response that refuses it."""
+        try:
+            return await self._tenant_of(request)
+        except AuthError as e:
+            return error_response(401, str(e), "authentication_error")
+
     async def _handle_models(self, request: web.Request) -> web.Response:
-        snap = self._snapshots.get(self._tenant_of(request))
+        tenant = await self._caller(request)
+        if isinstance(tenant, web.Response):
+            return tenant
+        snap = self._snapshots.get(tenant)
         routes = snap.routes() if snap is not None else ()
         data = [
             {"id": r.model, "object": "model", "relgate_release": r.release_sha256} for r in routes
@@ -287,10 +299,13 @@ class Gateway:
 
     async def _handle_feedback(self, request: web.Request) -> web.Response:
         trace_id = request.match_info["trace_id"]
+        tenant = await self._caller(request)
+        if isinstance(tenant, web.Response):
+            return tenant
         try:
             body = await request.json()
             grade = body.get("grade") if isinstance(body, dict) else None
-            trace = self.traces.set_feedback(trace_id, grade)
+            trace = self.traces.set_feedback(trace_id, grade, tenant=tenant)
         except (ValueError, InvalidInputError) as e:
             return error_response(400, str(e), "invalid_request_error")
         except NotFoundError as e:
@@ -299,6 +314,9 @@ class Gateway:
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter()
+        tenant = await self._caller(request)
+        if isinstance(tenant, web.Response):
+            return tenant
         try:
             body = json.loads(await request.read())
         except ValueError:
@@ -308,7 +326,6 @@ class Gateway:
         clock = self.traces.clock
         # Admission: stamp first, then read the reference once (see SwapRecord.at).
         admitted_at = clock()
-        tenant = self._tenant_of(request)
         snap = self._snapshots.get(tenant)
         if snap is None or self._closing:
             msg = "gateway is shutting down" if self._closing else "no release is live"
@@ -451,6 +468,10 @@ class Gateway:
             trace_id, snap, cls, route, prompt, variables, admitted, t0, ex,
             role="candidate", shadow=True,
         )  # fmt: skip
+
+
+async def _default_tenant(request: web.Request) -> str:
+    return DEFAULT_TENANT
 
 
 async def start_gateway(

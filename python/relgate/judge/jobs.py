@@ -24,6 +24,8 @@ class JobSpec:
     answers: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     replay: Mapping[str, Any] | None = None
+    #: Whose data this is: only workers registered under a key of this tenant receive it.
+    tenant: str = ""
 
     @property
     def rows(self) -> int:

@@ -26,6 +26,8 @@ __all__ = [
     "BODY_FIELDS",
     "MAX_RECEIPT_BYTES",
     "RECEIPT_KINDS",
+    "TENANT_RECEIPT_KINDS",
+    "TENANT_SUBJECT",
     "Receipt",
     "ReceiptKind",
     "format_time",
@@ -58,10 +60,22 @@ class ReceiptKind(StrEnum):
     ROLLOUT_PAUSE = "rollout_pause"
     ROLLOUT_RESUME = "rollout_resume"
     ROLLOUT_PROMOTE = "rollout_promote"
+    KEY_CREATE = "key_create"
+    KEY_REVOKE = "key_revoke"
+    OPERATOR_ACCESS = "operator_access"
 
 
 #: Every kind's value, in declaration order.
 RECEIPT_KINDS: tuple[str, ...] = tuple(k.value for k in ReceiptKind)
+
+#: The subject of a receipt about the tenant itself rather than one of its releases (a key
+#: created or revoked, an operator's cross-tenant access): these receipts chain like any other
+#: (their release chain is the tenant's administrative chain).
+TENANT_SUBJECT = "0" * 64
+#: The kinds whose subject is ``TENANT_SUBJECT``.
+TENANT_RECEIPT_KINDS: frozenset[str] = frozenset(
+    {ReceiptKind.KEY_CREATE, ReceiptKind.KEY_REVOKE, ReceiptKind.OPERATOR_ACCESS}
+)
 
 #: The fields of a receipt body, in no particular order (canonical JSON sorts them).
 BODY_FIELDS: frozenset[str] = frozenset(

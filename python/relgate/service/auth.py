@@ -6,23 +6,30 @@ offline guessing, but a 256-bit random key cannot be guessed whatever the hash c
 deterministic hash lets the digest itself be the indexed lookup key (one query, no
 per-key salt scan) at microseconds per call. A leaked database reveals no usable key.
 
-Roles are ordered viewer < releaser < admin: reads need viewer, mutations releaser, key
-management admin. A key belongs to a tenant; only admin keys may act on another tenant.
+Roles are ordered viewer < releaser < admin < operator (``relgate.access.Role``); worker and
+gateway keys open only what is theirs. A key belongs to a tenant and acts on that tenant only;
+an operator key may act on any, and the service writes an ``operator_access`` receipt into the
+chain of each tenant it touches. Keys are never changed or deleted: a revoked key has a
+revocation record (and a ``key_revoke`` receipt) and opens nothing from then on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Iterable
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from relgate.access import Role
+from relgate.access import DEFAULT_TENANT, Role
 from relgate.errors import AuthError, InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,12 @@ ADMIN_KEY_FILE = "admin.key"
 # Non-secret record that the bootstrap key was issued once: deleting admin.key (after
 # copying it somewhere safe) must not mint a new admin key on the next start.
 ADMIN_KEY_MARKER = "admin.key.sha256"
+BOOTSTRAP_KEY_NAME = "bootstrap-operator"
+# How long a resolved key is trusted without asking the store again: the bound on how late a
+# revocation made by another server (sharing the database) takes effect here. The server that
+# revokes a key forgets it at once.
+KEY_CACHE_TTL_S = 10.0
+KEY_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,10 @@ class Principal:
         """How receipts name this caller: the key's name and a prefix of its hash."""
         return f"key:{self.name}:{self.key_sha256[:12]}"
 
+    def may_act_on(self, tenant: str) -> bool:
+        """Whether this key may touch ``tenant`` at all (its own, or any for an operator)."""
+        return tenant == self.tenant or self.role is Role.OPERATOR
+
 
 class ApiKeyRecord(Protocol):
     """What the store returns for a key (`relgate.store.ApiKey`)."""
@@ -58,12 +75,14 @@ class ApiKeyRecord(Protocol):
     def name(self) -> str: ...
     @property
     def tenant(self) -> str: ...
+    @property
+    def revoked_at(self) -> str | None: ...
 
 
 class KeyStore(Protocol):
     """The key records auth uses (`relgate.store.Store.keys`)."""
 
-    def add(self, *, key_hash: str, role: str, name: str, tenant: str = ...) -> None: ...
+    def create(self, *, key_hash: str, role: str, name: str, tenant: str, actor: str) -> Any: ...
     def find(self, key_hash: str) -> ApiKeyRecord | None: ...
 
 
@@ -94,60 +113,141 @@ def bearer_key(metadata: Iterable[tuple[str, str | bytes]]) -> str:
 class Authenticator:
     """Resolves keys to principals and checks roles.
 
-    Keys are immutable once created (there is no revocation path yet), so found keys are
-    cached in memory; unknown keys are not cached, so a key created a moment ago works.
+    Resolved keys are cached for ``ttl_s`` seconds (at most ``max_keys`` of them, the oldest
+    evicted first), so a busy caller costs one store query per ttl, and a key revoked elsewhere
+    stops working here within ttl; ``forget`` drops a key at once. Unknown keys are not cached,
+    so a key created a moment ago works.
     """
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        ttl_s: float = KEY_CACHE_TTL_S,
+        max_keys: int = KEY_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
-        self._cache: dict[str, Principal] = {}
+        self._ttl = ttl_s
+        self._max = max_keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def cached(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal | None:
-        """The principal of an already-seen key, without touching the store; None when the
-        key is new or missing (then call `authenticate`, which also raises the errors)."""
+        """The principal of a recently resolved key, without touching the store; None when the
+        key is new, stale or missing (then call `authenticate`, which also raises the errors)."""
         try:
-            return self._cache.get(hash_key(bearer_key(metadata)))
+            digest = hash_key(bearer_key(metadata))
         except AuthError:
             return None
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is None or self._clock() - hit[0] > self._ttl:
+                return None
+            return hit[1]
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
         """The principal of the call's key. Blocking (may query the store)."""
         digest = hash_key(bearer_key(metadata))
-        cached = self._cache.get(digest)
+        cached = self.cached(metadata)
         if cached is not None:
             return cached
         record = self._store.find(digest)
         if record is None:
             raise AuthError("unknown API key")
+        if record.revoked_at is not None:
+            self.forget(digest)
+            raise AuthError(f"API key {record.name!r} was revoked at {record.revoked_at}")
         principal = Principal(
             key_sha256=digest, role=Role.parse(record.role), name=record.name, tenant=record.tenant
         )
-        self._cache[digest] = principal
+        with self._lock:
+            self._cache[digest] = (self._clock(), principal)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
         return principal
+
+    def forget(self, key_sha256: str) -> None:
+        """Drop a key from the cache (it was just revoked)."""
+        with self._lock:
+            self._cache.pop(key_sha256, None)
 
     @staticmethod
     def authorize(principal: Principal, required: Role, tenant: str | None = None) -> None:
-        """AuthError unless `principal` has at least `required` on `tenant`."""
-        worker_call = required is Role.WORKER
-        if (principal.role is Role.WORKER) != worker_call or (
-            not worker_call and principal.role < required
-        ):
+        """AuthError unless `principal` has at least `required` on `tenant`.
+
+        Worker and gateway keys are outside the order: each opens exactly the methods that
+        require its role, and those methods open to no other key.
+        """
+        outside = (Role.WORKER, Role.GATEWAY)
+        if principal.role in outside or required in outside:
+            allowed = principal.role is required
+        else:
+            allowed = principal.role >= required
+        if not allowed:
             raise AuthError(f"role {principal.role.label} may not do this (needs {required.label})")
-        if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
+        if tenant is not None and not principal.may_act_on(tenant):
             raise AuthError(f"key of tenant {principal.tenant!r} may not act on {tenant!r}")
 
 
-def create_key(store: KeyStore, *, role: Role, name: str, tenant: str = "default") -> str:
-    """Create and store a key; returns the plaintext (the only time it exists)."""
+async def gateway_tenant(auth: Authenticator, request: HasHeaders, *, anonymous: str | None) -> str:
+    """The tenant of a gateway request: its gateway key's (``Authorization: Bearer KEY``), or
+    ``anonymous`` for a request without one (None: AuthError). Any other key is refused: a
+    control-plane key does not serve traffic, and a gateway key opens nothing else."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        if anonymous is None:
+            raise AuthError("send a gateway key: 'Authorization: Bearer <key of role gateway>'")
+        return anonymous
+    metadata = (("authorization", header),)
+    principal = auth.cached(metadata)
+    if principal is None:
+        principal = await asyncio.to_thread(auth.authenticate, metadata)
+    Authenticator.authorize(principal, Role.GATEWAY)
+    return principal.tenant
+
+
+class HasHeaders(Protocol):
+    """An HTTP request (``aiohttp.web.Request``)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def issue_key(
+    store: KeyStore, *, role: Role, name: str, tenant: str = DEFAULT_TENANT, actor: str
+) -> tuple[str, Any]:
+    """Create and store a key with its ``key_create`` receipt, made by ``actor``; returns the
+    plaintext (the only time it exists) and the receipt."""
     if not name.strip():
         raise InvalidInputError("a key needs a non-empty name")
     key = new_key()
-    store.add(key_hash=hash_key(key), role=role.label, name=name, tenant=tenant)
-    return key
+    receipt = store.create(
+        key_hash=hash_key(key), role=role.label, name=name, tenant=tenant, actor=actor
+    )
+    return key, receipt
+
+
+def create_key(
+    store: KeyStore,
+    *,
+    role: Role,
+    name: str,
+    tenant: str = DEFAULT_TENANT,
+    actor: str = "relgate",
+) -> str:
+    """`issue_key` for callers inside the deployment (the dashboard's own viewer key, bench
+    workers, tests): the plaintext only."""
+    return issue_key(store, role=role, name=name, tenant=tenant, actor=actor)[0]
 
 
 def bootstrap_admin_key(store: KeyStore, data_dir: Path) -> Path | None:
-    """On first start, write an admin key to DATA_DIR/admin.key (mode 0600).
+    """On first start, write an operator key to DATA_DIR/admin.key (mode 0600).
+
+    It is the deployment's first key: an operator of the default tenant, which can create the
+    admin keys of every tenant (and should then be put away).
 
     Idempotent across restarts and crashes: the file is written (exclusively, 0600) before
     the hash is stored, and an existing file whose key is missing from the store (a crash
@@ -171,7 +271,13 @@ def bootstrap_admin_key(store: KeyStore, data_dir: Path) -> Path | None:
     key = path.read_text(encoding="ascii").strip()
     digest = hash_key(key)
     if store.find(digest) is None:
-        store.add(key_hash=digest, role=Role.ADMIN.label, name="bootstrap-admin")
+        store.create(
+            key_hash=digest,
+            role=Role.OPERATOR.label,
+            name=BOOTSTRAP_KEY_NAME,
+            tenant=DEFAULT_TENANT,
+            actor="relgate:first-start",
+        )
     marker.write_text(digest + "\n", encoding="ascii")
     return path
 
@@ -184,6 +290,8 @@ __all__ = [
     "bearer_key",
     "bootstrap_admin_key",
     "create_key",
+    "gateway_tenant",
     "hash_key",
+    "issue_key",
     "new_key",
 ]

@@ -36,6 +36,10 @@ UnaryImpl = Callable[[Any, "Call"], Awaitable[Message]]
 StreamImpl = Callable[[Any, "Call"], AsyncIterator[Message]]
 
 
+#: Records that an operator key acted on another tenant: (principal, tenant, method). Blocking.
+AccessAudit = Callable[[Principal, str, str], None]
+
+
 @dataclass(frozen=True)
 class Call:
     """What a servicer method gets besides its request: who calls, and the raw context."""
@@ -43,14 +47,20 @@ class Call:
     principal: Principal
     role: Role
     context: Context
+    method: str = ""
+    audit: AccessAudit | None = None
 
-    def tenant(self, requested: str) -> str:
+    async def tenant(self, requested: str) -> str:
         """The tenant a request acts on: the one it names, else the key's own.
 
-        AuthError (PERMISSION_DENIED) when the key may not act on the named tenant.
+        AuthError (PERMISSION_DENIED) when the key may not act on the named tenant. An operator
+        acting on a tenant other than its own is recorded (an ``operator_access`` receipt in
+        that tenant's chain) before the request touches anything.
         """
         tenant = requested or self.principal.tenant
         Authenticator.authorize(self.principal, self.role, tenant)
+        if tenant != self.principal.tenant and self.audit is not None:
+            await asyncio.to_thread(self.audit, self.principal, tenant, self.method)
         return tenant
 
     @property
@@ -74,6 +84,7 @@ class RpcEnv:
 
     authenticator: Authenticator
     metrics: Metrics
+    audit: AccessAudit | None = None
 
 
 def decode(cls: type[Message], raw: bytes) -> Message:
@@ -153,7 +164,13 @@ class _Guard:
     def admit(self, raw: bytes, principal: Principal, context: Context) -> tuple[Message, Call]:
         """Role check (AuthError: PERMISSION_DENIED), then the decoded request."""
         Authenticator.authorize(principal, self.role)
-        call = Call(principal=principal, role=self.role, context=context)
+        call = Call(
+            principal=principal,
+            role=self.role,
+            context=context,
+            method=self.method,
+            audit=self.env.audit,
+        )
         return decode(self.request_cls, raw), call
 
 
@@ -265,4 +282,4 @@ def build_handler(
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
-__all__ = ["Call", "Rpc", "RpcEnv", "build_handler", "decode"]
+__all__ = ["AccessAudit", "Call", "Rpc", "RpcEnv", "build_handler", "decode"]

@@ -28,6 +28,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from relgate.access import DEFAULT_TENANT
 from relgate.app.gates import GateOptions, GateRunner
 from relgate.app.jobs import Dispatcher
 from relgate.app.probes import CountingTraceStore, dataset_anchors
@@ -44,8 +45,14 @@ from relgate.receipts.anchors import (
     DirectorySink,
     Rfc3161Sink,
 )
+from relgate.receipts.model import TENANT_SUBJECT, ReceiptKind
 from relgate.rollout.clock import ScaledClock
-from relgate.service.auth import Authenticator, bootstrap_admin_key
+from relgate.service.auth import (
+    Authenticator,
+    Principal,
+    bootstrap_admin_key,
+    gateway_tenant,
+)
 from relgate.service.rpc import RpcEnv, build_handler
 from relgate.service.servicers.attestation import AttestationServicer
 from relgate.service.servicers.gate import GateServicer
@@ -191,6 +198,7 @@ async def create_server(
     anchor_tsa: str | None = None,
     weights_root: Path | str | None = None,
     gateway_port: int | None = 8080,
+    gateway_anonymous_tenant: str | None = DEFAULT_TENANT,
     time_scale: float = 1.0,
     rollout: RolloutOptions | None = None,
     gate: GateOptions | None = None,
@@ -204,7 +212,9 @@ async def create_server(
     directory). The store attests reachable open weights at register time.
 
     The gateway (data plane) listens on `gateway_port` (None: no gateway) and serves each
-    tenant's live release. `time_scale` > 1 runs the rollout clock (holds,
+    tenant's live release: a request with a gateway key is its tenant's; one without is
+    `gateway_anonymous_tenant`'s (None: refused with 401, for a deployment of several
+    tenants). `time_scale` > 1 runs the rollout clock (holds,
     deadlines, observer minutes, trace windows) that many times faster than wall time, from an
     anchor kept in the data directory; `rollout.clock` replaces that clock entirely (tests).
 
@@ -238,7 +248,8 @@ async def create_server(
             options = dataclasses.replace(options, clock=clock)
         return await _start(
             root, store, host, grpc_port, web_port, credentials, max_message_bytes,
-            anchor_dir, anchor_command, anchor_interval, anchor_tsa, gateway_port, options,
+            anchor_dir, anchor_command, anchor_interval, anchor_tsa,
+            (gateway_port, gateway_anonymous_tenant), options,
             gate or GateOptions(), workers or Dispatcher(), web_extension,
         )  # fmt: skip
     except BaseException:
@@ -258,7 +269,7 @@ async def _start(
     anchor_command: Sequence[str] | None,
     anchor_interval: float,
     anchor_tsa: str | None,
-    gateway_port: int | None,
+    gateway_at: tuple[int | None, str | None],
     options: RolloutOptions,
     gate: GateOptions,
     workers: Dispatcher,
@@ -268,11 +279,16 @@ async def _start(
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
     signer = await asyncio.to_thread(TreeHeadSigner, root)
     metrics = Metrics()
-    env = RpcEnv(authenticator=Authenticator(store.keys), metrics=metrics)
+    authenticator = Authenticator(store.keys)
+    env = RpcEnv(
+        authenticator=authenticator,
+        metrics=metrics,
+        audit=functools.partial(_operator_access, store),
+    )
     servicers: list[Any] = [
         ReleaseServicer(store, metrics),
         ReceiptServicer(store, signer.public_key_b64),
-        KeyServicer(store.keys),
+        KeyServicer(store.keys, authenticator),
         AttestationServicer(),
         GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
         WorkerServicer(workers),
@@ -282,12 +298,17 @@ async def _start(
         options = dataclasses.replace(options, judge=lambda: gates.judges.get(gate.judge))
     if options.anchors is None:
         # The replay's negative anchors come from the release's own suite, as the gate's.
-        manifest_of = lambda sha: store.get_release(sha).manifest  # noqa: E731
+        manifest_of = store.manifest
         options = dataclasses.replace(options, anchors=dataset_anchors(manifest_of, gates.suites))
     traces = CountingTraceStore(clock=options.clock)
     gateway = None
+    gateway_port, anonymous = gateway_at
     if gateway_port is not None:
-        gateway = Gateway(None, traces=traces)
+        gateway = Gateway(
+            None,
+            traces=traces,
+            tenant_of=functools.partial(gateway_tenant, authenticator, anonymous=anonymous),
+        )
         try:
             await gateway.start(host, gateway_port)
         except OSError as exc:
@@ -392,6 +413,23 @@ async def _start(
     )
     log.info("relgate server on %s (web %s)", running.address, running.web_url)
     return running
+
+
+def _operator_access(store: Store, principal: Principal, tenant: str, method: str) -> None:
+    """An operator key acted on another tenant: a receipt in that tenant's chain says who,
+    when and through which method (before the request touches anything)."""
+    store.record_decision(
+        tenant=tenant,
+        release_sha=TENANT_SUBJECT,
+        kind=ReceiptKind.OPERATOR_ACCESS,
+        evidence={
+            "key_sha256": principal.key_sha256,
+            "key_tenant": principal.tenant,
+            "method": method,
+        },
+        actor=principal.actor,
+        reason=f"operator key of tenant {principal.tenant!r} called {method}",
+    )
 
 
 async def _stop_data_plane(rollouts: RolloutManager, gateway: Gateway | None) -> None:

@@ -50,10 +50,19 @@ class StoredFact:
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """An API key, stored by hash only. ``role`` is viewer, releaser or admin."""
+    """An API key, stored by hash only (``role`` is a ``relgate.access.Role`` label), and its
+    revocation when it has one."""
 
     key_hash: str
     role: str
     name: str
     tenant: str
     created_at: str
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the key was revoked (it then opens nothing)."""
+        return self.revoked_at is not None

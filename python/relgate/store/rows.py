@@ -14,34 +14,61 @@ from relgate.receipts.model import Receipt
 from relgate.store import schema
 from relgate.store.records import StoredRelease
 
-__all__ = ["receipt_from_row", "release_row", "stored_release"]
+__all__ = [
+    "manifest_text",
+    "parse_stored_manifest",
+    "receipt_from_row",
+    "stored_release",
+    "tenant_release_row",
+]
 
 
-def release_row(conn: Connection, sha: str) -> sa.Row[Any] | None:
+def tenant_release_row(conn: Connection, tenant: str, sha: str) -> sa.Row[Any] | None:
+    """The tenant's release row (``tenant_releases``), or None."""
+    tr = schema.tenant_releases.c
     return conn.execute(
-        sa.select(schema.releases).where(schema.releases.c.sha256 == sha)
+        sa.select(schema.tenant_releases).where(tr.tenant == tenant, tr.sha256 == sha)
     ).one_or_none()
 
 
-def stored_release(row: sa.Row[Any]) -> StoredRelease:
+def manifest_text(conn: Connection, sha: str) -> str | None:
+    """The stored canonical manifest with this content hash, or None."""
+    text: str | None = conn.execute(
+        sa.select(schema.releases.c.manifest).where(schema.releases.c.sha256 == sha)
+    ).scalar_one_or_none()
+    return text
+
+
+def parse_stored_manifest(sha: str, text: str) -> ReleaseManifest:
+    """A stored manifest, checked against the hash it is stored under."""
     try:
-        manifest = ReleaseManifest.parse(row.manifest, fmt="json")
+        manifest = ReleaseManifest.parse(text, fmt="json")
     except RelgateError as exc:
         raise IntegrityError(
-            f"stored manifest of {row.sha256} no longer validates: {exc}",
+            f"stored manifest of {sha} no longer validates: {exc}",
             rule="stored_manifest_invalid",
         ) from exc
-    if manifest.sha256 != row.sha256:
+    if manifest.sha256 != sha:
         raise IntegrityError(
-            f"stored manifest of {row.sha256} hashes to {manifest.sha256}: altered in the database",
+            f"stored manifest of {sha} hashes to {manifest.sha256}: altered in the database",
             rule="stored_manifest_altered",
-            expected=row.sha256,
+            expected=sha,
             actual=manifest.sha256,
+        )
+    return manifest
+
+
+def stored_release(row: sa.Row[Any], manifest: str | None) -> StoredRelease:
+    """A tenant's release from its ``tenant_releases`` row and the stored manifest text."""
+    if manifest is None:
+        raise IntegrityError(
+            f"release {row.sha256} of tenant {row.tenant} has no stored manifest",
+            rule="stored_manifest_missing",
         )
     return StoredRelease(
         sha256=row.sha256,
         release_id=row.release_id,
-        manifest=manifest,
+        manifest=parse_stored_manifest(row.sha256, manifest),
         tenant=row.tenant,
         actor=row.actor,
         created_at=row.created_at,

@@ -6,12 +6,24 @@ BEFORE UPDATE and BEFORE DELETE triggers on each of those tables (SQLite:
 ``RAISE(ABORT, ...)``; PostgreSQL: a plpgsql function that raises, plus a BEFORE TRUNCATE
 trigger), so a direct ``UPDATE receipts ...`` from any client fails.
 
+Tenancy. ``releases`` holds manifests by content (the sha256 is the content's identity, so one
+row per content whoever registered it; its ``tenant``/``actor`` columns record the first
+registration and are never read as tenancy). What a tenant has registered is
+``tenant_releases`` (PRIMARY KEY (tenant, sha256)): the same content registered by two tenants
+is two releases with separate receipts and chains, and a ``previous_release`` must be a release
+of the same tenant (a composite foreign key). Every lookup goes through ``tenant_releases``.
+
+SQLite's ``INSERT OR REPLACE`` deletes the conflicting row without firing DELETE triggers, so
+every append-only table also has a BEFORE INSERT trigger refusing an insert that collides with
+a stored row on any unique key (PostgreSQL's ``ON CONFLICT DO UPDATE`` fires the UPDATE
+trigger). API keys are append-only too: a key is revoked by a row in ``key_revocations``.
+
 Chains cannot fork, whatever the code does: ``prev_receipt_sha256`` is NOT NULL (a tenant's
 first receipt links to the ``GENESIS`` sentinel, not NULL, because NULLs never collide in a
 UNIQUE index) and UNIQUE per tenant, so two receipts can never name the same predecessor; the
 release chain has the same constraint per (tenant, release), and ``seq`` (the Merkle leaf
 index) is UNIQUE per tenant. A release has at most one register receipt (a partial unique
-index). API keys are the one mutable table (revocation is a later need); no code updates them.
+index per tenant).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -35,12 +48,15 @@ from relgate.access import Role
 __all__ = [
     "APPEND_ONLY_TABLES",
     "GENESIS",
+    "UNIQUE_KEYS",
     "anchors",
     "api_keys",
     "facts",
+    "key_revocations",
     "metadata",
     "receipts",
     "releases",
+    "tenant_releases",
     "tree_heads",
 ]
 
@@ -74,6 +90,23 @@ releases = Table(
     Column("created_at", String(32), nullable=False),
 )
 
+tenant_releases = Table(
+    "tenant_releases",
+    metadata,
+    Column("tenant", String(256), primary_key=True),
+    Column("sha256", String(SHA), ForeignKey("releases.sha256"), primary_key=True),
+    Column("release_id", String(16), nullable=False),
+    Column("previous_release", String(SHA), nullable=True),
+    Column("actor", String(256), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    ForeignKeyConstraint(
+        ["tenant", "previous_release"],
+        ["tenant_releases.tenant", "tenant_releases.sha256"],
+        name="fk_tenant_releases_previous_release",
+    ),
+    Index("ix_tenant_releases_tenant_release_id", "tenant", "release_id"),
+)
+
 receipts = Table(
     "receipts",
     metadata,
@@ -81,7 +114,9 @@ receipts = Table(
     Column("tenant", String(256), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("kind", String(64), nullable=False),
-    Column("release_sha256", String(SHA), ForeignKey("releases.sha256"), nullable=False),
+    # A release of the receipt's tenant, or TENANT_SUBJECT for a tenant-level receipt (checked
+    # by the store: no key can say "a release of this tenant, or the sentinel").
+    Column("release_sha256", String(SHA), nullable=False),
     Column("prev_receipt_sha256", String(SHA), nullable=False),
     Column("prev_release_receipt_sha256", String(SHA), nullable=False),
     # Canonical JSON of the body: receipt_sha256 is SHA-256 over these bytes.
@@ -93,6 +128,7 @@ receipts = Table(
     UniqueConstraint("tenant", "release_sha256", "prev_release_receipt_sha256"),
     Index(
         "uq_receipts_one_register_per_release",
+        "tenant",
         "release_sha256",
         unique=True,
         sqlite_where=text("kind = 'register'"),
@@ -152,5 +188,42 @@ api_keys = Table(
     ),
 )
 
+key_revocations = Table(
+    "key_revocations",
+    metadata,
+    Column("key_hash", String(128), ForeignKey("api_keys.key_hash"), primary_key=True),
+    Column("actor", String(256), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("revoked_at", String(32), nullable=False),
+)
+
 #: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).
-APPEND_ONLY_TABLES: tuple[str, ...] = ("releases", "receipts", "facts", "tree_heads", "anchors")
+APPEND_ONLY_TABLES: tuple[str, ...] = (
+    "releases",
+    "tenant_releases",
+    "receipts",
+    "facts",
+    "tree_heads",
+    "anchors",
+    "api_keys",
+    "key_revocations",
+)
+
+#: Every unique key of the append-only tables: (columns, partial-index condition or None). What
+#: the SQLite insert triggers check so that INSERT OR REPLACE cannot delete a stored row.
+UNIQUE_KEYS: dict[str, tuple[tuple[tuple[str, ...], str | None], ...]] = {
+    "releases": ((("sha256",), None),),
+    "tenant_releases": ((("tenant", "sha256"), None),),
+    "receipts": (
+        (("receipt_sha256",), None),
+        (("tenant", "seq"), None),
+        (("tenant", "prev_receipt_sha256"), None),
+        (("tenant", "release_sha256", "prev_release_receipt_sha256"), None),
+        (("tenant", "release_sha256"), "kind = 'register'"),
+    ),
+    "facts": ((("seq",), None),),
+    "tree_heads": ((("id",), None),),
+    "anchors": ((("id",), None),),
+    "api_keys": ((("key_hash",), None),),
+    "key_revocations": ((("key_hash",), None),),
+}

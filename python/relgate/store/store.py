@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from relgate.access import DEFAULT_TENANT
 from relgate.canonical import canonical_json
 from relgate.errors import (
     IntegrityError,
@@ -35,15 +35,27 @@ from relgate.errors import (
     NotFoundError,
 )
 from relgate.manifest import ReleaseManifest
-from relgate.receipts.model import Receipt, make_receipt, weights_evidence
+from relgate.receipts.model import (
+    TENANT_RECEIPT_KINDS,
+    TENANT_SUBJECT,
+    Receipt,
+    weights_evidence,
+)
 from relgate.store import schema
 from relgate.store.audit import AuditLog
+from relgate.store.chain import append_receipt
 from relgate.store.db import Database, check_name
 from relgate.store.engine import create_engine
 from relgate.store.keys import KeyRecords
 from relgate.store.migrate import upgrade_to_head
 from relgate.store.records import RegisterResult, StoredFact, StoredRelease
-from relgate.store.rows import receipt_from_row, release_row, stored_release
+from relgate.store.rows import (
+    manifest_text,
+    parse_stored_manifest,
+    receipt_from_row,
+    stored_release,
+    tenant_release_row,
+)
 
 __all__ = ["Store"]
 
@@ -137,18 +149,20 @@ class Store:
         manifest: ReleaseManifest,
         *,
         actor: str,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         expected_sha256: str | None = None,
         attest: bool = True,
     ) -> RegisterResult:
-        """Register a release and write its register receipt, atomically.
+        """Register a release in ``tenant`` and write its register receipt, atomically.
 
         Open weights reachable from here are attested first (``attest=False`` skips that);
         a supplied attestation that differs from the measured one raises ``IntegrityError``.
-        Idempotent: the same content returns the stored release with ``created=False`` and
-        its original receipt (the sha256 is global: content another tenant registered first
-        is that tenant's release). ``expected_sha256`` that differs from the computed sha raises
-        ``ManifestConflictError``; an unknown ``previous_release`` raises ``NotFoundError``.
+        Idempotent per tenant: the same content registered again by the same tenant returns the
+        stored release with ``created=False`` and its original receipt. Content another tenant
+        registered is, for this tenant, a new release with its own receipt (nothing of the other
+        tenant shows). ``expected_sha256`` that differs from the computed sha raises
+        ``ManifestConflictError``; a ``previous_release`` that is not a release of this tenant
+        raises ``NotFoundError``.
         """
         check_name("tenant", tenant)
         check_name("actor", actor)
@@ -163,9 +177,9 @@ class Store:
             try:
                 return self._register_once(manifest, actor=actor, tenant=tenant)
             except IntegrityError:
-                # Another tenant's writer inserted the same release between our read and our
+                # Another tenant's writer stored the same content between our read and our
                 # insert (tenants do not serialize against each other on PostgreSQL): the
-                # transaction rolled back, and the next attempt finds the stored release.
+                # transaction rolled back, and the next attempt finds the content stored.
                 if attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
@@ -175,28 +189,31 @@ class Store:
     ) -> RegisterResult:
         sha = manifest.sha256
         with self.db.transaction(lock_key=tenant) as conn:
-            existing = release_row(conn, sha)
+            existing = tenant_release_row(conn, tenant, sha)
             if existing is not None:
                 receipt_row = conn.execute(
                     sa.select(schema.receipts).where(
+                        schema.receipts.c.tenant == tenant,
                         schema.receipts.c.release_sha256 == sha,
                         schema.receipts.c.kind == "register",
                     )
                 ).one()
                 return RegisterResult(
-                    release=stored_release(existing),
+                    release=stored_release(existing, manifest_text(conn, sha)),
                     created=False,
                     receipt=receipt_from_row(receipt_row),
                 )
             previous = manifest.previous_release
-            if previous is not None and release_row(conn, previous) is None:
-                raise NotFoundError(f"previous_release {previous} is not a registered release")
+            if previous is not None and tenant_release_row(conn, tenant, previous) is None:
+                raise NotFoundError(
+                    f"previous_release {previous} is not a registered release of this tenant"
+                )
             now = self.now()
-            receipt = self._next_receipt(
+            receipt = append_receipt(
                 conn,
                 kind="register",
                 tenant=tenant,
-                release_sha=sha,
+                subject=sha,
                 evidence={
                     "manifest_sha256": sha,
                     "release_id": manifest.release_id,
@@ -207,18 +224,29 @@ class Store:
                 reason="release registered",
                 now=now,
             )
+            if manifest_text(conn, sha) is None:
+                # The content, stored once whoever registers it (its identity is its hash).
+                conn.execute(
+                    schema.releases.insert().values(
+                        sha256=sha,
+                        release_id=manifest.release_id,
+                        tenant=tenant,
+                        manifest=manifest.canonical_bytes().decode("utf-8"),
+                        previous_release=previous,
+                        actor=actor,
+                        created_at=now,
+                    )
+                )
             conn.execute(
-                schema.releases.insert().values(
+                schema.tenant_releases.insert().values(
+                    tenant=tenant,
                     sha256=sha,
                     release_id=manifest.release_id,
-                    tenant=tenant,
-                    manifest=manifest.canonical_bytes().decode("utf-8"),
                     previous_release=previous,
                     actor=actor,
                     created_at=now,
                 )
             )
-            self._insert_receipt(conn, receipt, now=now)
             stored = StoredRelease(
                 sha256=sha,
                 release_id=manifest.release_id,
@@ -229,32 +257,59 @@ class Store:
             )
             return RegisterResult(release=stored, created=True, receipt=receipt)
 
-    def get_release(self, sha_or_release_id: str) -> StoredRelease:
-        """The release with this sha256 or ``rel_`` id; ``NotFoundError`` if none."""
-        key = sha_or_release_id.strip()
-        col = schema.releases.c.release_id if key.startswith("rel_") else schema.releases.c.sha256
-        if not _looks_like_handle(key):
+    def get_release(self, handle: str, *, tenant: str) -> StoredRelease:
+        """The tenant's release named by ``handle``: its sha256, a unique prefix of it (at
+        least 6 hex characters, as git takes), or its ``rel_`` id. ``NotFoundError`` if the
+        tenant has none (another tenant's releases do not exist here); ``InvalidInputError``
+        for a malformed or ambiguous handle."""
+        key = handle.strip().lower()
+        tr = schema.tenant_releases.c
+        if key.startswith("rel_") and _is_hex(key[4:]) and len(key) == 16:
+            where = tr.release_id == key
+        elif _is_hex(key) and len(key) == 64:
+            where = tr.sha256 == key
+        elif _is_hex(key) and 6 <= len(key) < 64:
+            where = tr.sha256.startswith(key, autoescape=True)
+        else:
             raise InvalidInputError(
-                f"{sha_or_release_id!r} is neither a release sha256 (64 hex) nor a rel_ id"
+                f"{handle!r} is not a release sha256 (64 hex, or a unique prefix of at least "
+                "6), nor a rel_ id"
             )
         with self.db.read() as conn:
-            rows = conn.execute(sa.select(schema.releases).where(col == key).limit(2)).all()
-        if not rows:
-            raise NotFoundError(f"no release {key}")
-        if len(rows) > 1:
-            raise InvalidInputError(f"{key} names more than one release: use the full sha256")
-        return stored_release(rows[0])
+            rows = conn.execute(
+                sa.select(schema.tenant_releases).where(tr.tenant == tenant, where).limit(2)
+            ).all()
+            if not rows:
+                raise NotFoundError(f"no release {key}")
+            if len(rows) > 1:
+                raise InvalidInputError(
+                    f"{key} names more than one release of this tenant: give more of the sha256"
+                )
+            return stored_release(rows[0], manifest_text(conn, rows[0].sha256))
 
-    def list_releases(self, *, tenant: str = "default", limit: int = 100) -> list[StoredRelease]:
+    def manifest(self, sha256: str) -> ReleaseManifest:
+        """The manifest with this content hash (content is immutable and global; what a tenant
+        may see is ``get_release``). ``NotFoundError`` if no release has this content."""
+        with self.db.read() as conn:
+            text = manifest_text(conn, sha256)
+        if text is None:
+            raise NotFoundError(f"no release {sha256}")
+        return parse_stored_manifest(sha256, text)
+
+    def list_releases(
+        self, *, tenant: str = DEFAULT_TENANT, limit: int = 100
+    ) -> list[StoredRelease]:
         """The tenant's releases, newest first."""
+        tr = schema.tenant_releases.c
         with self.db.read() as conn:
             rows = conn.execute(
-                sa.select(schema.releases)
-                .where(schema.releases.c.tenant == tenant)
-                .order_by(schema.releases.c.created_at.desc(), schema.releases.c.sha256)
+                sa.select(schema.tenant_releases, schema.releases.c.manifest)
+                .join(schema.releases, schema.releases.c.sha256 == tr.sha256)
+                .where(tr.tenant == tenant)
+                .order_by(tr.created_at.desc(), tr.sha256)
                 .limit(max(0, limit))
             ).all()
-        return [stored_release(r) for r in rows]
+        return [stored_release(r, r.manifest) for r in rows]
 
     # ---- decisions ----------------------------------------------------------------------
 
@@ -278,8 +333,12 @@ class Store:
         ``measure_weights=False`` to record them as not measured instead); for API models,
         that weights cannot be attested and why.
 
+        A tenant-level decision (a key created or revoked, an operator's access) has the subject
+        ``TENANT_SUBJECT`` instead of a release, and no weights statement.
+
         The tenant chain is serialized, so concurrent decisions never fork it. Raises
-        ``NotFoundError`` for an unknown release and ``InvalidInputError`` for bad fields.
+        ``NotFoundError`` for a release the tenant does not have and ``InvalidInputError`` for
+        bad fields.
         """
         check_name("tenant", tenant)
         check_name("actor", actor)
@@ -287,8 +346,14 @@ class Store:
             raise InvalidInputError("register receipts are written by register_release")
         if not isinstance(evidence, dict):
             raise InvalidInputError("evidence must be a JSON object")
-        if "weights" not in evidence:
-            manifest = self.get_release(release_sha).manifest  # NotFoundError if unknown
+        tenant_level = release_sha == TENANT_SUBJECT
+        if tenant_level != (kind in TENANT_RECEIPT_KINDS):
+            raise InvalidInputError(
+                f"receipt kind {kind} is about "
+                + ("the tenant, not a release" if kind in TENANT_RECEIPT_KINDS else "a release")
+            )
+        if "weights" not in evidence and not tenant_level:
+            manifest = self.get_release(release_sha, tenant=tenant).manifest  # NotFoundError
             if measure_weights:
                 weights = weights_evidence(manifest, manifest.measure_weights(self._weights_root))
             else:
@@ -304,20 +369,21 @@ class Store:
                 raise InvalidInputError(f"fact {fact_kind!r}: payload must be a JSON object")
             fact_rows.append((fact_kind, canonical_json(payload).decode("utf-8")))
         with self.db.transaction(lock_key=tenant) as conn:
-            if release_row(conn, release_sha) is None:
+            if not tenant_level and tenant_release_row(conn, tenant, release_sha) is None:
                 raise NotFoundError(f"no release {release_sha}")
+            if tenant_level and fact_rows:
+                raise InvalidInputError("a tenant-level receipt records no release facts")
             now = self.now()
-            receipt = self._next_receipt(
+            receipt = append_receipt(
                 conn,
                 kind=kind,
                 tenant=tenant,
-                release_sha=release_sha,
+                subject=release_sha,
                 evidence=evidence,
                 actor=actor,
                 reason=reason,
                 now=now,
             )
-            self._insert_receipt(conn, receipt, now=now)
             for fact_kind, payload_json in fact_rows:
                 conn.execute(
                     schema.facts.insert().values(
@@ -331,63 +397,11 @@ class Store:
                 )
             return receipt
 
-    def _next_receipt(
-        self,
-        conn: Connection,
-        *,
-        kind: str,
-        tenant: str,
-        release_sha: str,
-        evidence: dict[str, Any],
-        actor: str,
-        reason: str,
-        now: str,
-    ) -> Receipt:
-        r = schema.receipts.c
-        head = conn.execute(
-            sa.select(r.receipt_sha256, r.seq)
-            .where(r.tenant == tenant)
-            .order_by(r.seq.desc())
-            .limit(1)
-        ).one_or_none()
-        release_head = conn.execute(
-            sa.select(r.receipt_sha256)
-            .where(r.tenant == tenant, r.release_sha256 == release_sha)
-            .order_by(r.seq.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        return make_receipt(
-            kind=kind,
-            tenant=tenant,
-            release_sha256=release_sha,
-            evidence=evidence,
-            actor=actor,
-            reason=reason,
-            time=now,
-            prev_receipt_sha256=head.receipt_sha256 if head is not None else None,
-            prev_release_receipt_sha256=release_head,
-            seq=head.seq + 1 if head is not None else 0,
-        )
-
-    def _insert_receipt(self, conn: Connection, receipt: Receipt, *, now: str) -> None:
-        conn.execute(
-            schema.receipts.insert().values(
-                receipt_sha256=receipt.receipt_sha256,
-                tenant=receipt.tenant,
-                seq=receipt.seq,
-                kind=receipt.kind,
-                release_sha256=receipt.release_sha256,
-                prev_receipt_sha256=receipt.prev_receipt_sha256 or schema.GENESIS,
-                prev_release_receipt_sha256=receipt.prev_release_receipt_sha256 or schema.GENESIS,
-                body=receipt.canonical_body().decode("utf-8"),
-                created_at=now,
-            )
-        )
-
-    def facts(self, release_sha: str, kind: str | None = None) -> list[StoredFact]:
-        """Facts about a release in the order they were written, optionally of one kind."""
+    def facts(self, release_sha: str, kind: str | None = None, *, tenant: str) -> list[StoredFact]:
+        """Facts the tenant recorded about a release, in the order they were written,
+        optionally of one kind."""
         f = schema.facts.c
-        query = sa.select(schema.facts).where(f.release_sha256 == release_sha)
+        query = sa.select(schema.facts).where(f.tenant == tenant, f.release_sha256 == release_sha)
         if kind is not None:
             query = query.where(f.kind == kind)
         with self.db.read() as conn:
@@ -409,7 +423,7 @@ class Store:
     def list_receipts(
         self,
         *,
-        tenant: str = "default",
+        tenant: str = DEFAULT_TENANT,
         release_sha: str | None = None,
         limit: int | None = None,
         after_seq: int | None = None,
@@ -428,7 +442,7 @@ class Store:
         with self.db.read() as conn:
             return [receipt_from_row(row) for row in conn.execute(query)]
 
-    def receipt_rows(self, *, tenant: str = "default") -> list[tuple[int, str, str]]:
+    def receipt_rows(self, *, tenant: str = DEFAULT_TENANT) -> list[tuple[int, str, str]]:
         """``(seq, receipt_sha256, stored canonical body)`` for every receipt of the tenant, in
         chain order, without parsing: what the Merkle tree and bundle export need."""
         r = schema.receipts.c
@@ -438,7 +452,7 @@ class Store:
             ).all()
         return [(row.seq, row.receipt_sha256, row.body) for row in rows]
 
-    def receipt_shas(self, *, tenant: str = "default") -> list[str]:
+    def receipt_shas(self, *, tenant: str = DEFAULT_TENANT) -> list[str]:
         """Every ``receipt_sha256`` of the tenant in chain order: the Merkle tree's leaves."""
         r = schema.receipts.c
         with self.db.read() as conn:
@@ -463,7 +477,5 @@ class Store:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def _looks_like_handle(key: str) -> bool:
-    hexpart = key[4:] if key.startswith("rel_") else key
-    want = 12 if key.startswith("rel_") else 64
-    return len(hexpart) == want and all(c in "0123456789abcdef" for c in hexpart)
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdef" for c in text)

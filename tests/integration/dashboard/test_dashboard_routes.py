@@ -294,7 +294,7 @@ def test_a_gate_report_altered_on_disk_is_a_clear_500(tmp_path: Path) -> None:
     running = bg.start()
     try:
         w = build_world(running)
-        fact = running.store.facts(w.shas["v2"], "gate_result")[-1].payload
+        fact = running.store.facts(w.shas["v2"], "gate_result", tenant="default")[-1].payload
         result = running.data_dir / fact["report_dir"] / "result.json"
         result.write_text(result.read_text().replace('"Law"', '"Lore"'))
         status, body = get(f"{w.url}/releases/{w.shas['v2']}/gate", key=w.keys["viewer"])

@@ -83,7 +83,7 @@ def test_override_needs_releaser_role_and_a_rationale(small: Small) -> None:
         releaser.override_gate(v2, "   ")
     with pytest.raises(errors.InvalidTransitionError, match="not the release's latest"):
         releaser.override_gate(v2, "reviewed", gate_result_sha256="0" * 64)
-    assert not small.env.server.store.facts(v2, "gate_override")
+    assert not small.env.server.store.facts(v2, "gate_override", tenant="default")
     # Viewers may read the result.
     assert viewer.get_gate_result(v2).archived
 
@@ -117,7 +117,7 @@ def test_override_records_its_sha_and_opens_the_rollout(small: Small) -> None:
         evidence = json.loads(response.receipt.evidence_json)
         assert evidence["gate_override_sha256"] == expected
         assert evidence["failed_slices"] == ["Law"]
-        fact = small.env.server.store.facts(v2, "gate_override")[-1].payload
+        fact = small.env.server.store.facts(v2, "gate_override", tenant="default")[-1].payload
         assert fact == {
             "gate_override_sha256": expected,
             "rationale": rationale,

@@ -92,7 +92,7 @@ def test_suite_sha256_mismatch_is_a_clear_error(tmp_path: Path) -> None:
             _gate(env, sha)
         message = str(info.value)
         assert SUITE_SHA in message and "ab" * 32 in message and "dataset.sha256" in message
-        assert not env.server.store.facts(sha, "gate_result")
+        assert not env.server.store.facts(sha, "gate_result", tenant="default")
 
         missing = _register(env, "missing-suite", suite_ref="nope.csv")
         with pytest.raises(errors.NotFoundError, match=r"nope\.csv"):

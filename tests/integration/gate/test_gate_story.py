@@ -92,7 +92,7 @@ def test_receipts_and_facts_carry_the_evidence(story: Story, judge: Judge) -> No
     assert law["verdict"] == "FAIL" and law["q_low"] <= law["q"] <= law["q_high"]
     assert len(ev["slices"]) == len(v2.slices) == 38
     # The rollout's contract: a gate_result fact with the decision, and the archive mark.
-    fact = store.facts(story.chapter.v2_sha256, "gate_result")[-1]
+    fact = store.facts(story.chapter.v2_sha256, "gate_result", tenant="default")[-1]
     assert fact.receipt_sha256 == receipts[-1].receipt_sha256
     assert {k: fact.payload[k] for k in ("verdict", "judge_sha256", "suite_sha256")} == {
         "verdict": "fail",
@@ -100,9 +100,12 @@ def test_receipts_and_facts_carry_the_evidence(story: Story, judge: Judge) -> No
         "suite_sha256": v2.suite_sha256,
     }
     assert fact.payload["gate_result_sha256"] == v2.gate_result_sha256
-    assert store.facts(story.chapter.v2_sha256, "archived")
-    assert store.facts(story.chapter.v1_sha256, "gate_result")[-1].payload["verdict"] == "pass"
-    assert not store.facts(story.chapter.v1_sha256, "archived")
+    assert store.facts(story.chapter.v2_sha256, "archived", tenant="default")
+    assert (
+        store.facts(story.chapter.v1_sha256, "gate_result", tenant="default")[-1].payload["verdict"]
+        == "pass"
+    )
+    assert not store.facts(story.chapter.v1_sha256, "archived", tenant="default")
     assert [r.kind for r in store.list_receipts(release_sha=story.chapter.v1_sha256)] == [
         "register",
         "gate_pass",
@@ -131,7 +134,9 @@ def test_get_gate_result_returns_the_stored_result(story: Story) -> None:
 
 
 def test_answers_are_stored_with_their_hashes(story: Story) -> None:
-    fact = story.env.server.store.facts(story.chapter.v2_sha256, "gate_result")[-1].payload
+    fact = story.env.server.store.facts(story.chapter.v2_sha256, "gate_result", tenant="default")[
+        -1
+    ].payload
     sha = fact["candidate_answers_sha256"]
     stored = pl.read_parquet(story.env.server.data_dir / "gates" / "answers" / f"{sha}.parquet")
     assert stored.height == 807

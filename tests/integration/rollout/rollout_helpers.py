@@ -165,7 +165,12 @@ class Env:
         return self.client.get_rollout(rid).status.phase
 
     def wait_phase(self, rid: str, *phases: int, timeout: float = 30) -> rollout_pb2.Rollout:
-        wait_for(lambda: self.phase(rid) in phases, timeout, f"phase in {phases}")
+        try:
+            wait_for(lambda: self.phase(rid) in phases, timeout, f"phase in {phases}")
+        except AssertionError as exc:
+            # Say where the rollout stands and why, so a timeout on a loaded machine is readable.
+            status = self.client.get_rollout(rid).status
+            raise AssertionError(f"{exc}; rollout is at {status}") from None
         return self.client.get_rollout(rid)
 
     def receipts(self, sha: str) -> list[Any]:

@@ -66,7 +66,9 @@ def test_1_3x_p95_fails_the_step(env: Env) -> None:
     spec = json.loads(json.dumps(FAST_SPEC))
     spec["thresholds"]["p95_ratio"] = 1.2
     ro = env.client.start_rollout(v2, overrides=spec)
-    env.traffic(300, rate=200)
+    # A rate the two cores keep up with: at 200/s, 100 requests were in flight at once and the
+    # queueing tail landed on either arm at random, which once pulled the ratio under 1.2 on CI.
+    env.traffic(300, rate=40)
     env.clock.advance(61)
     # The checkpoint's replay goes through the slower candidate before the decision is recorded;
     # on a loaded CI machine that has taken over 30 s, so this wait is generous (it returns as

@@ -90,13 +90,13 @@ def test_decision_and_facts_commit_together_and_resume(tmp_path: Path) -> None:
         kinds = [r.kind for r in store.list_receipts(release_sha=v2)]
         assert kinds == ["register", "rollout_start"]
         start = store.list_receipts(release_sha=v2)[-1]
-        facts = store.facts(v2, FACT_KIND)
+        facts = store.facts(v2, FACT_KIND, tenant="default")
         assert {f.receipt_sha256 for f in facts} == {start.receipt_sha256}
         assert [f.payload["fact"]["kind"] for f in facts] == ["started", "step_entered"]
 
         requests.append(2)
         c.tick()  # a reading, no decision: buffered, not a receipt of its own
-        assert len(store.facts(v2, FACT_KIND)) == 2
+        assert len(store.facts(v2, FACT_KIND, tenant="default")) == 2
 
         # A decision whose write fails leaves neither receipt nor facts...
         requests.append(5)
@@ -110,11 +110,11 @@ def test_decision_and_facts_commit_together_and_resume(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             c.tick()
         store.record_decision = real  # type: ignore[method-assign]
-        assert len(store.facts(v2, FACT_KIND)) == 2
+        assert len(store.facts(v2, FACT_KIND, tenant="default")) == 2
         assert c.status.step_index == 0
         # ...and the retry decides once (monitors without readings: one hold, not two).
         c.tick()
-        rows = [f.payload["fact"]["kind"] for f in store.facts(v2, FACT_KIND)]
+        rows = [f.payload["fact"]["kind"] for f in store.facts(v2, FACT_KIND, tenant="default")]
         assert rows == ["started", "step_entered", "requests", "requests", "hold_extended"]
         kinds = [r.kind for r in store.list_receipts(release_sha=v2)]
         assert kinds == ["register", "rollout_start", "checkpoint_hold"]

@@ -85,8 +85,16 @@ def test_tenants_are_isolated(
         b.get_release(mine.release.sha256)
     with pytest.raises(errors.AuthError, match="tenant"):
         b.list_releases(tenant="team-a")
-    # Admins see across tenants.
-    assert admin.get_release(mine.release.sha256).tenant == "team-a"
+    # A tenant's own admin does not see across tenants either; only an operator key does (the
+    # bootstrap key is one), and it names the tenant it acts on.
+    b_admin = client_for("admin", tenant="team-b")
+    with pytest.raises(errors.NotFoundError):
+        b_admin.get_release(mine.release.sha256)
+    with pytest.raises(errors.AuthError, match="tenant"):
+        b_admin.list_releases(tenant="team-a")
+    with pytest.raises(errors.NotFoundError):
+        admin.get_release(mine.release.sha256)
+    assert admin.get_release(mine.release.sha256, tenant="team-a").tenant == "team-a"
     assert len(admin.list_releases(tenant="team-a")) == 1
 
 

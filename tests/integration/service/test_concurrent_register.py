@@ -41,7 +41,7 @@ def test_same_content_from_many_clients(backend_server: RunningServer) -> None:
     assert len({r.receipt.receipt_sha256 for r in results}) == 1
     with RelgateClient(backend_server.address, api_key=key) as admin:
         assert len(admin.list_releases()) == 1
-        assert [r.kind for r in admin.list_receipts()] == ["register"]
+        assert [r.kind for r in admin.list_receipts()] == ["key_create", "register"]
 
 
 def test_different_content_concurrently_keeps_one_chain(backend_server: RunningServer) -> None:
@@ -53,8 +53,9 @@ def test_different_content_concurrently_keeps_one_chain(backend_server: RunningS
         assert all(r.created for r in results)
         receipts = admin.list_receipts()
         assert admin.verify_receipts().ok
-    assert len(receipts) == 24
+    # The bootstrap key's key_create receipt, then the 24 registrations.
+    assert len(receipts) == 25 and receipts[0].kind == "key_create"
     # One linear tenant chain: each receipt links to the one before it, no forks.
-    assert [r.seq for r in receipts] == list(range(24))
+    assert [r.seq for r in receipts] == list(range(25))
     for before, after in itertools.pairwise(receipts):
         assert after.prev_receipt_sha256 == before.receipt_sha256

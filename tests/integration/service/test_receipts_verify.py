@@ -21,7 +21,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 
 @pytest.fixture
 def three(server: RunningServer, admin: RelgateClient) -> list[str]:
-    """Three registered releases; returns their register receipts' shas."""
+    """Three registered releases; returns their register receipts' shas (chain positions 1-3,
+    after the bootstrap key's key_create receipt at 0)."""
     return [admin.register_release(manifest_bytes(n)).receipt.receipt_sha256 for n in range(3)]
 
 
@@ -43,21 +44,21 @@ def _export(tmp_path: Path) -> Path:
 
 def test_server_verifies_its_chain(three: list[str], admin: RelgateClient) -> None:
     report = admin.verify_receipts()
-    assert report.ok and report.receipts == 3 and report.tree_size == 3
+    assert report.ok and report.receipts == 4 and report.tree_size == 4
     assert len(report.root_hex) == 64 and report.public_key_b64
 
 
 def test_export_then_verify_offline(three: list[str], cli_env: None, tmp_path: Path) -> None:
     bundle = _export(tmp_path)
     doc = json.loads(bundle.read_text())
-    assert [r["receipt_sha256"] for r in doc["receipts"]] == three
+    assert [r["receipt_sha256"] for r in doc["receipts"]][1:] == three
     # Offline: no server, no key.
     env = {"RELGATE_SERVER": "127.0.0.1:1", "RELGATE_API_KEY": ""}
     res = run("receipts", "verify", "--bundle", str(bundle), env=env)
     assert res.exit_code == 0, res.output
-    assert "ok: 3 receipts verified" in res.stdout
+    assert "ok: 4 receipts verified" in res.stdout
     as_json = json.loads(run("receipts", "verify", "--bundle", str(bundle), "--json").stdout)
-    assert as_json == {"ok": True, "receipts": 3, "first_error": None}
+    assert as_json == {"ok": True, "receipts": 4, "first_error": None}
     pinned = run("receipts", "verify", "--bundle", str(bundle), "--public-key", "AAAA", env=env)
     assert pinned.exit_code == 7 and "bad signature" in pinned.stderr
 
@@ -65,11 +66,11 @@ def test_export_then_verify_offline(three: list[str], cli_env: None, tmp_path: P
 def test_edited_bundle_names_the_receipt(three: list[str], cli_env: None, tmp_path: Path) -> None:
     bundle = _export(tmp_path)
     doc = json.loads(bundle.read_text())
-    doc["receipts"][1]["reason"] = "nothing to see here"
+    doc["receipts"][2]["reason"] = "nothing to see here"
     bundle.write_text(json.dumps(doc))
     res = run("receipts", "verify", "--bundle", str(bundle))
     assert res.exit_code == 7
-    assert res.stderr.startswith(f"error: receipt #1 {three[1]}: altered body")
+    assert res.stderr.startswith(f"error: receipt #2 {three[1]}: altered body")
 
 
 def test_missing_or_garbage_bundle(cli_env: None, tmp_path: Path) -> None:
@@ -99,11 +100,11 @@ def test_row_altered_in_the_database_is_named(
     assert changed == 1
     online = run("receipts", "verify")
     assert online.exit_code == 7
-    assert online.stderr.startswith(f"error: receipt #2 {three[2]}: altered body")
+    assert online.stderr.startswith(f"error: receipt #3 {three[2]}: altered body")
     assert online.stderr.count("\n") == 1
     as_json = json.loads(run("receipts", "verify", "--json").stdout)
     assert as_json["ok"] is False
     assert as_json["first_error"]["receipt_sha256"] == three[2]
     # The exported bundle carries the altered row, and offline verification names it too.
     offline = run("receipts", "verify", "--bundle", str(_export(tmp_path)))
-    assert offline.exit_code == 7 and f"receipt #2 {three[2]}: altered body" in offline.stderr
+    assert offline.exit_code == 7 and f"receipt #3 {three[2]}: altered body" in offline.stderr

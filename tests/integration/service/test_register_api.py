@@ -22,7 +22,7 @@ def test_register_get_list(admin: RelgateClient) -> None:
     assert first.receipt.kind == "register"
     assert first.receipt.release_sha256 == expected.sha256
     assert json.loads(first.receipt.evidence_json)["manifest_sha256"] == expected.sha256
-    assert first.receipt.actor.startswith("key:bootstrap-admin:")
+    assert first.receipt.actor.startswith("key:bootstrap-operator:")
 
     second = admin.register_release(manifest_bytes(2, previous=first.release.sha256))
     assert second.release.previous_release == first.release.sha256
@@ -34,8 +34,8 @@ def test_register_get_list(admin: RelgateClient) -> None:
     assert listed == {first.release.sha256, second.release.sha256}
     assert len(admin.list_releases(limit=1)) == 1
     receipts = admin.list_receipts()
-    assert [r.kind for r in receipts] == ["register", "register"]
-    assert [r.receipt_sha256 for r in receipts] == [
+    assert [r.kind for r in receipts] == ["key_create", "register", "register"]
+    assert [r.receipt_sha256 for r in receipts[1:]] == [
         first.receipt.receipt_sha256,
         second.receipt.receipt_sha256,
     ]
@@ -51,7 +51,7 @@ def test_register_is_idempotent_and_key_order_does_not_matter(admin: RelgateClie
     assert not again.created
     assert again.release.sha256 == first.release.sha256
     assert again.receipt.receipt_sha256 == first.receipt.receipt_sha256
-    assert len(admin.list_receipts()) == 1
+    assert [r.kind for r in admin.list_receipts()] == ["key_create", "register"]
 
 
 def test_yaml_manifest(admin: RelgateClient) -> None:
@@ -85,4 +85,4 @@ def test_missing_previous_release(admin: RelgateClient) -> None:
     with pytest.raises(errors.NotFoundError, match="previous_release"):
         admin.register_release(manifest_bytes(7, previous="cd" * 32))
     assert admin.list_releases() == []
-    assert admin.list_receipts() == []
+    assert [r.kind for r in admin.list_receipts()] == ["key_create"]

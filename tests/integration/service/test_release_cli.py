@@ -68,7 +68,7 @@ def test_register_show_list(cli: None, tmp_path: Path) -> None:
     receipts_table = run("receipts", "list")
     assert receipts_table.exit_code == 0 and "register" in receipts_table.stdout
     receipts = json.loads(run("receipts", "list", "--json").stdout)
-    assert [r["kind"] for r in receipts] == ["register", "register"]
+    assert [r["kind"] for r in receipts] == ["key_create", "register", "register"]
     only = json.loads(run("receipts", "list", "--release", sha, "--json").stdout)
     assert [r["release_sha256"] for r in only] == [sha]
 
@@ -103,7 +103,7 @@ def test_keys_create_and_roles(cli: None, server: RunningServer, tmp_path: Path)
     ("args", "code", "text"),
     [
         (("release", "show", "0" * 64), 5, "error: no release"),
-        (("release", "show", "nope"), 3, "error: 'nope' is neither"),
+        (("release", "show", "nope"), 3, "error: 'nope' is not a release sha256"),
         (("release", "register", "--file", "/does/not/exist.json"), 3, "error: "),
     ],
 )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from relgate.access import Role
+from relgate.access import DEFAULT_TENANT, Role, acting_as
 from relgate.answers import load_answers
 from relgate.app.jobs import Dispatcher
 from relgate.app.remote_judge import RemoteJudge
@@ -99,7 +99,8 @@ def test_worker_process_scores_a_gate_like_the_in_process_judge(
         choice = JudgeChoice("worker", {"judge_sha256": judge.judge_sha256, "timeout": 60.0})
         remote = control.gates.judges.get(choice)
         assert isinstance(remote, RemoteJudge)
-        through_worker = score_release(suite, remote, v2, v1)
+        with acting_as(DEFAULT_TENANT):  # the gate runner sets this for its release's tenant
+            through_worker = score_release(suite, remote, v2, v1)
         _until("a heartbeat", lambda: d.live_workers(judge.judge_sha256)[0].heartbeats >= 1)
         assert d.live_workers(judge.judge_sha256)[0].completed >= 2
         assert remote.description == judge.description
@@ -125,7 +126,8 @@ def test_worker_killed_mid_job_loses_no_result(
 
     def call() -> None:
         try:
-            got["scores"] = remote.score(answers, references)
+            with acting_as(DEFAULT_TENANT):
+                got["scores"] = remote.score(answers, references)
         except BaseException as exc:  # surfaced by the assertions below
             got["error"] = exc
 
@@ -153,8 +155,25 @@ def test_worker_of_another_judge_is_never_used(
     other_sha = "0" * 64
     with _thread_worker(control, worker_key, judge) as runner:
         _until("the worker", lambda: d.live_workers(judge.judge_sha256))
-        with pytest.raises(JudgeUnavailableError, match="no live worker runs this judge"):
+        with (
+            acting_as(DEFAULT_TENANT),
+            pytest.raises(JudgeUnavailableError, match="no live worker of tenant 'default' runs"),
+        ):
             RemoteJudge(d, other_sha, timeout=1.0).score(["a"], ["b"])
+        assert runner.done == 0
+
+
+def test_worker_of_another_tenant_never_sees_the_job(control: RunningServer, judge: Judge) -> None:
+    """Jobs carry a tenant's answers and references: a worker keyed to another tenant, running
+    the very same judge, is never handed one."""
+    d = _workers(control)
+    theirs = create_key(control.store.keys, role=Role.WORKER, name="w-b", tenant="team-b")
+    with _thread_worker(control, theirs, judge) as runner:
+        _until("the worker", lambda: d.live_workers(judge.judge_sha256))
+        # (Workers of earlier tests in this module may still count as live until they expire,
+        # so the message varies; what matters is that no job reached team-b's worker.)
+        with acting_as(DEFAULT_TENANT), pytest.raises(JudgeUnavailableError):
+            RemoteJudge(d, judge.judge_sha256, timeout=1.0).score(["a"], ["b"])
         assert runner.done == 0
 
 
@@ -164,9 +183,10 @@ def test_no_live_worker_makes_the_quality_monitor_inconclusive_in_time(
     remote = RemoteJudge(_workers(control), "f" * 64, timeout=0.5)
     traces = {"Law": [ReplayTrace("t1", "Law", "q?", "stable answer", 0.0)]}
     start = time.monotonic()
-    reading = replay_quality(
-        traces, {"t1": "candidate"}, {"Law": ["I have no comment."]}, remote.score
-    )
+    with acting_as(DEFAULT_TENANT):
+        reading = replay_quality(
+            traces, {"t1": "candidate"}, {"Law": ["I have no comment."]}, remote.score
+        )
     assert time.monotonic() - start < 5.0
     assert reading.judge_error is not None and "no live worker" in reading.judge_error
     verdict = evaluate_quality(reading, MonitorThresholds())
@@ -216,7 +236,7 @@ def test_replay_batch_generates_on_the_candidate_and_scores(
         prompts = list(table)
         references = ["Paris is the capital.", "I have no comment.", "Jupiter."]
         index = [0, 0, 1]
-        with _thread_worker(control, worker_key, judge):
+        with _thread_worker(control, worker_key, judge), acting_as(DEFAULT_TENANT):
             answers, scores = remote.replay(
                 prompts, index, references, endpoint=backend.base_url, model="cand-model"
             )
@@ -242,7 +262,7 @@ def test_a_worker_gate_judge_is_also_the_monitors_judge(tmp_path: Path) -> None:
         assert make is not None
         judge = make()
         assert isinstance(judge, RemoteJudge) and judge.judge_sha256 == "e" * 64
-        with pytest.raises(JudgeUnavailableError):
+        with acting_as(DEFAULT_TENANT), pytest.raises(JudgeUnavailableError):
             judge.score(["a"], ["b"])
     finally:
         background.stop(grace=1.0)

@@ -1,9 +1,9 @@
-"""API keys: hashing, bearer parsing, roles, tenants, and the bootstrap admin key."""
+"""API keys: hashing, bearer parsing, roles, tenants, revocation, and the bootstrap key."""
 
 from __future__ import annotations
 
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,8 @@ class _Key:
     role: str
     name: str
     tenant: str
+    actor: str
+    revoked_at: str | None = None
 
 
 class _Keys:
@@ -35,9 +37,10 @@ class _Keys:
         self.rows: dict[str, _Key] = {}
         self.lookups = 0
 
-    def add(self, *, key_hash: str, role: str, name: str, tenant: str = "default") -> None:
+    def create(self, *, key_hash: str, role: str, name: str, tenant: str, actor: str) -> str:
         assert key_hash not in self.rows
-        self.rows[key_hash] = _Key(role, name, tenant)
+        self.rows[key_hash] = _Key(role, name, tenant, actor)
+        return f"receipt:{key_hash}"
 
     def find(self, key_hash: str) -> _Key | None:
         self.lookups += 1
@@ -90,6 +93,7 @@ def _principal(role: Role, tenant: str = "default") -> Principal:
 
 
 def test_roles_are_ordered() -> None:
+    Authenticator.authorize(_principal(Role.OPERATOR), Role.ADMIN)
     Authenticator.authorize(_principal(Role.ADMIN), Role.RELEASER)
     Authenticator.authorize(_principal(Role.RELEASER), Role.VIEWER)
     with pytest.raises(AuthError, match="needs releaser"):
@@ -98,11 +102,56 @@ def test_roles_are_ordered() -> None:
         Authenticator.authorize(_principal(Role.RELEASER), Role.ADMIN)
 
 
-def test_tenants_are_isolated_except_for_admins() -> None:
+@pytest.mark.parametrize("outside", [Role.WORKER, Role.GATEWAY])
+def test_worker_and_gateway_keys_open_only_their_own_methods(outside: Role) -> None:
+    Authenticator.authorize(_principal(outside), outside)
+    for required in (Role.VIEWER, Role.RELEASER, Role.ADMIN, Role.OPERATOR):
+        with pytest.raises(AuthError, match=f"role {outside.label} may not"):
+            Authenticator.authorize(_principal(outside), required)
+    # ...and no other key opens them, however powerful.
+    for role in Role:
+        if role is not outside:
+            with pytest.raises(AuthError, match=f"needs {outside.label}"):
+                Authenticator.authorize(_principal(role), outside)
+
+
+def test_tenants_are_isolated_even_for_admins() -> None:
     Authenticator.authorize(_principal(Role.RELEASER, "a"), Role.VIEWER, "a")
-    with pytest.raises(AuthError, match="tenant"):
-        Authenticator.authorize(_principal(Role.RELEASER, "a"), Role.VIEWER, "b")
-    Authenticator.authorize(_principal(Role.ADMIN, "a"), Role.VIEWER, "b")
+    for role in (Role.VIEWER, Role.RELEASER, Role.ADMIN):
+        with pytest.raises(AuthError, match="tenant 'a' may not act on 'b'"):
+            Authenticator.authorize(_principal(role, "a"), Role.VIEWER, "b")
+    Authenticator.authorize(_principal(Role.OPERATOR, "a"), Role.ADMIN, "b")
+
+
+def test_a_revoked_key_stops_at_once_here_and_within_the_ttl_elsewhere() -> None:
+    keys = _Keys()
+    key = create_key(keys, role=Role.RELEASER, name="ci")
+    md = [("authorization", f"Bearer {key}")]
+    now = [0.0]
+    here = Authenticator(keys, ttl_s=10.0, clock=lambda: now[0])
+    elsewhere = Authenticator(keys, ttl_s=10.0, clock=lambda: now[0])
+    here.authenticate(md)
+    elsewhere.authenticate(md)
+    keys.rows[hash_key(key)] = replace(keys.rows[hash_key(key)], revoked_at="2026-12-06T00:00Z")
+    here.forget(hash_key(key))  # what RevokeKey does on the server that revokes
+    with pytest.raises(AuthError, match="'ci' was revoked at 2026-12-06T00:00Z"):
+        here.authenticate(md)
+    # Another server sharing the store trusts its cache for at most ttl_s.
+    assert elsewhere.cached(md) is not None
+    now[0] = 10.5
+    assert elsewhere.cached(md) is None
+    with pytest.raises(AuthError, match="revoked"):
+        elsewhere.authenticate(md)
+
+
+def test_the_cache_is_bounded() -> None:
+    keys = _Keys()
+    made = [create_key(keys, role=Role.VIEWER, name=f"k{i}") for i in range(5)]
+    auth = Authenticator(keys, max_keys=3)
+    for key in made:
+        auth.authenticate([("authorization", f"Bearer {key}")])
+    cached = [auth.cached([("authorization", f"Bearer {k}")]) is not None for k in made]
+    assert cached == [False, False, True, True, True]
 
 
 def test_role_parse() -> None:
@@ -111,13 +160,14 @@ def test_role_parse() -> None:
         Role.parse("root")
 
 
-def test_bootstrap_writes_a_private_admin_key_once(tmp_path: Path) -> None:
+def test_bootstrap_writes_a_private_operator_key_once(tmp_path: Path) -> None:
     keys = _Keys()
     path = bootstrap_admin_key(keys, tmp_path)
     assert path == tmp_path / ADMIN_KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     key = path.read_text().strip()
-    assert keys.rows[hash_key(key)].role == "admin"
+    assert keys.rows[hash_key(key)].role == "operator"
+    assert keys.rows[hash_key(key)].tenant == "default"
     # Restart: same key, not stored twice (the fake asserts on duplicates).
     assert bootstrap_admin_key(keys, tmp_path) == path
     assert path.read_text().strip() == key

@@ -28,10 +28,11 @@ class _Key:
     role: str
     name: str
     tenant: str
+    revoked_at: str | None = None
 
 
 class _Keys:
-    def add(self, **_: Any) -> None:
+    def create(self, **_: Any) -> None:
         raise AssertionError("not used")
 
     def find(self, key_hash: str) -> _Key | None:

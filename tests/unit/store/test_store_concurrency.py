@@ -89,7 +89,7 @@ def test_concurrent_decisions_never_fork(store: Store, api_manifest: dict[str, A
     release_chain = store.list_receipts(release_sha=m.sha256)
     for prev, cur in itertools.pairwise(release_chain):
         assert cur.prev_release_receipt_sha256 == prev.receipt_sha256
-    assert len(store.facts(m.sha256)) == THREADS * per_thread
+    assert len(store.facts(m.sha256, tenant="default")) == THREADS * per_thread
 
 
 def _process_worker(args: tuple[str | None, str, dict[str, Any], int]) -> tuple[bool, str]:

@@ -9,6 +9,7 @@ import pytest
 from relgate.canonical import canonical_json, sha256_hex
 from relgate.errors import InvalidInputError, NotFoundError
 from relgate.manifest import ReleaseManifest
+from relgate.receipts.model import TENANT_SUBJECT
 from relgate.store import Store
 
 
@@ -34,13 +35,13 @@ def test_decision_writes_receipt_and_facts(store: Store, api_manifest: dict[str,
     assert receipt.seq == 1
     assert receipt.receipt_sha256 == sha256_hex(canonical_json(receipt.body()))
     assert receipt.time == "2026-11-26T12:00:02.000000Z"  # the injected clock's second reading
-    facts = store.facts(sha)
+    facts = store.facts(sha, tenant="default")
     assert [(f.kind, f.payload) for f in facts] == [
         ("gate_result", {"verdict": "PASS"}),
         ("calibration", {"law": 0.42}),
     ]
     assert {f.receipt_sha256 for f in facts} == {receipt.receipt_sha256}
-    assert [f.kind for f in store.facts(sha, "calibration")] == ["calibration"]
+    assert [f.kind for f in store.facts(sha, "calibration", tenant="default")] == ["calibration"]
     assert store.list_receipts()[-1] == receipt
 
 
@@ -77,7 +78,11 @@ def test_unknown_release_and_bad_fields(store: Store, api_manifest: dict[str, An
         "reason": "",
     }
     with pytest.raises(NotFoundError):
-        store.record_decision(**{**ok, "release_sha": "0" * 64})
+        store.record_decision(**{**ok, "release_sha": "1" * 64})
+    with pytest.raises(InvalidInputError, match="gate_pass is about a release"):
+        store.record_decision(**{**ok, "release_sha": TENANT_SUBJECT})
+    with pytest.raises(InvalidInputError, match="key_revoke is about the tenant"):
+        store.record_decision(**{**ok, "kind": "key_revoke"})
     with pytest.raises(InvalidInputError, match="unknown receipt kind"):
         store.record_decision(**{**ok, "kind": "vibes"})
     with pytest.raises(InvalidInputError, match="register_release"):
@@ -89,7 +94,7 @@ def test_unknown_release_and_bad_fields(store: Store, api_manifest: dict[str, An
     with pytest.raises(InvalidInputError, match="actor"):
         store.record_decision(**{**ok, "actor": ""})
     assert len(store.list_receipts()) == 1
-    assert store.facts(sha) == []
+    assert store.facts(sha, tenant="default") == []
 
 
 def test_decision_and_facts_commit_together_or_not_at_all(
@@ -122,7 +127,7 @@ def test_decision_and_facts_commit_together_or_not_at_all(
             facts=[("gate_result", {"verdict": "PASS"}), ("boom", {})],
         )
     assert [r.kind for r in store.list_receipts()] == ["register"]
-    assert store.facts(sha) == []
+    assert store.facts(sha, tenant="default") == []
     # The chain goes on from the last committed receipt.
     nxt = store.record_decision(
         tenant="default", release_sha=sha, kind="gate_pass", evidence={}, actor="g", reason=""

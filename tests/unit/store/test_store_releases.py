@@ -9,10 +9,12 @@ import sqlalchemy as sa
 from relgate.errors import (
     IntegrityError,
     InvalidInputError,
+    InvalidTransitionError,
     ManifestConflictError,
     NotFoundError,
 )
 from relgate.manifest import ReleaseManifest
+from relgate.receipts.model import TENANT_SUBJECT
 from relgate.store import Store
 
 
@@ -71,15 +73,19 @@ def test_previous_release_must_exist(store: Store, api_manifest: dict[str, Any])
 def test_get_release_by_sha_or_id(store: Store, api_manifest: dict[str, Any]) -> None:
     m = ReleaseManifest.parse(api_manifest)
     store.register_release(m, actor="alice")
-    assert store.get_release(m.sha256).sha256 == m.sha256
-    assert store.get_release(m.release_id).sha256 == m.sha256
+    assert store.get_release(m.sha256, tenant="default").sha256 == m.sha256
+    assert store.get_release(m.release_id, tenant="default").sha256 == m.sha256
     with pytest.raises(NotFoundError):
-        store.get_release("0" * 64)
+        store.get_release("0" * 64, tenant="default")
     with pytest.raises(NotFoundError):
-        store.get_release("rel_000000000000")
-    for bad in ("xyz", "rel_12", "A" * 64, ""):
+        store.get_release("rel_000000000000", tenant="default")
+    assert store.get_release(m.sha256[:6], tenant="default").sha256 == m.sha256  # as git takes
+    assert store.get_release(m.sha256.upper(), tenant="default").sha256 == m.sha256
+    with pytest.raises(NotFoundError):
+        store.get_release("A" * 64, tenant="default")
+    for bad in ("xyz", "rel_12", m.sha256[:5], "g" * 64, "%" * 8, ""):
         with pytest.raises(InvalidInputError):
-            store.get_release(bad)
+            store.get_release(bad, tenant="default")
 
 
 def test_list_releases_per_tenant(store: Store, api_manifest: dict[str, Any]) -> None:
@@ -104,16 +110,32 @@ def test_blank_names_are_rejected(store: Store, api_manifest: dict[str, Any], fi
         store.register_release(m, **kwargs)
 
 
-def test_api_keys(store: Store) -> None:
-    assert store.keys.find("h1") is None
-    store.keys.add(key_hash="h1", role="admin", name="bootstrap")
-    key = store.keys.find("h1")
-    assert key is not None
-    assert (key.role, key.name, key.tenant) == ("admin", "bootstrap", "default")
+def test_api_keys_and_their_receipts(store: Store) -> None:
+    h1, h2 = "a1" * 32, "b2" * 32
+    assert store.keys.find(h1) is None
+    made = store.keys.create(key_hash=h1, role="admin", name="ops", tenant="t", actor="op")
+    key = store.keys.find(h1)
+    assert key is not None and key.revoked_at is None
+    assert (key.role, key.name, key.tenant) == ("admin", "ops", "t")
+    assert (made.kind, made.tenant, made.release_sha256) == ("key_create", "t", TENANT_SUBJECT)
+    assert made.evidence == {"key_sha256": h1, "role": "admin", "name": "ops"}
     with pytest.raises(InvalidInputError, match="already exists"):
-        store.keys.add(key_hash="h1", role="viewer", name="again")
+        store.keys.create(key_hash=h1, role="viewer", name="again", tenant="t", actor="op")
     with pytest.raises(InvalidInputError, match="role"):
-        store.keys.add(key_hash="h2", role="root", name="x")
+        store.keys.create(key_hash=h2, role="root", name="x", tenant="t", actor="op")
+    # A key is named by a prefix of its hash, only within its tenant.
+    assert store.keys.resolve(h1[:8], tenant="t").key_hash == h1
+    with pytest.raises(NotFoundError):
+        store.keys.resolve(h1[:8], tenant="other")
+    revoked = store.keys.revoke(key, actor="op", reason="left the team")
+    assert (revoked.kind, revoked.prev_receipt_sha256) == ("key_revoke", made.receipt_sha256)
+    again = store.keys.find(h1)
+    assert again is not None and (again.revoked_by, again.revoke_reason) == ("op", "left the team")
+    with pytest.raises(InvalidTransitionError, match="already revoked"):
+        store.keys.revoke(again, actor="op", reason="twice")
+    assert [k.key_hash for k in store.keys.list(tenant="t")] == [h1]
+    assert store.keys.list(tenant="other") == []
+    assert [r.kind for r in store.list_receipts(tenant="t")] == ["key_create", "key_revoke"]
 
 
 def test_reopen_keeps_data_and_does_not_remigrate(
@@ -123,7 +145,7 @@ def test_reopen_keeps_data_and_does_not_remigrate(
     store.register_release(m, actor="alice")
     again = Store.open(store_url, data_dir=store.data_dir)
     try:
-        assert again.get_release(m.sha256).manifest == m
+        assert again.get_release(m.sha256, tenant="default").manifest == m
     finally:
         again.close()
 
@@ -137,7 +159,7 @@ def test_stored_manifest_altered_in_database_is_detected(
     with bypass_append_only(store, "releases") as conn:
         conn.execute(sa.text("UPDATE releases SET manifest = :m"), {"m": altered})
     with pytest.raises(IntegrityError, match="altered in the database"):
-        store.get_release(m.sha256)
+        store.get_release(m.sha256, tenant="default")
 
 
 def test_short_id_collision_is_refused_not_fatal(
@@ -145,17 +167,20 @@ def test_short_id_collision_is_refused_not_fatal(
 ) -> None:
     """Two releases whose sha256 share the first 12 hex both register; the short id then
     names neither, the sha256 names each."""
-    from relgate.store.schema import releases
+    from relgate.store.schema import releases, tenant_releases
 
     m = ReleaseManifest.parse(api_manifest)
     store.register_release(m, actor="alice")
-    twin = "f" * 64
+    twin = m.sha256[:12] + "f" * 52
     with store.db.engine.begin() as conn:  # a second release with the same short id
-        row = conn.execute(sa.select(releases).where(releases.c.sha256 == m.sha256)).one()
-        conn.execute(releases.insert().values({**row._asdict(), "sha256": twin}))
-    assert store.get_release(m.sha256).sha256 == m.sha256
+        for table in (releases, tenant_releases):
+            row = conn.execute(sa.select(table).where(table.c.sha256 == m.sha256)).one()
+            conn.execute(table.insert().values({**row._asdict(), "sha256": twin}))
+    assert store.get_release(m.sha256, tenant="default").sha256 == m.sha256
     with pytest.raises(InvalidInputError, match="more than one release"):
-        store.get_release(m.release_id)
+        store.get_release(m.release_id, tenant="default")
+    with pytest.raises(InvalidInputError, match="more than one release"):
+        store.get_release(m.sha256[:12], tenant="default")
 
 
 def test_persistent_constraint_refusal_is_an_integrity_error(

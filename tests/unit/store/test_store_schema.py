@@ -36,6 +36,8 @@ def _seed(store: Store, api_manifest: dict[str, Any]) -> str:
         public_key_b64="k",
     )
     store.audit.add_anchor(tenant="default", tree_size=2, root_hex="ab" * 32, sink="dir", ref="f")
+    store.keys.create(key_hash="cd" * 32, role="viewer", name="v", tenant="default", actor="alice")
+    store.keys.revoke(store.keys.resolve("cd" * 4, tenant="default"), actor="alice", reason="r")
     return m.sha256
 
 
@@ -57,19 +59,18 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
-@pytest.mark.parametrize("statement", ["UPDATE {t} SET tenant = 'evil'", "DELETE FROM {t}"])
+@pytest.mark.parametrize("statement", ["UPDATE {t} SET {c} = 'evil'", "DELETE FROM {t}"])
 def test_append_only_tables_refuse_update_and_delete(
     store: Store, api_manifest: dict[str, Any], table: str, statement: str
 ) -> None:
     _seed(store, api_manifest)
+    column = "tenant" if "tenant" in metadata.tables[table].c else "actor"
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.db.engine.begin() as conn:
-        conn.exec_driver_sql(statement.format(t=table))
+        conn.exec_driver_sql(statement.format(t=table, c=column))
     with store.db.engine.connect() as conn:
         assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() >= 1
-        assert (
-            conn.exec_driver_sql(f"SELECT count(*) FROM {table} WHERE tenant = 'evil'").scalar()
-            == 0
-        )
+        evil = f"SELECT count(*) FROM {table} WHERE {column} = 'evil'"
+        assert conn.exec_driver_sql(evil).scalar() == 0
 
 
 def test_postgres_refuses_truncate(store: Store, api_manifest: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from relgate.access import Role
+from relgate.access import Role, acting_as
 from relgate.app.jobs import Dispatcher
 from relgate.app.remote_judge import RemoteJudge
 from relgate.errors import AuthError, InvalidInputError, JudgeError, JudgeUnavailableError
@@ -25,9 +25,12 @@ class FakeClock:
         return self.now
 
 
-def _register(d: Dispatcher, sha: str = SHA_A, key: str = "k1", capacity: int = 4) -> str:
+def _register(
+    d: Dispatcher, sha: str = SHA_A, key: str = "k1", capacity: int = 4, tenant: str = "t"
+) -> str:
     return d.register(
         key_sha256=key,
+        tenant=tenant,
         name="w",
         backends=["embedding"],
         model="m",
@@ -37,8 +40,9 @@ def _register(d: Dispatcher, sha: str = SHA_A, key: str = "k1", capacity: int = 
     ).worker_id
 
 
-def _spec(sha: str = SHA_A, n: int = 2) -> JobSpec:
-    return JobSpec("score", sha, tuple(f"a{i}" for i in range(n)), tuple(f"r{i}" for i in range(n)))
+def _spec(sha: str = SHA_A, n: int = 2, tenant: str = "t") -> JobSpec:
+    answers, references = tuple(f"a{i}" for i in range(n)), tuple(f"r{i}" for i in range(n))
+    return JobSpec("score", sha, answers, references, tenant=tenant)
 
 
 def test_job_goes_only_to_a_worker_of_its_judge() -> None:
@@ -52,6 +56,28 @@ def test_job_goes_only_to_a_worker_of_its_judge() -> None:
     # A worker of another judge may not answer it either.
     with pytest.raises(AuthError):
         d.submit_result("kb", JobResult(job, other, scores=(0.5, 0.5)))
+
+
+def test_job_goes_only_to_a_worker_of_its_tenant() -> None:
+    """A job carries its tenant's answers and references: another tenant's worker of the
+    same judge neither receives nor answers it."""
+    d = Dispatcher(clock=FakeClock())
+    theirs = _register(d, key="kb", tenant="b")
+    ours = _register(d, key="ka", tenant="a")
+    job = d.submit(_spec(tenant="a"))
+    assert d.pull(theirs, "kb", 8) == []
+    with pytest.raises(AuthError, match="may not answer"):
+        d.submit_result("kb", JobResult(job, theirs, scores=(0.5, 0.5)))
+    assert [j for j, _ in d.pull(ours, "ka", 8)] == [job]
+
+
+def test_remote_judge_scores_only_on_behalf_of_a_tenant() -> None:
+    d = Dispatcher(clock=FakeClock())
+    judge = RemoteJudge(d, SHA_A, timeout=0.01)
+    with pytest.raises(JudgeError, match="on behalf of a tenant"):
+        judge.score(["a"], ["r"])
+    with acting_as("a"), pytest.raises(JudgeUnavailableError, match="no live worker of tenant 'a'"):
+        judge.score(["a"], ["r"])
 
 
 def test_dead_worker_loses_its_lease_and_the_job_is_retried() -> None:

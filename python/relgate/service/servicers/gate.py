@@ -134,7 +134,7 @@ class GateServicer:
         self, request: gate_pb2.RunGateRequest, call: Call
     ) -> AsyncIterator[gate_pb2.GateProgress]:
         """Run the gate off the event loop; stream its stages, then the result."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         gate_request = GateRequest(
             release_sha=check_sha256(request.release_sha256, "release_sha256"),
             tenant=tenant,
@@ -170,8 +170,7 @@ class GateServicer:
     async def get(self, request: gate_pb2.GetGateResultRequest, call: Call) -> gate_pb2.GateResult:
         """The latest stored result, or a what-if policy applied to its stored scores."""
         sha = check_sha256(request.release_sha256, "release_sha256")
-        # Viewers of their own tenant; admins see every tenant's releases.
-        tenant = None if call.principal.role >= Role.ADMIN else call.principal.tenant
+        tenant = await call.tenant(request.tenant)
         if request.HasField("what_if_policy"):
             overrides = policy_fields(request.what_if_policy)
             record = await asyncio.to_thread(self._runner.what_if, sha, overrides, tenant)
@@ -183,7 +182,7 @@ class GateServicer:
         self, request: gate_pb2.OverrideGateRequest, call: Call
     ) -> gate_pb2.OverrideGateResponse:
         """Open a failed (or cold-start) gate with the caller's written rationale."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         sha = check_sha256(request.release_sha256, "release_sha256")
         result_sha = (
             check_sha256(request.gate_result_sha256, "gate_result_sha256")

@@ -45,7 +45,7 @@ class ReceiptServicer:
         self, request: receipt_pb2.ListReceiptsRequest, call: Call
     ) -> receipt_pb2.ListReceiptsResponse:
         """Receipts in chain order, optionally of one release."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         release = (
             check_sha256(request.release_sha256, "release_sha256")
             if request.release_sha256
@@ -63,7 +63,7 @@ class ReceiptServicer:
         self, request: receipt_pb2.ExportReceiptsRequest, call: Call
     ) -> AsyncIterator[receipt_pb2.ExportReceiptsChunk]:
         """The tenant's bundle as JSON, in chunks."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         data = await asyncio.to_thread(
             lambda: bundle_bytes(export_bundle(self._store, tenant=tenant))
         )
@@ -77,7 +77,7 @@ class ReceiptServicer:
 
         The server's own signing key is pinned, so heads signed by any other key fail.
         """
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         key = self._public_key_b64
         report = await asyncio.to_thread(
             lambda: verify_bundle(export_bundle(self._store, tenant=tenant), public_key_b64=key)

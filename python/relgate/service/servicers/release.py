@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Literal
 
 from relgate._proto.relgate.v1 import release_pb2
 from relgate.access import Role
-from relgate.errors import InvalidInputError, NotFoundError
+from relgate.errors import InvalidInputError
 from relgate.manifest import ReleaseManifest
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb, release_pb
@@ -53,7 +54,7 @@ class ReleaseServicer:
         self, request: release_pb2.RegisterReleaseRequest, call: Call
     ) -> release_pb2.RegisterReleaseResponse:
         """Parse, attest (when the weights are reachable), store, and answer the receipt."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         if request.format not in _FORMATS:
             raise InvalidInputError(f"unknown manifest format {request.format}")
         fmt = _FORMATS[request.format]
@@ -89,17 +90,18 @@ class ReleaseServicer:
         handle = request.sha256.strip()
         if not handle:
             raise InvalidInputError("sha256 is required")
-        stored = await asyncio.to_thread(self._store.get_release, handle)
-        # Another tenant's release is reported as absent, not forbidden: existence is data.
-        if stored.tenant != call.principal.tenant and call.principal.role < Role.ADMIN:
-            raise NotFoundError(f"no release {handle}")
+        tenant = await call.tenant(request.tenant)
+        # Another tenant's release is absent here, not forbidden: existence is data.
+        stored = await asyncio.to_thread(
+            functools.partial(self._store.get_release, handle, tenant=tenant)
+        )
         return release_pb(stored)
 
     async def list(
         self, request: release_pb2.ListReleasesRequest, call: Call
     ) -> release_pb2.ListReleasesResponse:
         """Releases of a tenant."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         if request.limit > MAX_LIST:
             raise InvalidInputError(f"limit must be at most {MAX_LIST}, got {request.limit}")
         limit = request.limit or DEFAULT_LIST

@@ -238,20 +238,20 @@ class RolloutServicer:
     def _pb(self, ar: ActiveRollout) -> rollout_pb2.Rollout:
         return rollout_pb(ar, self._m.routing(ar.tenant).version)
 
-    def _tenant_of(self, rollout_id: str, call: Call) -> str:
+    async def _tenant_of(self, rollout_id: str, call: Call) -> str:
         if not rollout_id.strip():
             raise InvalidInputError("rollout_id is required")
         ar = self._m.get(rollout_id)
         # Another tenant's rollout is reported as absent (existence is data).
-        if ar.tenant != call.principal.tenant and call.principal.role < Role.ADMIN:
+        if not call.principal.may_act_on(ar.tenant):
             raise NotFoundError(f"no rollout {rollout_id!r}")
-        return call.tenant(ar.tenant)
+        return await call.tenant(ar.tenant)
 
     async def start(
         self, request: rollout_pb2.StartRolloutRequest, call: Call
     ) -> rollout_pb2.Rollout:
         """Start a canary (or shadow) of a gated release."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         sha = check_sha256(request.release_sha256, "release_sha256")
         stable = (
             check_sha256(request.stable_release_sha256, "stable_release_sha256")
@@ -266,14 +266,14 @@ class RolloutServicer:
 
     async def get(self, request: rollout_pb2.GetRolloutRequest, call: Call) -> rollout_pb2.Rollout:
         """The rollout now."""
-        tenant = self._tenant_of(request.rollout_id, call)
+        tenant = await self._tenant_of(request.rollout_id, call)
         return self._pb(self._m.get(request.rollout_id, tenant))
 
     async def watch(
         self, request: rollout_pb2.WatchRolloutRequest, call: Call
     ) -> AsyncIterator[rollout_pb2.RolloutEvent]:
         """The rollout now, then every change until it is over."""
-        tenant = self._tenant_of(request.rollout_id, call)
+        tenant = await self._tenant_of(request.rollout_id, call)
         sent: str | None = None
         async for ar in self._m.watch(request.rollout_id, tenant):
             event = rollout_pb2.RolloutEvent(rollout=self._pb(ar))
@@ -286,7 +286,7 @@ class RolloutServicer:
     async def _command(
         self, verb: str, request: rollout_pb2.RolloutControlRequest, call: Call
     ) -> rollout_pb2.Rollout:
-        tenant = self._tenant_of(request.rollout_id, call)
+        tenant = await self._tenant_of(request.rollout_id, call)
         ar = await self._m.command(request.rollout_id, tenant, verb, call.actor, request.reason)
         return self._pb(ar)
 
@@ -318,7 +318,7 @@ class RolloutServicer:
         self, request: rollout_pb2.RollbackRequest, call: Call
     ) -> rollout_pb2.RollbackResponse:
         """Swap the routing to any earlier release, with a manual_rollback receipt."""
-        tenant = call.tenant(request.tenant)
+        tenant = await call.tenant(request.tenant)
         target = check_sha256(request.target_release_sha256, "target_release_sha256")
         receipt, version = await self._m.rollback(
             tenant, target, actor=call.actor, reason=request.reason

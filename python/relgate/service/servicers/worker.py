@@ -59,6 +59,7 @@ class WorkerServicer:
             raise InvalidInputError("judge_description_json must be a JSON object")
         worker = self.dispatcher.register(
             key_sha256=call.principal.key_sha256,
+            tenant=call.principal.tenant,
             name=request.name[:128],
             backends=list(request.backends),
             model=request.model,

@@ -233,12 +233,14 @@ class GateResult(_message.Message):
     def __init__(self, release_sha256: _Optional[str] = ..., previous_release_sha256: _Optional[str] = ..., verdict: _Optional[_Union[GateVerdict, str]] = ..., slices: _Optional[_Iterable[_Union[SliceResult, _Mapping]]] = ..., aggregate_rho: _Optional[float] = ..., aggregate_q: _Optional[float] = ..., judge_sha256: _Optional[str] = ..., suite_sha256: _Optional[str] = ..., policy_json: _Optional[str] = ..., gate_result_sha256: _Optional[str] = ..., receipt: _Optional[_Union[_common_pb2.Receipt, _Mapping]] = ..., cold_start: _Optional[bool] = ..., calibration_sha256: _Optional[str] = ..., sample_set_sha256: _Optional[str] = ..., report_path: _Optional[str] = ..., archived: _Optional[bool] = ..., gate_override_sha256: _Optional[str] = ..., previous_aggregate_rho: _Optional[float] = ..., previous_aggregate_q: _Optional[float] = ..., what_if: _Optional[bool] = ...) -> None: ...
 
 class GetGateResultRequest(_message.Message):
-    __slots__ = ("release_sha256", "what_if_policy")
+    __slots__ = ("release_sha256", "what_if_policy", "tenant")
     RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
     WHAT_IF_POLICY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     release_sha256: str
     what_if_policy: GatePolicy
-    def __init__(self, release_sha256: _Optional[str] = ..., what_if_policy: _Optional[_Union[GatePolicy, _Mapping]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, release_sha256: _Optional[str] = ..., what_if_policy: _Optional[_Union[GatePolicy, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class OverrideGateRequest(_message.Message):
     __slots__ = ("release_sha256", "gate_result_sha256", "rationale", "tenant")

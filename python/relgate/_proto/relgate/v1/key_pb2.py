@@ -22,21 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from relgate._proto.relgate.v1 import common_pb2 as relgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relgate/v1/key.proto\x12\nrelgate.v1\"P\n\x10\x43reateKeyRequest\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"r\n\x11\x43reateKeyResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x12\n\nkey_sha256\x18\x05 \x01(\t*a\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_RELEASER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0f\n\x0bROLE_WORKER\x10\x04\x32V\n\nKeyService\x12H\n\tCreateKey\x12\x1c.relgate.v1.CreateKeyRequest\x1a\x1d.relgate.v1.CreateKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relgate/v1/key.proto\x12\nrelgate.v1\x1a\x17relgate/v1/common.proto\"P\n\x10\x43reateKeyRequest\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"\x98\x01\n\x11\x43reateKeyResponse\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x12\n\nkey_sha256\x18\x05 \x01(\t\x12$\n\x07receipt\x18\x06 \x01(\x0b\x32\x13.relgate.v1.Receipt\"!\n\x0fListKeysRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\xbf\x01\n\x07KeyInfo\x12\x12\n\nkey_sha256\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.relgate.v1.Role\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x0f\n\x07revoked\x18\x06 \x01(\x08\x12\x12\n\nrevoked_at\x18\x07 \x01(\t\x12\x12\n\nrevoked_by\x18\x08 \x01(\t\x12\x15\n\rrevoke_reason\x18\t \x01(\t\"5\n\x10ListKeysResponse\x12!\n\x04keys\x18\x01 \x03(\x0b\x32\x13.relgate.v1.KeyInfo\"F\n\x10RevokeKeyRequest\x12\x12\n\nkey_sha256\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"[\n\x11RevokeKeyResponse\x12 \n\x03key\x18\x01 \x01(\x0b\x32\x13.relgate.v1.KeyInfo\x12$\n\x07receipt\x18\x02 \x01(\x0b\x32\x13.relgate.v1.Receipt*\x86\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x11\n\rROLE_RELEASER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0f\n\x0bROLE_WORKER\x10\x04\x12\x11\n\rROLE_OPERATOR\x10\x05\x12\x10\n\x0cROLE_GATEWAY\x10\x06\x32\xe7\x01\n\nKeyService\x12H\n\tCreateKey\x12\x1c.relgate.v1.CreateKeyRequest\x1a\x1d.relgate.v1.CreateKeyResponse\x12\x45\n\x08ListKeys\x12\x1b.relgate.v1.ListKeysRequest\x1a\x1c.relgate.v1.ListKeysResponse\x12H\n\tRevokeKey\x12\x1c.relgate.v1.RevokeKeyRequest\x1a\x1d.relgate.v1.RevokeKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relgate.v1.key_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=234
-  _globals['_ROLE']._serialized_end=331
-  _globals['_CREATEKEYREQUEST']._serialized_start=36
-  _globals['_CREATEKEYREQUEST']._serialized_end=116
-  _globals['_CREATEKEYRESPONSE']._serialized_start=118
-  _globals['_CREATEKEYRESPONSE']._serialized_end=232
-  _globals['_KEYSERVICE']._serialized_start=333
-  _globals['_KEYSERVICE']._serialized_end=419
+  _globals['_ROLE']._serialized_start=748
+  _globals['_ROLE']._serialized_end=882
+  _globals['_CREATEKEYREQUEST']._serialized_start=61
+  _globals['_CREATEKEYREQUEST']._serialized_end=141
+  _globals['_CREATEKEYRESPONSE']._serialized_start=144
+  _globals['_CREATEKEYRESPONSE']._serialized_end=296
+  _globals['_LISTKEYSREQUEST']._serialized_start=298
+  _globals['_LISTKEYSREQUEST']._serialized_end=331
+  _globals['_KEYINFO']._serialized_start=334
+  _globals['_KEYINFO']._serialized_end=525
+  _globals['_LISTKEYSRESPONSE']._serialized_start=527
+  _globals['_LISTKEYSRESPONSE']._serialized_end=580
+  _globals['_REVOKEKEYREQUEST']._serialized_start=582
+  _globals['_REVOKEKEYREQUEST']._serialized_end=652
+  _globals['_REVOKEKEYRESPONSE']._serialized_start=654
+  _globals['_REVOKEKEYRESPONSE']._serialized_end=745
+  _globals['_KEYSERVICE']._serialized_start=885
+  _globals['_KEYSERVICE']._serialized_end=1116
 # @@protoc_insertion_point(module_scope)

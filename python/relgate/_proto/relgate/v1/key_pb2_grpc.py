@@ -39,13 +39,39 @@ class KeyServiceStub:
                 request_serializer=relgate_dot_v1_dot_key__pb2.CreateKeyRequest.SerializeToString,
                 response_deserializer=relgate_dot_v1_dot_key__pb2.CreateKeyResponse.FromString,
                 _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/relgate.v1.KeyService/ListKeys',
+                request_serializer=relgate_dot_v1_dot_key__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=relgate_dot_v1_dot_key__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/relgate.v1.KeyService/RevokeKey',
+                request_serializer=relgate_dot_v1_dot_key__pb2.RevokeKeyRequest.SerializeToString,
+                response_deserializer=relgate_dot_v1_dot_key__pb2.RevokeKeyResponse.FromString,
+                _registered_method=True)
 
 
 class KeyServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateKey(self, request, context):
-        """Create a key with a role. Needs role admin.
+        """Create a key with a role in a tenant (the caller's own; an operator may name any). Needs
+        role admin; only an operator may create operator keys. Emits a key_create receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """The keys of a tenant, revoked ones marked. Needs role admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKey(self, request, context):
+        """Revoke a key of the tenant by its sha256 (or a unique prefix of it); it stops working at
+        once. Needs role admin. Emits a key_revoke receipt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,6 +84,16 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.CreateKey,
                     request_deserializer=relgate_dot_v1_dot_key__pb2.CreateKeyRequest.FromString,
                     response_serializer=relgate_dot_v1_dot_key__pb2.CreateKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=relgate_dot_v1_dot_key__pb2.ListKeysRequest.FromString,
+                    response_serializer=relgate_dot_v1_dot_key__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=relgate_dot_v1_dot_key__pb2.RevokeKeyRequest.FromString,
+                    response_serializer=relgate_dot_v1_dot_key__pb2.RevokeKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +123,60 @@ class KeyService:
             '/relgate.v1.KeyService/CreateKey',
             relgate_dot_v1_dot_key__pb2.CreateKeyRequest.SerializeToString,
             relgate_dot_v1_dot_key__pb2.CreateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relgate.v1.KeyService/ListKeys',
+            relgate_dot_v1_dot_key__pb2.ListKeysRequest.SerializeToString,
+            relgate_dot_v1_dot_key__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relgate.v1.KeyService/RevokeKey',
+            relgate_dot_v1_dot_key__pb2.RevokeKeyRequest.SerializeToString,
+            relgate_dot_v1_dot_key__pb2.RevokeKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from relgate._proto.relgate.v1 import common_pb2 as relgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relgate/v1/release.proto\x12\nrelgate.v1\x1a\x17relgate/v1/common.proto\"\x7f\n\x16RegisterReleaseRequest\x12\x10\n\x08manifest\x18\x01 \x01(\x0c\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.relgate.v1.ManifestFormat\x12\x17\n\x0f\x65xpected_sha256\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\"v\n\x17RegisterReleaseResponse\x12$\n\x07release\x18\x01 \x01(\x0b\x32\x13.relgate.v1.Release\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12$\n\x07receipt\x18\x03 \x01(\x0b\x32\x13.relgate.v1.Receipt\"\x91\x01\n\x07Release\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nrelease_id\x18\x02 \x01(\t\x12\x15\n\rmanifest_json\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x18\n\x10previous_release\x18\x07 \x01(\t\"#\n\x11GetReleaseRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"4\n\x13ListReleasesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"=\n\x14ListReleasesResponse\x12%\n\x08releases\x18\x01 \x03(\x0b\x32\x13.relgate.v1.Release*e\n\x0eManifestFormat\x12\x1f\n\x1bMANIFEST_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14MANIFEST_FORMAT_JSON\x10\x01\x12\x18\n\x14MANIFEST_FORMAT_YAML\x10\x02\x32\x81\x02\n\x0eReleaseService\x12Z\n\x0fRegisterRelease\x12\".relgate.v1.RegisterReleaseRequest\x1a#.relgate.v1.RegisterReleaseResponse\x12@\n\nGetRelease\x12\x1d.relgate.v1.GetReleaseRequest\x1a\x13.relgate.v1.Release\x12Q\n\x0cListReleases\x12\x1f.relgate.v1.ListReleasesRequest\x1a .relgate.v1.ListReleasesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relgate/v1/release.proto\x12\nrelgate.v1\x1a\x17relgate/v1/common.proto\"\x7f\n\x16RegisterReleaseRequest\x12\x10\n\x08manifest\x18\x01 \x01(\x0c\x12*\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1a.relgate.v1.ManifestFormat\x12\x17\n\x0f\x65xpected_sha256\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\"v\n\x17RegisterReleaseResponse\x12$\n\x07release\x18\x01 \x01(\x0b\x32\x13.relgate.v1.Release\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12$\n\x07receipt\x18\x03 \x01(\x0b\x32\x13.relgate.v1.Receipt\"\x91\x01\n\x07Release\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x12\n\nrelease_id\x18\x02 \x01(\t\x12\x15\n\rmanifest_json\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12\x18\n\x10previous_release\x18\x07 \x01(\t\"3\n\x11GetReleaseRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"4\n\x13ListReleasesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"=\n\x14ListReleasesResponse\x12%\n\x08releases\x18\x01 \x03(\x0b\x32\x13.relgate.v1.Release*e\n\x0eManifestFormat\x12\x1f\n\x1bMANIFEST_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14MANIFEST_FORMAT_JSON\x10\x01\x12\x18\n\x14MANIFEST_FORMAT_YAML\x10\x02\x32\x81\x02\n\x0eReleaseService\x12Z\n\x0fRegisterRelease\x12\".relgate.v1.RegisterReleaseRequest\x1a#.relgate.v1.RegisterReleaseResponse\x12@\n\nGetRelease\x12\x1d.relgate.v1.GetReleaseRequest\x1a\x13.relgate.v1.Release\x12Q\n\x0cListReleases\x12\x1f.relgate.v1.ListReleasesRequest\x1a .relgate.v1.ListReleasesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relgate.v1.release_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MANIFESTFORMAT']._serialized_start=616
-  _globals['_MANIFESTFORMAT']._serialized_end=717
+  _globals['_MANIFESTFORMAT']._serialized_start=632
+  _globals['_MANIFESTFORMAT']._serialized_end=733
   _globals['_REGISTERRELEASEREQUEST']._serialized_start=65
   _globals['_REGISTERRELEASEREQUEST']._serialized_end=192
   _globals['_REGISTERRELEASERESPONSE']._serialized_start=194
@@ -41,11 +41,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELEASE']._serialized_start=315
   _globals['_RELEASE']._serialized_end=460
   _globals['_GETRELEASEREQUEST']._serialized_start=462
-  _globals['_GETRELEASEREQUEST']._serialized_end=497
-  _globals['_LISTRELEASESREQUEST']._serialized_start=499
-  _globals['_LISTRELEASESREQUEST']._serialized_end=551
-  _globals['_LISTRELEASESRESPONSE']._serialized_start=553
-  _globals['_LISTRELEASESRESPONSE']._serialized_end=614
-  _globals['_RELEASESERVICE']._serialized_start=720
-  _globals['_RELEASESERVICE']._serialized_end=977
+  _globals['_GETRELEASEREQUEST']._serialized_end=513
+  _globals['_LISTRELEASESREQUEST']._serialized_start=515
+  _globals['_LISTRELEASESREQUEST']._serialized_end=567
+  _globals['_LISTRELEASESRESPONSE']._serialized_start=569
+  _globals['_LISTRELEASESRESPONSE']._serialized_end=630
+  _globals['_RELEASESERVICE']._serialized_start=736
+  _globals['_RELEASESERVICE']._serialized_end=993
 # @@protoc_insertion_point(module_scope)

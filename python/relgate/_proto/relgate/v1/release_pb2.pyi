@@ -58,10 +58,12 @@ class Release(_message.Message):
     def __init__(self, sha256: _Optional[str] = ..., release_id: _Optional[str] = ..., manifest_json: _Optional[str] = ..., tenant: _Optional[str] = ..., actor: _Optional[str] = ..., created_at: _Optional[str] = ..., previous_release: _Optional[str] = ...) -> None: ...
 
 class GetReleaseRequest(_message.Message):
-    __slots__ = ("sha256",)
+    __slots__ = ("sha256", "tenant")
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     sha256: str
-    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+    tenant: str
+    def __init__(self, sha256: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class ListReleasesRequest(_message.Message):
     __slots__ = ("tenant", "limit")
