@@ -38,6 +38,7 @@ fn attestation_dict<'py>(py: Python<'py>, a: &Attestation) -> PyResult<Bound<'py
         fd.set_item("bytes", f.bytes)?;
         fd.set_item("blake3", hex_opt(f.blake3))?;
         fd.set_item("header_blake3", hex(f.header_blake3))?;
+        fd.set_item("metadata_blake3", hex_opt(f.metadata_blake3))?;
         fd.set_item("tensors", f.tensors)?;
         files.append(fd)?;
     }
@@ -59,7 +60,8 @@ fn attestation_dict<'py>(py: Python<'py>, a: &Attestation) -> PyResult<Bound<'py
     Ok(d)
 }
 
-/// Attest a checkpoint (file, directory or index). Releases the GIL while hashing.
+/// Attest a checkpoint (safetensors file, directory or index; GGUF file or split model).
+/// Releases the GIL while hashing.
 #[pyfunction]
 #[pyo3(signature = (path, file_digests=true, spot_check=None, seed=0))]
 fn attest_checkpoint<'py>(
