@@ -38,7 +38,7 @@ ATTEST_SCHEME: str
 
 def attest_checkpoint(
     path: str | _os.PathLike[str],
-    file_digests: bool = True,
+    file_digests: bool = False,
     spot_check: int | None = None,
     seed: int = 0,
 ) -> dict[str, _Any]: ...

@@ -16,8 +16,8 @@ For GGUF files ``dtype`` is the ggml type name as gguf-py spells it (``Q4_K``, `
 The root does not change when the same tensors are re-sharded and changes when any data
 byte, dtype, shape or name does. Header digests are recorded beside it, for GGUF files the
 digest of the metadata (KV) section too (tokenizer, chat template: outside the root, compared
-by :func:`verify_attestation` against a reference), and on request per-file BLAKE3 digests
-(what ``b3sum`` prints).
+by :func:`verify_attestation` against a reference), and with ``file_digests=True`` per-file
+BLAKE3 digests (what ``b3sum`` prints).
 
 Every header is validated without trusting it; a malformed file raises
 :class:`relgate.errors.IntegrityError` with ``path`` and a stable ``rule``. Pickle weights
@@ -349,7 +349,7 @@ def attest(
     *,
     spot_check: int | None = None,
     seed: int | None = None,
-    file_digests: bool = True,
+    file_digests: bool = False,
 ) -> Attestation:
     """Attest the checkpoint at ``path`` (a ``.safetensors`` file, a directory, an index, a
     ``.gguf`` file or a directory holding one GGUF model).
@@ -357,8 +357,8 @@ def attest(
     ``spot_check=k`` validates every header but hashes only ``k`` randomly chosen tensors
     (``seed`` makes the choice reproducible; a random one is drawn and recorded otherwise):
     a partial attestation without a root, for :func:`verify_attestation` against a trusted
-    full one. ``file_digests=False`` skips the whole-file BLAKE3 digests, which cost a
-    second hash of every byte.
+    full one. ``file_digests=True`` adds the whole-file BLAKE3 digests (what an in-toto
+    export lists as subjects), which cost a second hash of every byte.
     """
     if spot_check is not None:
         if spot_check < 0:

@@ -19,7 +19,8 @@
 //! (BLAKE3 of the header bytes), for GGUF the metadata digest (BLAKE3 of the raw KV
 //! section, which holds the tokenizer and the chat template: not a tensor, so outside the
 //! root, but it changes what the model does, so verification compares it too), and on
-//! request the whole-file BLAKE3 (b3sum-compatible).
+//! request the whole-file BLAKE3 (b3sum-compatible). Whole-file digests are off by default:
+//! even read in the same pass as the tensors ([`hashing`]) they hash every byte twice.
 //!
 pub mod checkpoint;
 mod hashing;
@@ -40,24 +41,15 @@ use hashing::blake3_of;
 pub const SCHEME: &str = "tensor-merkle-blake3-v1";
 
 /// What to compute.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Record the BLAKE3 of each whole file. Costs a second hash of every byte.
+    /// Record the BLAKE3 of each whole file (off by default: it costs a second hash of
+    /// every byte).
     pub file_digests: bool,
     /// Hash only this many randomly chosen tensors (a partial attestation, no root).
     pub spot_check: Option<usize>,
     /// Seed of the spot-check sample.
     pub seed: u64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            file_digests: true,
-            spot_check: None,
-            seed: 0,
-        }
-    }
 }
 
 /// One tensor of an attestation. `data_blake3` and `leaf` are `None` for tensors a spot

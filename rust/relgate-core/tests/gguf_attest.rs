@@ -61,6 +61,7 @@ fn a_gguf_file_has_the_schemes_root_and_ggml_type_names() {
         f.metadata_blake3,
         Some(h(&bytes[layout.kv_start as usize..layout.kv_end as usize]))
     );
+    assert_eq!(f.blake3, None);
     let with_file = attest::attest(
         &path,
         &Options {

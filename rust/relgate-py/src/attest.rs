@@ -63,7 +63,7 @@ fn attestation_dict<'py>(py: Python<'py>, a: &Attestation) -> PyResult<Bound<'py
 /// Attest a checkpoint (safetensors file, directory or index; GGUF file or split model).
 /// Releases the GIL while hashing.
 #[pyfunction]
-#[pyo3(signature = (path, file_digests=true, spot_check=None, seed=0))]
+#[pyo3(signature = (path, file_digests=false, spot_check=None, seed=0))]
 fn attest_checkpoint<'py>(
     py: Python<'py>,
     path: PathBuf,
