@@ -208,7 +208,11 @@ class InclusionProof:
 @dataclass(frozen=True, slots=True)
 class Attestation:
     """The attestation of a checkpoint. ``root`` is ``None`` for a spot check, which hashes
-    only a sample of the tensors (``leaves`` then carry digests for the sample only)."""
+    only a sample of the tensors (``leaves`` then carry digests for the sample only).
+
+    ``tensor_bytes_hashed`` and ``files_from_cache`` say what this run did (read and hashed
+    that many tensor bytes; took that many files' digests from the leaf cache); they are
+    not part of the attestation's value, its dict or its equality."""
 
     root: str | None
     files: tuple[FileRecord, ...]
@@ -218,6 +222,8 @@ class Attestation:
     spot_check: int | None = None
     seed: int | None = None
     scheme: str = SCHEME
+    tensor_bytes_hashed: int = field(default=0, compare=False)
+    files_from_cache: int = field(default=0, compare=False)
     _by_name: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -341,6 +347,8 @@ def _from_native(d: Mapping[str, Any], spot_check: int | None, seed: int | None)
         unattested=tuple(d["unattested"]),
         spot_check=spot_check,
         seed=seed,
+        tensor_bytes_hashed=d["tensor_bytes_hashed"],
+        files_from_cache=d["files_from_cache"],
     )
 
 
@@ -350,6 +358,7 @@ def attest(
     spot_check: int | None = None,
     seed: int | None = None,
     file_digests: bool = False,
+    cache_dir: PathLike | None = None,
 ) -> Attestation:
     """Attest the checkpoint at ``path`` (a ``.safetensors`` file, a directory, an index, a
     ``.gguf`` file or a directory holding one GGUF model).
@@ -357,8 +366,18 @@ def attest(
     ``spot_check=k`` validates every header but hashes only ``k`` randomly chosen tensors
     (``seed`` makes the choice reproducible; a random one is drawn and recorded otherwise):
     a partial attestation without a root, for :func:`verify_attestation` against a trusted
-    full one. ``file_digests=True`` adds the whole-file BLAKE3 digests (what an in-toto
-    export lists as subjects), which cost a second hash of every byte.
+    full one. A spot check always hashes the bytes on disk, never the cache.
+    ``file_digests=True`` adds the whole-file BLAKE3 digests (what an in-toto export lists),
+    which cost a second hash of every byte.
+
+    ``cache_dir`` is a leaf-cache directory shared by any number of processes: a file whose
+    (device, inode, size, mtime, ctime, header) did not change since it was last attested
+    has its tensor digests taken from there and its data not read. A change that leaves all
+    of those as they were (e.g. a write through a mapping into an already dirty page) is
+    not seen through the cache; ``cache_dir=None`` (the default) hashes every byte. Files
+    modified less than 2 s before they are attested are not recorded (a later write could
+    share their timestamp). Whoever can write the cache directory can choose the digests
+    it reports: give it the permissions of the attestations.
     """
     if spot_check is not None:
         if spot_check < 0:
@@ -372,6 +391,7 @@ def attest(
         file_digests and spot_check is None,
         spot_check,
         seed or 0,
+        None if cache_dir is None else os.fspath(cache_dir),
     )
     return _from_native(d, spot_check, seed if spot_check is not None else None)
 

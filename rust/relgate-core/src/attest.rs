@@ -22,15 +22,21 @@
 //! request the whole-file BLAKE3 (b3sum-compatible). Whole-file digests are off by default:
 //! even read in the same pass as the tensors ([`hashing`]) they hash every byte twice.
 //!
+//! With [`Options::cache_dir`], the leaf cache ([`cache`]) keeps each file's tensor
+//! digests keyed by the file's identity on disk, so re-attesting an unchanged checkpoint
+//! reads no tensor data.
+
+mod cache;
 pub mod checkpoint;
 mod hashing;
 mod layout;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+pub use cache::RACY_NS;
 pub use checkpoint::Checkpoint;
 
 use crate::error::{CoreError, Result};
@@ -47,9 +53,12 @@ pub struct Options {
     /// every byte).
     pub file_digests: bool,
     /// Hash only this many randomly chosen tensors (a partial attestation, no root).
+    /// Always hashes the bytes on disk: the cache is neither read nor written.
     pub spot_check: Option<usize>,
     /// Seed of the spot-check sample.
     pub seed: u64,
+    /// Leaf cache directory (see [`cache`]); `None` hashes every byte every time.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// One tensor of an attestation. `data_blake3` and `leaf` are `None` for tensors a spot
@@ -95,6 +104,11 @@ pub struct Attestation {
     pub bytes: u64,
     /// Pickle weight files beside the weights: not covered by the root.
     pub unattested: Vec<String>,
+    /// Bytes of tensor data this run read and hashed (0 when every file came from the
+    /// leaf cache). Whole-file digests are not counted.
+    pub tensor_bytes_hashed: u64,
+    /// Files whose tensor digests came from the leaf cache.
+    pub files_from_cache: u64,
 }
 
 /// An inclusion proof of one tensor: its leaf fields and the audit path.
@@ -152,15 +166,55 @@ pub fn attest(path: &Path, opts: &Options) -> Result<Attestation> {
         .iter()
         .map(|f| *blake3::hash(f.header()).as_bytes())
         .collect();
+    let mut by_file: Vec<Vec<usize>> = vec![Vec::new(); cp.files.len()];
+    for (i, t) in cp.tensors.iter().enumerate() {
+        by_file[t.file].push(i);
+    }
     let mut digests: Vec<Option<Hash>> = vec![None; cp.tensors.len()];
+    let mut file_digests: Vec<Option<Hash>> = vec![None; cp.files.len()];
+    let mut cached = vec![false; cp.files.len()];
+    // A spot check exists to look at the bytes as they are now: never from the cache.
+    let cache = match (&opts.cache_dir, opts.spot_check) {
+        (Some(dir), None) => Some(cache::LeafCache::new(dir)),
+        _ => None,
+    };
+    if let Some(c) = &cache {
+        for (fi, ts) in by_file.iter().enumerate() {
+            if let Some(hit) = c.lookup(&cp, fi, ts, &headers[fi], opts.file_digests) {
+                for (&i, d) in ts.iter().zip(hit.tensors) {
+                    digests[i] = Some(d);
+                }
+                file_digests[fi] = hit.file_blake3;
+                cached[fi] = true;
+            }
+        }
+    }
     let chosen: Vec<usize> = match opts.spot_check {
-        None => (0..cp.tensors.len()).collect(),
+        None => (0..cp.tensors.len())
+            .filter(|&i| !cached[cp.tensors[i].file])
+            .collect(),
         Some(k) => sample(cp.tensors.len(), k, opts.seed),
     };
-    let want_files = vec![opts.file_digests; cp.files.len()];
-    let (hashed, file_digests) = hashing::hash(&cp, &chosen, &want_files);
+    let want_files: Vec<bool> = cached.iter().map(|&c| opts.file_digests && !c).collect();
+    let (hashed, fresh_files) = hashing::hash(&cp, &chosen, &want_files);
+    let tensor_bytes_hashed = chosen
+        .iter()
+        .map(|&i| cp.tensors[i].end - cp.tensors[i].begin)
+        .sum();
     for (i, d) in hashed {
         digests[i] = Some(d);
+    }
+    for (fi, d) in fresh_files.into_iter().enumerate() {
+        if d.is_some() {
+            file_digests[fi] = d;
+        }
+    }
+    if let Some(c) = &cache {
+        for (fi, ts) in by_file.iter().enumerate() {
+            if !cached[fi] {
+                c.store(&cp, fi, ts, &digests, &headers[fi], file_digests[fi]);
+            }
+        }
     }
 
     let tensors: Vec<TensorRecord> = cp
@@ -201,6 +255,8 @@ pub fn attest(path: &Path, opts: &Options) -> Result<Attestation> {
         tensors,
         files,
         unattested: cp.unattested.clone(),
+        tensor_bytes_hashed,
+        files_from_cache: cached.iter().filter(|&&c| c).count() as u64,
     })
 }
 
