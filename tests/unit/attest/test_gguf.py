@@ -27,7 +27,8 @@ CHAT_TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor
 
 @pytest.fixture(scope="module")
 def gguf() -> ModuleType:
-    return pytest.importorskip("gguf")
+    module: ModuleType = pytest.importorskip("gguf")
+    return module
 
 
 def _h(b: bytes) -> bytes:
