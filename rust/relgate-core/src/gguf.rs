@@ -29,12 +29,15 @@
 //! Each failure is a [`CoreError::Integrity`] whose `rule` is one of the stable ids in
 //! [`rules`].
 
+mod reader;
+pub mod rules;
 pub mod types;
 
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
 
+use reader::Reader;
 pub use types::{ggml_type, ggml_type_by_name, GgmlType, GGML_TYPES};
 
 use crate::error::{CoreError, Result};
@@ -44,8 +47,9 @@ pub const MAGIC: [u8; 4] = *b"GGUF";
 /// Tensor and KV counts above these are refused whatever the file size.
 pub const MAX_TENSORS: u64 = 1_000_000;
 pub const MAX_KV: u64 = 1_000_000;
-/// Upper bound on everything before the data section (real headers, vocabularies
-/// included, are a few tens of MB).
+/// Upper bound on everything before the data section. The vocabulary dominates a real
+/// header: SmolLM2's (49k tokens and merges) is 1.8 MB, so this leaves room for
+/// vocabularies a hundred times larger.
 pub const MAX_HEADER_LEN: u64 = 256 << 20;
 /// GGUF's limit on a tensor name. (llama.cpp keeps a NUL in its 64-byte `GGML_MAX_NAME`
 /// buffer and so loads names of at most 63 bytes; 64 is the spec's limit.)
@@ -62,68 +66,6 @@ pub const MAX_DIM: u64 = crate::safetensors::MAX_DIM;
 /// Smallest possible encodings, to bound the counts by the file size.
 const MIN_TENSOR_INFO: u64 = 8 + 1 + 4 + 8 + 4 + 8;
 const MIN_KV: u64 = 8 + 1 + 4 + 1;
-
-/// Stable rule identifiers of GGUF validation failures.
-pub mod rules {
-    /// The file does not start with `GGUF`.
-    pub const MAGIC: &str = "gguf-magic";
-    /// Version 0 or newer than 3.
-    pub const VERSION: &str = "gguf-version";
-    /// Version 1 (32-bit counts and lengths): no longer produced nor loaded by llama.cpp.
-    pub const V1: &str = "gguf-v1";
-    /// The version field reads as a big-endian number: a big-endian GGUF.
-    pub const BIG_ENDIAN: &str = "gguf-big-endian";
-    /// The file ends inside the header.
-    pub const TRUNCATED: &str = "gguf-truncated";
-    /// The header runs past [`super::MAX_HEADER_LEN`].
-    pub const HEADER_LENGTH: &str = "gguf-header-length";
-    /// More tensors than [`super::MAX_TENSORS`] or than the file could describe.
-    pub const TENSOR_COUNT: &str = "gguf-tensor-count";
-    /// More KV pairs than [`super::MAX_KV`] or than the file could hold.
-    pub const KV_COUNT: &str = "gguf-kv-count";
-    /// A string longer than the bytes left in the file.
-    pub const STRING_LENGTH: &str = "gguf-string-length";
-    /// An array with more elements than the bytes left could hold.
-    pub const ARRAY_LENGTH: &str = "gguf-array-length";
-    /// A value type outside the 13 of the spec.
-    pub const VALUE_TYPE: &str = "gguf-value-type";
-    /// Arrays nested deeper than [`super::MAX_ARRAY_DEPTH`].
-    pub const ARRAY_DEPTH: &str = "gguf-array-depth";
-    /// An empty or non-UTF-8 key.
-    pub const KEY: &str = "gguf-key";
-    /// The same key twice.
-    pub const DUPLICATE_KEY: &str = "gguf-duplicate-key";
-    /// `general.alignment` not a u32 power of two.
-    pub const ALIGNMENT: &str = "gguf-alignment";
-    /// `split.no` / `split.count` inconsistent with each other or the file names.
-    pub const SPLIT: &str = "gguf-split";
-    /// A tensor name that is empty, too long, not UTF-8 or holds a NUL.
-    pub const TENSOR_NAME: &str = "gguf-tensor-name";
-    /// The same tensor name twice (in one file or across the shards of a split model).
-    pub const DUPLICATE_NAME: &str = "gguf-duplicate-name";
-    /// n_dims outside 1..=4.
-    pub const N_DIMS: &str = "gguf-n-dims";
-    /// A dim of 0 or above 2^53 - 1.
-    pub const DIM: &str = "gguf-dim";
-    /// A ggml type id that is unknown, deprecated or removed.
-    pub const UNKNOWN_TYPE: &str = "gguf-unknown-type";
-    /// ne\[0\] is not a multiple of the type's block size.
-    pub const BLOCK_SIZE: &str = "gguf-block-size";
-    /// The element count or byte size overflows 64 bits.
-    pub const SHAPE_OVERFLOW: &str = "gguf-shape-overflow";
-    /// A tensor offset that is not a multiple of the alignment.
-    pub const OFFSET_ALIGNMENT: &str = "gguf-offset-alignment";
-    /// A tensor that ends past the end of the file.
-    pub const OUT_OF_BOUNDS: &str = "gguf-out-of-bounds";
-    /// Two tensors overlap.
-    pub const OVERLAP: &str = "gguf-overlap";
-    /// Bytes between tensors (or before the first) that are more than padding.
-    pub const GAP: &str = "gguf-gap";
-    /// More bytes after the last tensor than padding.
-    pub const TRAILING_BYTES: &str = "gguf-trailing-bytes";
-    /// A padding byte that is not zero.
-    pub const PADDING: &str = "gguf-padding";
-}
 
 /// GGUF value types (the spec's `gguf_metadata_value_type`).
 mod value {
@@ -204,108 +146,6 @@ pub struct Header {
     pub data_start: u64,
     pub split: Option<Split>,
     pub tensors: Vec<TensorInfo>,
-}
-
-/// Bounded little-endian reader over the header. Reads past the file are `TRUNCATED`,
-/// reads past [`MAX_HEADER_LEN`] in a longer file are `HEADER_LENGTH`.
-struct Reader<'a> {
-    path: &'a Path,
-    file: &'a [u8],
-    /// `min(file length, MAX_HEADER_LEN)`.
-    end: usize,
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(path: &'a Path, file: &'a [u8]) -> Self {
-        let end = file.len().min(MAX_HEADER_LEN as usize);
-        Reader {
-            path,
-            file,
-            end,
-            pos: 0,
-        }
-    }
-
-    fn fail(&self, rule: &'static str, detail: impl Into<String>) -> CoreError {
-        CoreError::integrity(self.path, rule, detail)
-    }
-
-    fn remaining(&self) -> u64 {
-        (self.end - self.pos) as u64
-    }
-
-    fn short(&self, what: &dyn Fn() -> String, n: u64) -> CoreError {
-        if self.end < self.file.len() {
-            self.fail(
-                rules::HEADER_LENGTH,
-                format!(
-                    "{} at byte {} runs past the {MAX_HEADER_LEN}-byte header limit",
-                    what(),
-                    self.pos
-                ),
-            )
-        } else {
-            self.fail(
-                rules::TRUNCATED,
-                format!(
-                    "{} at byte {} needs {n} bytes, {} left",
-                    what(),
-                    self.pos,
-                    self.remaining()
-                ),
-            )
-        }
-    }
-
-    fn bytes(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(self.short(what, n));
-        }
-        let start = self.pos;
-        // n <= remaining <= usize::MAX: checked just above.
-        self.pos += n as usize;
-        Ok(&self.file[start..self.pos])
-    }
-
-    fn skip(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<()> {
-        self.bytes(n, what).map(|_| ())
-    }
-
-    fn u16(&mut self, what: &dyn Fn() -> String) -> Result<u16> {
-        let b = self.bytes(2, what)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self, what: &dyn Fn() -> String) -> Result<u32> {
-        let b = self.bytes(4, what)?;
-        Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
-    }
-
-    fn u64(&mut self, what: &dyn Fn() -> String) -> Result<u64> {
-        let b = self.bytes(8, what)?;
-        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    }
-
-    /// A u64-length-prefixed string, as raw bytes.
-    fn string(&mut self, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
-        let len = self.u64(&|| format!("{} length", what()))?;
-        if len > self.remaining() {
-            if self.end < self.file.len() {
-                return Err(self.short(what, len));
-            }
-            return Err(self.fail(
-                rules::STRING_LENGTH,
-                format!(
-                    "{} at byte {} claims {len} bytes, {} left in the file",
-                    what(),
-                    self.pos,
-                    self.remaining()
-                ),
-            ));
-        }
-        self.bytes(len, what)
-    }
 }
 
 /// What the KV section says that the layout depends on.
