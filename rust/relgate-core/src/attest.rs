@@ -20,13 +20,14 @@
 //! section, which holds the tokenizer and the chat template: not a tensor, so outside the
 //! root, but it changes what the model does, so verification compares it too), and on
 //! request the whole-file BLAKE3 (b3sum-compatible). Whole-file digests are off by default:
-//! even read in the same pass as the tensors ([`hashing`]) they hash every byte twice.
+//! even read in the same pass as the tensors (`attest/hashing.rs`) they hash every byte
+//! twice.
 //!
 //! With [`Options::cache_dir`], the leaf cache ([`cache`]) keeps each file's tensor
 //! digests keyed by the file's identity on disk, so re-attesting an unchanged checkpoint
 //! reads no tensor data.
 
-mod cache;
+pub mod cache;
 pub mod checkpoint;
 mod hashing;
 mod layout;

@@ -1,4 +1,4 @@
-//! Opening the files of a checkpoint (see [`super::layout`] for which files those are):
+//! Opening the files of a checkpoint (see `attest/layout.rs` for which files those are):
 //! every header is validated, names must be unique across shards, the safetensors index
 //! must agree with the shards, and the shards of a split GGUF model with their
 //! `split.no` / `split.count`.

@@ -9,7 +9,7 @@
 //! many leaves; the last node of a level, when partial, is the MTH of the tree's right
 //! edge. Every subtree the RFC 6962 recursion visits starts at a multiple of its own
 //! split size, so it is either one of those nodes or splits into one and a smaller
-//! right part: [`Tree::range_root`].
+//! right part (`Tree::range_root`).
 
 use rayon::prelude::*;
 
