@@ -1,7 +1,8 @@
 """Weight attestation: the ``tensor-merkle-blake3-v1`` identity of a checkpoint.
 
 For every tensor of a checkpoint (one ``.safetensors`` file, a directory of them, or a
-sharded checkpoint with ``model.safetensors.index.json``):
+sharded checkpoint with ``model.safetensors.index.json``; one ``.gguf`` file or the shards of
+a split GGUF model):
 
 - ``data_blake3 = BLAKE3(raw data bytes)``;
 - ``leaf = BLAKE3(0x00 || JCS({"data_blake3": hex, "dtype": dtype, "name": name,
@@ -9,9 +10,14 @@ sharded checkpoint with ``model.safetensors.index.json``):
 - leaves ordered by name (bytewise UTF-8), root = RFC 6962 Merkle tree hash with BLAKE3
   (node prefix 0x01, empty tree ``BLAKE3("")``).
 
+For GGUF files ``dtype`` is the ggml type name as gguf-py spells it (``Q4_K``, ``F32``) and
+``shape`` the dims in GGUF order (ne[0] first, as ``gguf-dump`` prints them).
+
 The root does not change when the same tensors are re-sharded and changes when any data
-byte, dtype, shape or name does. Per-file BLAKE3 digests (what ``b3sum`` prints) and header
-digests (BLAKE3 of the 8-byte length and the JSON header) are recorded beside it.
+byte, dtype, shape or name does. Header digests are recorded beside it, for GGUF files the
+digest of the metadata (KV) section too (tokenizer, chat template: outside the root, compared
+by :func:`verify_attestation` against a reference), and with ``file_digests=True`` per-file
+BLAKE3 digests (what ``b3sum`` prints).
 
 Every header is validated without trusting it; a malformed file raises
 :class:`relgate.errors.IntegrityError` with ``path`` and a stable ``rule``. Pickle weights
@@ -68,22 +74,27 @@ def _leaf(name: str, dtype: str, shape: Sequence[int], data_blake3: str) -> str:
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     """One weight file: its path relative to the checkpoint, size, BLAKE3 of the whole file
-    (``None`` when not computed) and BLAKE3 of its header (length field and JSON)."""
+    (``None`` when not computed), BLAKE3 of its header and, for GGUF, of its metadata (KV)
+    section."""
 
     path: str
     bytes: int
     blake3: str | None
     header_blake3: str
     tensors: int
+    metadata_blake3: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "path": self.path,
             "bytes": self.bytes,
             "blake3": self.blake3,
             "header_blake3": self.header_blake3,
             "tensors": self.tensors,
         }
+        if self.metadata_blake3 is not None:
+            d["metadata_blake3"] = self.metadata_blake3
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +208,11 @@ class InclusionProof:
 @dataclass(frozen=True, slots=True)
 class Attestation:
     """The attestation of a checkpoint. ``root`` is ``None`` for a spot check, which hashes
-    only a sample of the tensors (``leaves`` then carry digests for the sample only)."""
+    only a sample of the tensors (``leaves`` then carry digests for the sample only).
+
+    ``tensor_bytes_hashed`` and ``files_from_cache`` say what this run did (read and hashed
+    that many tensor bytes; took that many files' digests from the leaf cache); they are
+    not part of the attestation's value, its dict or its equality."""
 
     root: str | None
     files: tuple[FileRecord, ...]
@@ -207,6 +222,8 @@ class Attestation:
     spot_check: int | None = None
     seed: int | None = None
     scheme: str = SCHEME
+    tensor_bytes_hashed: int = field(default=0, compare=False)
+    files_from_cache: int = field(default=0, compare=False)
     _by_name: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -278,6 +295,9 @@ class Attestation:
                     blake3=None if f.get("blake3") is None else _hex32(f["blake3"], "blake3"),
                     header_blake3=_hex32(f["header_blake3"], "header_blake3"),
                     tensors=int(f["tensors"]),
+                    metadata_blake3=None
+                    if f.get("metadata_blake3") is None
+                    else _hex32(f["metadata_blake3"], "metadata_blake3"),
                 )
                 for f in d["files"]
             )
@@ -327,6 +347,8 @@ def _from_native(d: Mapping[str, Any], spot_check: int | None, seed: int | None)
         unattested=tuple(d["unattested"]),
         spot_check=spot_check,
         seed=seed,
+        tensor_bytes_hashed=d["tensor_bytes_hashed"],
+        files_from_cache=d["files_from_cache"],
     )
 
 
@@ -335,15 +357,27 @@ def attest(
     *,
     spot_check: int | None = None,
     seed: int | None = None,
-    file_digests: bool = True,
+    file_digests: bool = False,
+    cache_dir: PathLike | None = None,
 ) -> Attestation:
-    """Attest the checkpoint at ``path`` (a ``.safetensors`` file, a directory, or an index).
+    """Attest the checkpoint at ``path`` (a ``.safetensors`` file, a directory, an index, a
+    ``.gguf`` file or a directory holding one GGUF model).
 
     ``spot_check=k`` validates every header but hashes only ``k`` randomly chosen tensors
     (``seed`` makes the choice reproducible; a random one is drawn and recorded otherwise):
     a partial attestation without a root, for :func:`verify_attestation` against a trusted
-    full one. ``file_digests=False`` skips the whole-file BLAKE3 digests, which cost a
-    second hash of every byte.
+    full one. A spot check always hashes the bytes on disk, never the cache.
+    ``file_digests=True`` adds the whole-file BLAKE3 digests (what an in-toto export lists),
+    which cost a second hash of every byte.
+
+    ``cache_dir`` is a leaf-cache directory shared by any number of processes: a file whose
+    (device, inode, size, mtime, ctime, header) did not change since it was last attested
+    has its tensor digests taken from there and its data not read. A change that leaves all
+    of those as they were (e.g. a write through a mapping into an already dirty page) is
+    not seen through the cache; ``cache_dir=None`` (the default) hashes every byte. Files
+    modified less than 2 s before they are attested are not recorded (a later write could
+    share their timestamp). Whoever can write the cache directory can choose the digests
+    it reports: give it the permissions of the attestations.
     """
     if spot_check is not None:
         if spot_check < 0:
@@ -353,7 +387,11 @@ def attest(
     if seed is not None and not 0 <= seed < 2**64:
         raise InvalidInputError(f"seed must be in [0, 2**64), got {seed}")
     d = _native.attest_checkpoint(
-        os.fspath(path), file_digests and spot_check is None, spot_check, seed or 0
+        os.fspath(path),
+        file_digests and spot_check is None,
+        spot_check,
+        seed or 0,
+        None if cache_dir is None else os.fspath(cache_dir),
     )
     return _from_native(d, spot_check, seed if spot_check is not None else None)
 
@@ -383,6 +421,8 @@ class VerifyResult:
     ``changed`` / ``missing`` / ``added`` name the tensors that differ from the reference
     (empty without a usable reference). ``reference_used`` is False when no reference was
     given or its root is not the expected one (then it cannot name anything safely).
+    ``metadata_changed`` names the GGUF files whose metadata (tokenizer, chat template...)
+    differs from the reference's: outside the root, so only a reference can show it.
     """
 
     ok: bool
@@ -394,6 +434,7 @@ class VerifyResult:
     reference_used: bool = False
     checked: int = 0
     spot_check: int | None = None
+    metadata_changed: tuple[str, ...] = ()
 
     @property
     def differing(self) -> tuple[str, ...]:
@@ -411,6 +452,7 @@ class VerifyResult:
             "reference_used": self.reference_used,
             "checked": self.checked,
             "spot_check": self.spot_check,
+            "metadata_changed": list(self.metadata_changed),
         }
 
 
@@ -432,6 +474,16 @@ def _diff(
     return changed, missing, added
 
 
+def _metadata_changed(actual: Attestation, reference: Attestation) -> list[str]:
+    """Files whose metadata digest the reference records and the checkpoint does not match."""
+    got = {f.path: f.metadata_blake3 for f in actual.files}
+    return sorted(
+        f.path
+        for f in reference.files
+        if f.metadata_blake3 is not None and got.get(f.path) != f.metadata_blake3
+    )
+
+
 def verify_attestation(
     path: PathLike,
     root: str,
@@ -443,9 +495,11 @@ def verify_attestation(
     """Check that the checkpoint at ``path`` has the expected ``root``.
 
     With a ``reference`` attestation (file, dict or value) whose root is ``root``, the
-    result also names the tensors that differ. With ``spot_check=k`` (reference required)
-    only ``k`` random tensors are hashed and compared with the reference's leaves, plus
-    every tensor's name, dtype and shape: a fast probabilistic re-attestation.
+    result also names the tensors that differ, and the GGUF metadata (tokenizer, chat
+    template) is compared with the reference's: a different one fails verification even
+    with the same root. With ``spot_check=k`` (reference required) only ``k`` random
+    tensors are hashed and compared with the reference's leaves, plus every tensor's name,
+    dtype and shape: a fast probabilistic re-attestation.
     """
     root = _hex32(root, "root")
     ref = None if reference is None else load_attestation(reference)
@@ -457,8 +511,9 @@ def verify_attestation(
             )
         att = attest(path, spot_check=spot_check, seed=seed)
         changed, missing, added = _diff(att, usable, sampled_only=True)
+        meta = _metadata_changed(att, usable)
         return VerifyResult(
-            ok=not (changed or missing or added),
+            ok=not (changed or missing or added or meta),
             expected_root=root,
             actual_root=None,
             changed=tuple(changed),
@@ -467,14 +522,16 @@ def verify_attestation(
             reference_used=True,
             checked=sum(t.leaf is not None for t in att.leaves),
             spot_check=spot_check,
+            metadata_changed=tuple(meta),
         )
     att = attest(path, file_digests=False)
     ok = att.root == root
     changed, missing, added = [], [], []
     if not ok and usable is not None:
         changed, missing, added = _diff(att, usable, sampled_only=False)
+    meta = [] if usable is None else _metadata_changed(att, usable)
     return VerifyResult(
-        ok=ok,
+        ok=ok and not meta,
         expected_root=root,
         actual_root=att.root,
         changed=tuple(changed),
@@ -482,6 +539,7 @@ def verify_attestation(
         added=tuple(added),
         reference_used=usable is not None,
         checked=att.tensors,
+        metadata_changed=tuple(meta),
     )
 
 

@@ -1,7 +1,8 @@
 //! The `tensor-merkle-blake3-v1` weight attestation.
 //!
-//! For every tensor of a checkpoint (one `.safetensors` file, a directory of them, or a
-//! sharded checkpoint with `*.safetensors.index.json`; `__metadata__` is not a tensor):
+//! For every tensor of a checkpoint (safetensors: one `.safetensors` file, a directory of
+//! them, or a sharded checkpoint with `*.safetensors.index.json`, `__metadata__` not being
+//! a tensor; GGUF: one `.gguf` file or the shards of one split model):
 //!
 //! - `data_blake3 = BLAKE3(raw data bytes)`;
 //! - `leaf = BLAKE3(0x00 || JCS({"data_blake3": hex, "dtype": dtype, "name": name,
@@ -10,48 +11,55 @@
 //! - leaves ordered by name (bytewise UTF-8); root = RFC 6962 Merkle tree hash with BLAKE3
 //!   ([`crate::merkle`]).
 //!
+//! For GGUF, `dtype` is the ggml type name as gguf-py spells it (`Q4_K`, `F32`) and `shape`
+//! the dims in GGUF order, ne\[0\] first (see [`crate::gguf`]).
+//!
 //! The root depends on tensor contents, names, dtypes and shapes only, never on how they
-//! are split into files. Per-file BLAKE3 digests (b3sum-compatible) and header digests
-//! (BLAKE3 of the 8-byte length and the JSON header) are recorded beside it.
+//! are split into files or ordered in them. Beside it, per file: the header digest
+//! (BLAKE3 of the header bytes), for GGUF the metadata digest (BLAKE3 of the raw KV
+//! section, which holds the tokenizer and the chat template: not a tensor, so outside the
+//! root, but it changes what the model does, so verification compares it too), and on
+//! request the whole-file BLAKE3 (b3sum-compatible). Whole-file digests are off by default:
+//! even read in the same pass as the tensors (`attest/hashing.rs`) they hash every byte
+//! twice.
+//!
+//! With [`Options::cache_dir`], the leaf cache ([`cache`]) keeps each file's tensor
+//! digests keyed by the file's identity on disk, so re-attesting an unchanged checkpoint
+//! reads no tensor data.
 
+pub mod cache;
 pub mod checkpoint;
+mod hashing;
+mod layout;
+
+use std::path::{Path, PathBuf};
 
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rayon::prelude::*;
 
+pub use cache::RACY_NS;
 pub use checkpoint::Checkpoint;
 
 use crate::error::{CoreError, Result};
 use crate::merkle::{self, Hash, HashAlgo};
-use std::path::Path;
+use hashing::blake3_of;
 
 /// The scheme identifier recorded with every attestation.
 pub const SCHEME: &str = "tensor-merkle-blake3-v1";
 
-/// Tensors at least this large are hashed with several threads (BLAKE3's own tree
-/// parallelism); smaller ones are spread across threads one tensor each.
-const PARALLEL_TENSOR_BYTES: usize = 1 << 20;
-
 /// What to compute.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Record the BLAKE3 of each whole file. Costs a second hash of every byte.
+    /// Record the BLAKE3 of each whole file (off by default: it costs a second hash of
+    /// every byte).
     pub file_digests: bool,
     /// Hash only this many randomly chosen tensors (a partial attestation, no root).
+    /// Always hashes the bytes on disk: the cache is neither read nor written.
     pub spot_check: Option<usize>,
     /// Seed of the spot-check sample.
     pub seed: u64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            file_digests: true,
-            spot_check: None,
-            seed: 0,
-        }
-    }
+    /// Leaf cache directory (see [`cache`]); `None` hashes every byte every time.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// One tensor of an attestation. `data_blake3` and `leaf` are `None` for tensors a spot
@@ -77,8 +85,11 @@ pub struct FileRecord {
     pub bytes: u64,
     /// BLAKE3 of the whole file (`None` when file digests were not asked for).
     pub blake3: Option<Hash>,
-    /// BLAKE3 of the 8-byte length and the JSON header.
+    /// BLAKE3 of the header: the 8-byte length and the JSON of a safetensors file;
+    /// everything before the data section's padding of a GGUF file.
     pub header_blake3: Hash,
+    /// GGUF only: BLAKE3 of the raw metadata (KV) section.
+    pub metadata_blake3: Option<Hash>,
     pub tensors: u64,
 }
 
@@ -92,8 +103,13 @@ pub struct Attestation {
     pub files: Vec<FileRecord>,
     /// Total size of the attested files.
     pub bytes: u64,
-    /// Pickle weight files beside the safetensors ones: not covered by the root.
+    /// Pickle weight files beside the weights: not covered by the root.
     pub unattested: Vec<String>,
+    /// Bytes of tensor data this run read and hashed (0 when every file came from the
+    /// leaf cache). Whole-file digests are not counted.
+    pub tensor_bytes_hashed: u64,
+    /// Files whose tensor digests came from the leaf cache.
+    pub files_from_cache: u64,
 }
 
 /// An inclusion proof of one tensor: its leaf fields and the audit path.
@@ -128,17 +144,6 @@ pub fn leaf_hash(name: &str, dtype: &str, shape: &[u64], data_blake3: &Hash) -> 
     HashAlgo::Blake3.leaf_hash(leaf_json(name, dtype, shape, data_blake3).as_bytes())
 }
 
-fn blake3_of(bytes: &[u8]) -> Hash {
-    if bytes.len() >= PARALLEL_TENSOR_BYTES {
-        *blake3::Hasher::new()
-            .update_rayon(bytes)
-            .finalize()
-            .as_bytes()
-    } else {
-        *blake3::hash(bytes).as_bytes()
-    }
-}
-
 /// Pick `k` distinct indices of `0..n` (partial Fisher-Yates), sorted.
 fn sample(n: usize, k: usize, seed: u64) -> Vec<usize> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -157,46 +162,77 @@ fn sample(n: usize, k: usize, seed: u64) -> Vec<usize> {
 /// Attest the checkpoint at `path`.
 pub fn attest(path: &Path, opts: &Options) -> Result<Attestation> {
     let cp = Checkpoint::open(path)?;
+    let headers: Vec<Hash> = cp
+        .files
+        .iter()
+        .map(|f| *blake3::hash(f.header()).as_bytes())
+        .collect();
+    let mut by_file: Vec<Vec<usize>> = vec![Vec::new(); cp.files.len()];
+    for (i, t) in cp.tensors.iter().enumerate() {
+        by_file[t.file].push(i);
+    }
+    let mut digests: Vec<Option<Hash>> = vec![None; cp.tensors.len()];
+    let mut file_digests: Vec<Option<Hash>> = vec![None; cp.files.len()];
+    let mut cached = vec![false; cp.files.len()];
+    // A spot check exists to look at the bytes as they are now: never from the cache.
+    let cache = match (&opts.cache_dir, opts.spot_check) {
+        (Some(dir), None) => Some(cache::LeafCache::new(dir)),
+        _ => None,
+    };
+    if let Some(c) = &cache {
+        for (fi, ts) in by_file.iter().enumerate() {
+            if let Some(hit) = c.lookup(&cp, fi, ts, &headers[fi], opts.file_digests) {
+                for (&i, d) in ts.iter().zip(hit.tensors) {
+                    digests[i] = Some(d);
+                }
+                file_digests[fi] = hit.file_blake3;
+                cached[fi] = true;
+            }
+        }
+    }
     let chosen: Vec<usize> = match opts.spot_check {
-        None => (0..cp.tensors.len()).collect(),
+        None => (0..cp.tensors.len())
+            .filter(|&i| !cached[cp.tensors[i].file])
+            .collect(),
         Some(k) => sample(cp.tensors.len(), k, opts.seed),
     };
-    // Largest first so the big tensors start early and small ones fill in at the end.
-    let mut order = chosen.clone();
-    order.sort_by_key(|&i| std::cmp::Reverse(cp.tensors[i].end - cp.tensors[i].begin));
-    let hash_tensors = || -> Vec<(usize, Hash)> {
-        order
-            .par_iter()
-            .map(|&i| (i, blake3_of(cp.data(i))))
-            .collect()
-    };
-    let hash_files = || -> Vec<Option<Hash>> {
-        cp.files
-            .par_iter()
-            .map(|f| opts.file_digests.then(|| blake3_of(&f.map)))
-            .collect()
-    };
-    let (digests, file_digests) = rayon::join(hash_tensors, hash_files);
+    let want_files: Vec<bool> = cached.iter().map(|&c| opts.file_digests && !c).collect();
+    let (hashed, fresh_files) = hashing::hash(&cp, &chosen, &want_files);
+    let tensor_bytes_hashed = chosen
+        .iter()
+        .map(|&i| cp.tensors[i].end - cp.tensors[i].begin)
+        .sum();
+    for (i, d) in hashed {
+        digests[i] = Some(d);
+    }
+    for (fi, d) in fresh_files.into_iter().enumerate() {
+        if d.is_some() {
+            file_digests[fi] = d;
+        }
+    }
+    if let Some(c) = &cache {
+        for (fi, ts) in by_file.iter().enumerate() {
+            if !cached[fi] {
+                c.store(&cp, fi, ts, &digests, &headers[fi], file_digests[fi]);
+            }
+        }
+    }
 
-    let mut tensors: Vec<TensorRecord> = cp
+    let tensors: Vec<TensorRecord> = cp
         .tensors
         .iter()
-        .map(|t| TensorRecord {
+        .zip(&digests)
+        .map(|(t, d)| TensorRecord {
             name: t.name.clone(),
-            dtype: t.dtype.name().to_string(),
+            dtype: t.dtype.to_string(),
             shape: t.shape.clone(),
             file: cp.files[t.file].rel.clone(),
             offset: t.begin,
             bytes: t.end - t.begin,
-            data_blake3: None,
-            leaf: None,
+            data_blake3: *d,
+            leaf: d.map(|d| leaf_hash(&t.name, t.dtype, &t.shape, &d)),
         })
         .collect();
-    for (i, d) in digests {
-        let t = &mut tensors[i];
-        t.leaf = Some(leaf_hash(&t.name, &t.dtype, &t.shape, &d));
-        t.data_blake3 = Some(d);
-    }
     let root = opts.spot_check.is_none().then(|| {
         let leaves: Vec<Hash> = tensors.iter().filter_map(|t| t.leaf).collect();
         merkle::root(HashAlgo::Blake3, &leaves)
@@ -204,13 +240,14 @@ pub fn attest(path: &Path, opts: &Options) -> Result<Attestation> {
     let files: Vec<FileRecord> = cp
         .files
         .iter()
-        .zip(file_digests)
-        .map(|(f, blake3)| FileRecord {
+        .enumerate()
+        .map(|(fi, f)| FileRecord {
             path: f.rel.clone(),
             bytes: f.map.len() as u64,
-            blake3,
-            header_blake3: *blake3::hash(&f.map[..f.header.data_start() as usize]).as_bytes(),
-            tensors: f.header.tensors.len() as u64,
+            blake3: file_digests[fi],
+            header_blake3: headers[fi],
+            metadata_blake3: f.metadata().map(|m| *blake3::hash(m).as_bytes()),
+            tensors: f.tensors,
         })
         .collect();
     Ok(Attestation {
@@ -219,6 +256,8 @@ pub fn attest(path: &Path, opts: &Options) -> Result<Attestation> {
         tensors,
         files,
         unattested: cp.unattested.clone(),
+        tensor_bytes_hashed,
+        files_from_cache: cached.iter().filter(|&&c| c).count() as u64,
     })
 }
 
@@ -285,7 +324,7 @@ pub fn tensor_digest(path: &Path, name: &str) -> Result<TensorDigest> {
         .ok_or_else(|| CoreError::NotFound(format!("no tensor named {name:?}")))?;
     let t = &cp.tensors[i];
     let data_blake3 = blake3_of(cp.data(i));
-    let dtype = t.dtype.name().to_string();
+    let dtype = t.dtype.to_string();
     Ok(TensorDigest {
         leaf: leaf_hash(&t.name, &dtype, &t.shape, &data_blake3),
         name: t.name.clone(),

@@ -7,13 +7,20 @@
 //! (`PROOF` / `SUBPROOF`); the verifiers are the algorithms of RFC 9162 section 2.1.3.2
 //! and 2.1.4.2.
 //!
+//! [`Tree`] keeps every level of a tree built once, for prefix roots and proofs of a
+//! tree that is queried many times (the receipts log).
+//!
 //! The hash is a runtime parameter ([`HashAlgo`]) so the same code serves weight
 //! attestation (BLAKE3) and receipts (SHA-256); a new 32-byte hash is one enum variant and
 //! one match arm in [`HashAlgo::hash_parts`].
 
+pub mod tree;
+
 use crate::error::{CoreError, Result};
 use rayon::prelude::*;
 use sha2::Digest as _;
+
+pub use tree::Tree;
 
 /// A node or leaf hash. Every supported algorithm has 32-byte output.
 pub type Hash = [u8; 32];

@@ -52,10 +52,19 @@ fn blake3_official_vectors_as_tensor_data() {
         .collect();
     let path = dir.path().join("v.safetensors");
     write(&path, &tensors);
-    let att = attest::attest(&path, &Options::default()).unwrap();
+    let opts = Options {
+        file_digests: true,
+        ..Options::default()
+    };
+    let att = attest::attest(&path, &opts).unwrap();
     for ((_, want), t) in vectors.iter().zip(&att.tensors) {
         assert_eq!(hex::encode(t.data_blake3.unwrap()), *want, "{}", t.name);
     }
+    // Off by default: it costs a second hash of every byte.
+    assert_eq!(
+        attest::attest(&path, &Options::default()).unwrap().files[0].blake3,
+        None
+    );
     // The whole-file digest is plain BLAKE3 of the file (what b3sum prints).
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(
@@ -83,6 +92,40 @@ fn large_tensors_hashed_in_parallel_match_plain_blake3() {
         *blake3::hash(&t.data).as_bytes()
     );
     assert_eq!(hex::encode(att.root.unwrap()), reference_root(&[t]));
+}
+
+#[test]
+fn file_digests_read_in_the_same_pass_change_no_tensor_digest() {
+    // Tensors that start, end and span the 1 MiB blocks of the one-pass hashing, and
+    // empty ones, including one at the very end of the file.
+    const BLOCK: usize = 1 << 20;
+    let sizes = [0, 1, BLOCK - 9, BLOCK, BLOCK + 1, 3 * BLOCK + 7, 5, 0];
+    let tensors: Vec<T> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| T {
+            name: format!("t{i}"),
+            dtype: "U8",
+            shape: vec![n as u64],
+            data: vector_input(n + i)[i..].to_vec(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.safetensors");
+    write(&path, &tensors);
+    let plain = attest::attest(&path, &Options::default()).unwrap();
+    let opts = Options {
+        file_digests: true,
+        ..Options::default()
+    };
+    let both = attest::attest(&path, &opts).unwrap();
+    assert_eq!(both.tensors, plain.tensors);
+    assert_eq!(hex::encode(both.root.unwrap()), reference_root(&tensors));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        both.files[0].blake3.unwrap(),
+        *blake3::hash(&bytes).as_bytes()
+    );
 }
 
 #[test]

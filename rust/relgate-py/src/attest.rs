@@ -31,6 +31,8 @@ fn attestation_dict<'py>(py: Python<'py>, a: &Attestation) -> PyResult<Bound<'py
     d.set_item("root", hex_opt(a.root))?;
     d.set_item("bytes", a.bytes)?;
     d.set_item("unattested", a.unattested.clone())?;
+    d.set_item("tensor_bytes_hashed", a.tensor_bytes_hashed)?;
+    d.set_item("files_from_cache", a.files_from_cache)?;
     let files = PyList::empty(py);
     for f in &a.files {
         let fd = PyDict::new(py);
@@ -38,6 +40,7 @@ fn attestation_dict<'py>(py: Python<'py>, a: &Attestation) -> PyResult<Bound<'py
         fd.set_item("bytes", f.bytes)?;
         fd.set_item("blake3", hex_opt(f.blake3))?;
         fd.set_item("header_blake3", hex(f.header_blake3))?;
+        fd.set_item("metadata_blake3", hex_opt(f.metadata_blake3))?;
         fd.set_item("tensors", f.tensors)?;
         files.append(fd)?;
     }
@@ -59,20 +62,23 @@ fn attestation_dict<'py>(py: Python<'py>, a: &Attestation) -> PyResult<Bound<'py
     Ok(d)
 }
 
-/// Attest a checkpoint (file, directory or index). Releases the GIL while hashing.
+/// Attest a checkpoint (safetensors file, directory or index; GGUF file or split model).
+/// Releases the GIL while hashing. `cache_dir` is the leaf cache directory (None: none).
 #[pyfunction]
-#[pyo3(signature = (path, file_digests=true, spot_check=None, seed=0))]
+#[pyo3(signature = (path, file_digests=false, spot_check=None, seed=0, cache_dir=None))]
 fn attest_checkpoint<'py>(
     py: Python<'py>,
     path: PathBuf,
     file_digests: bool,
     spot_check: Option<usize>,
     seed: u64,
+    cache_dir: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = Options {
         file_digests,
         spot_check,
         seed,
+        cache_dir,
     };
     let a = detach(py, || attest::attest(&path, &opts))?;
     attestation_dict(py, &a)

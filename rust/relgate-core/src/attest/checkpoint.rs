@@ -1,18 +1,22 @@
-//! Finding and opening the files of a checkpoint: one `.safetensors` file, a directory of
-//! them, or a sharded checkpoint with a `*.safetensors.index.json`. Every header is
-//! validated, names must be unique across shards and the index must agree with the shards.
+//! Opening the files of a checkpoint (see `attest/layout.rs` for which files those are):
+//! every header is validated, names must be unique across shards, the safetensors index
+//! must agree with the shards, and the shards of a split GGUF model with their
+//! `split.no` / `split.count`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Component, Path, PathBuf};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use super::layout::{index_name, Layout};
+pub use super::layout::{Format, PICKLE_EXTENSIONS};
 use crate::error::{CoreError, Result};
-use crate::safetensors::{self, Dtype, Header};
+use crate::{gguf, safetensors};
 
 /// Stable rule ids for checkpoint-level failures (per-file ones are in
-/// [`crate::safetensors::rules`]).
+/// [`crate::safetensors::rules`] and [`crate::gguf::rules`]).
 pub mod rules {
     /// Only pickle-based weights (`.bin`, `.pt`, ...): they are never unpickled.
     pub const NOT_ATTESTABLE: &str = "not-attestable";
@@ -34,12 +38,11 @@ pub mod rules {
     pub const INDEX_UNKNOWN_TENSOR: &str = "index-unknown-tensor";
     /// A `.safetensors` file in the directory that the index does not name.
     pub const INDEX_UNLISTED_FILE: &str = "index-unlisted-file";
+    /// GGUF and safetensors weights in one directory.
+    pub const MIXED_FORMATS: &str = "mixed-formats";
+    /// Several `.gguf` files that are not the complete shards of one split model.
+    pub const GGUF_AMBIGUOUS: &str = "gguf-ambiguous";
 }
-
-/// File extensions of pickle-based weights, reported and never opened.
-pub const PICKLE_EXTENSIONS: [&str; 6] = ["bin", "pt", "pth", "ckpt", "pkl", "pickle"];
-const INDEX_SUFFIX: &str = ".safetensors.index.json";
-const MAX_INDEX_LEN: u64 = 100_000_000;
 
 /// One mapped, validated weight file.
 pub struct OpenFile {
@@ -47,13 +50,39 @@ pub struct OpenFile {
     pub rel: String,
     pub path: PathBuf,
     pub map: Mmap,
-    pub header: Header,
+    pub format: Format,
+    /// `map[..header_len]` is the header: the length field and JSON of a safetensors
+    /// file, everything before the tensor data's padding of a GGUF file.
+    pub header_len: u64,
+    /// GGUF only: the byte range of the metadata (KV) section.
+    pub metadata: Option<Range<u64>>,
+    pub tensors: u64,
+    /// `fstat` of the mapped file when it was opened (the leaf cache's key), and the
+    /// wall-clock time just before it, in ns since the Unix epoch.
+    pub meta: std::fs::Metadata,
+    pub statted_ns: i64,
+}
+
+impl OpenFile {
+    /// The header bytes.
+    pub fn header(&self) -> &[u8] {
+        // header_len was validated against the mapped length by the parser.
+        &self.map[..self.header_len as usize]
+    }
+
+    /// GGUF only: the raw metadata (KV) section.
+    pub fn metadata(&self) -> Option<&[u8]> {
+        self.metadata
+            .as_ref()
+            .map(|r| &self.map[r.start as usize..r.end as usize])
+    }
 }
 
 /// One tensor of the checkpoint, located in its file.
 pub struct TensorRef {
     pub name: String,
-    pub dtype: Dtype,
+    /// safetensors dtype or ggml type name.
+    pub dtype: &'static str,
     pub shape: Vec<u64>,
     /// Index into [`Checkpoint::files`].
     pub file: usize,
@@ -66,7 +95,7 @@ pub struct TensorRef {
 pub struct Checkpoint {
     pub files: Vec<OpenFile>,
     pub tensors: Vec<TensorRef>,
-    /// Pickle weight files found beside the safetensors ones (not covered by the root).
+    /// Pickle weight files found beside the weights (not covered by the root).
     pub unattested: Vec<String>,
 }
 
@@ -89,35 +118,66 @@ impl Checkpoint {
     pub fn open(path: &Path) -> Result<Checkpoint> {
         let layout = Layout::resolve(path)?;
         let mut files = Vec::with_capacity(layout.files.len());
-        for (rel, abs) in layout.files {
-            let map = map_file(&abs)?;
-            let header = safetensors::parse(&abs, &map)?;
+        let mut tensors = Vec::new();
+        for (fi, (rel, abs, format)) in layout.files.into_iter().enumerate() {
+            let (map, meta, statted_ns) = map_file(&abs)?;
+            let mut add = |name: &str, dtype, shape: &[u64], begin, end| {
+                tensors.push(TensorRef {
+                    name: name.to_string(),
+                    dtype,
+                    shape: shape.to_vec(),
+                    file: fi,
+                    begin,
+                    end,
+                })
+            };
+            let (header_len, metadata, count) = match format {
+                Format::Safetensors => {
+                    let h = safetensors::parse(&abs, &map)?;
+                    let base = h.data_start();
+                    for t in &h.tensors {
+                        add(
+                            &t.name,
+                            t.dtype.name(),
+                            &t.shape,
+                            base + t.begin,
+                            base + t.end,
+                        );
+                    }
+                    (base, None, h.tensors.len())
+                }
+                Format::Gguf => {
+                    let h = gguf::parse(&abs, &map)?;
+                    check_split(&abs, &h, fi, layout.gguf_shards)?;
+                    let base = h.data_start;
+                    for t in &h.tensors {
+                        let ty = t.ggml_type.name;
+                        add(&t.name, ty, &t.shape, base + t.begin, base + t.end);
+                    }
+                    (h.header_end, Some(h.kv), h.tensors.len())
+                }
+            };
             files.push(OpenFile {
                 rel,
                 path: abs,
                 map,
-                header,
+                format,
+                header_len,
+                metadata,
+                tensors: count as u64,
+                meta,
+                statted_ns,
             });
-        }
-        let mut tensors = Vec::new();
-        for (fi, f) in files.iter().enumerate() {
-            let base = f.header.data_start();
-            for t in &f.header.tensors {
-                tensors.push(TensorRef {
-                    name: t.name.clone(),
-                    dtype: t.dtype,
-                    shape: t.shape.clone(),
-                    file: fi,
-                    begin: base + t.begin,
-                    end: base + t.end,
-                });
-            }
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(w) = tensors.windows(2).find(|w| w[0].name == w[1].name) {
+            let rule = match files[w[1].file].format {
+                Format::Safetensors => safetensors::rules::DUPLICATE_NAME,
+                Format::Gguf => gguf::rules::DUPLICATE_NAME,
+            };
             return Err(CoreError::integrity(
                 &files[w[1].file].path,
-                safetensors::rules::DUPLICATE_NAME,
+                rule,
                 format!("tensor {:?} is also in {}", w[1].name, files[w[0].file].rel),
             ));
         }
@@ -143,7 +203,7 @@ impl Checkpoint {
                         format!("tensor {:?} is not listed in the index", t.name),
                     ))
                 }
-                Some(listed) if normalize(listed) != file.rel => {
+                Some(listed) if index_name(listed) != file.rel => {
                     return Err(CoreError::integrity(
                         &file.path,
                         rules::INDEX_WRONG_FILE,
@@ -172,176 +232,44 @@ impl Checkpoint {
     }
 }
 
-fn map_file(path: &Path) -> Result<Mmap> {
+/// A shard's `split.no` / `split.count` must agree with its file name (shard `fi` of
+/// `shards`), and a lone file must not be one shard of several: its root would cover part
+/// of a model.
+fn check_split(path: &Path, h: &gguf::Header, fi: usize, shards: Option<u16>) -> Result<()> {
+    let Some(split) = h.split else {
+        return Ok(());
+    };
+    let bad = |detail: String| CoreError::integrity(path, gguf::rules::SPLIT, detail);
+    match shards {
+        None if split.count > 1 => Err(bad(format!(
+            "shard {} of a model split in {}; attest the directory holding all of them",
+            split.no + 1,
+            split.count
+        ))),
+        Some(n) if split.count != n || usize::from(split.no) != fi => Err(bad(format!(
+            "split.no = {}, split.count = {} but the file name says shard {} of {n}",
+            split.no,
+            split.count,
+            fi + 1
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn map_file(path: &Path) -> Result<(Mmap, std::fs::Metadata, i64)> {
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let statted_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(i64::MAX);
+    let meta = file.metadata().map_err(|e| CoreError::io(path, e))?;
     // SAFETY: the map is read-only and private to this process. Undefined behaviour
     // would need another process to truncate or rewrite the file while it is mapped; a
     // checkpoint being attested is expected to be at rest, and a concurrent writer could
     // equally change the bytes between any read and its use. Truncation would raise
     // SIGBUS rather than corrupt memory silently. Mapping is what lets a 100 GB checkpoint
     // be hashed without copying and one tensor be checked without reading the rest.
-    unsafe { Mmap::map(&file) }.map_err(|e| CoreError::io(path, e))
-}
-
-fn normalize(p: &str) -> String {
-    p.trim_start_matches("./").to_string()
-}
-
-fn is_pickle(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| PICKLE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// The files a checkpoint path stands for.
-struct Layout {
-    files: Vec<(String, PathBuf)>,
-    index: Option<(PathBuf, BTreeMap<String, String>)>,
-    unattested: Vec<String>,
-}
-
-impl Layout {
-    fn resolve(path: &Path) -> Result<Layout> {
-        let meta = std::fs::metadata(path).map_err(|e| CoreError::io(path, e))?;
-        if meta.is_file() {
-            let name = file_name(path);
-            if is_pickle(path) {
-                return Err(not_attestable(path, &[name]));
-            }
-            if name.ends_with(INDEX_SUFFIX) {
-                let dir = path.parent().unwrap_or(Path::new("."));
-                return Layout::from_index(dir, path, Vec::new());
-            }
-            return Ok(Layout {
-                files: vec![(name, path.to_path_buf())],
-                index: None,
-                unattested: Vec::new(),
-            });
-        }
-        let mut safetensors_files = Vec::new();
-        let mut indexes = Vec::new();
-        let mut pickles = Vec::new();
-        let entries = std::fs::read_dir(path).map_err(|e| CoreError::io(path, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| CoreError::io(path, e))?;
-            let p = entry.path();
-            if !p.is_file() {
-                continue;
-            }
-            let name = file_name(&p);
-            if name.ends_with(INDEX_SUFFIX) {
-                indexes.push(p);
-            } else if name.ends_with(".safetensors") {
-                safetensors_files.push((name, p));
-            } else if is_pickle(&p) {
-                pickles.push(name);
-            }
-        }
-        pickles.sort();
-        safetensors_files.sort();
-        match indexes.len() {
-            0 => {}
-            1 => {
-                let layout = Layout::from_index(path, &indexes[0], pickles)?;
-                if let Some((name, p)) = safetensors_files
-                    .iter()
-                    .find(|(n, _)| !layout.files.iter().any(|(r, _)| r == n))
-                {
-                    return Err(CoreError::integrity(
-                        p,
-                        rules::INDEX_UNLISTED_FILE,
-                        format!("{name} is in the checkpoint directory but not in the index"),
-                    ));
-                }
-                return Ok(layout);
-            }
-            _ => {
-                return Err(CoreError::integrity(
-                    path,
-                    rules::INDEX_AMBIGUOUS,
-                    format!("{} *{INDEX_SUFFIX} files", indexes.len()),
-                ))
-            }
-        }
-        if safetensors_files.is_empty() {
-            if !pickles.is_empty() {
-                return Err(not_attestable(path, &pickles));
-            }
-            return Err(CoreError::integrity(
-                path,
-                rules::NO_WEIGHTS,
-                "no .safetensors file in the directory",
-            ));
-        }
-        Ok(Layout {
-            files: safetensors_files,
-            index: None,
-            unattested: pickles,
-        })
-    }
-
-    fn from_index(dir: &Path, index: &Path, unattested: Vec<String>) -> Result<Layout> {
-        let bad = |detail: String| CoreError::integrity(index, rules::INDEX_JSON, detail);
-        let len = std::fs::metadata(index)
-            .map_err(|e| CoreError::io(index, e))?
-            .len();
-        if len > MAX_INDEX_LEN {
-            return Err(bad(format!(
-                "{len} bytes, over the {MAX_INDEX_LEN}-byte limit"
-            )));
-        }
-        let text = std::fs::read(index).map_err(|e| CoreError::io(index, e))?;
-        #[derive(serde::Deserialize)]
-        struct Index {
-            weight_map: HashMap<String, String>,
-        }
-        let parsed: Index = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-        let weight_map: BTreeMap<String, String> = parsed.weight_map.into_iter().collect();
-        let mut files: Vec<String> = weight_map.values().map(|f| normalize(f)).collect();
-        files.sort();
-        files.dedup();
-        let mut out = Vec::with_capacity(files.len());
-        for rel in files {
-            let rp = Path::new(&rel);
-            if rel.is_empty() || !rp.components().all(|c| matches!(c, Component::Normal(_))) {
-                return Err(CoreError::integrity(
-                    index,
-                    rules::INDEX_PATH,
-                    format!("the index names {rel:?}, which is not a plain relative path"),
-                ));
-            }
-            let abs = dir.join(rp);
-            if !abs.is_file() {
-                return Err(CoreError::integrity(
-                    index,
-                    rules::INDEX_MISSING_FILE,
-                    format!("the index names {rel}, which does not exist"),
-                ));
-            }
-            out.push((rel, abs));
-        }
-        Ok(Layout {
-            files: out,
-            index: Some((index.to_path_buf(), weight_map)),
-            unattested,
-        })
-    }
-}
-
-fn not_attestable(path: &Path, names: &[String]) -> CoreError {
-    CoreError::integrity(
-        path,
-        rules::NOT_ATTESTABLE,
-        format!(
-            "pickle weights ({}) are not attestable at tensor level and are never unpickled; \
-             convert them to safetensors",
-            names.join(", ")
-        ),
-    )
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| CoreError::io(path, e))?;
+    Ok((map, meta, statted_ns))
 }

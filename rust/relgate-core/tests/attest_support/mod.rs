@@ -2,6 +2,8 @@
 //! independent reference of the tensor-merkle-blake3-v1 root.
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use std::path::Path;
 
 /// One tensor to write: name, dtype, shape and raw bytes.
@@ -102,6 +104,19 @@ fn mth(h: &dyn Fn(&[u8]) -> [u8; 32], d: &[[u8; 32]]) -> [u8; 32] {
             h(&buf)
         }
     }
+}
+
+/// The tensors of a GGUF file as the scheme sees them (ggml type name, GGUF dims order).
+pub fn from_gguf(tensors: &[gguf::Tensor]) -> Vec<T> {
+    tensors
+        .iter()
+        .map(|t| T {
+            name: t.name_str(),
+            dtype: gguf::type_name(t.ggml_type),
+            shape: t.dims.clone(),
+            data: t.data.clone(),
+        })
+        .collect()
 }
 
 /// The root as the scheme defines it, computed the slow obvious way.
