@@ -322,3 +322,44 @@ def test_head_order_in_the_bundle_does_not_matter(bundle: dict[str, Any]) -> Non
     assert verify_bundle(bundle).ok
     bundle["tree_heads"].pop(0)  # the newest head, now first: the older ones cover less
     assert _broken(verify_bundle(bundle)) == (8, "tree head mismatch")
+
+
+def test_v2_needs_a_proof_between_consecutive_heads(bundle: dict[str, Any]) -> None:
+    del bundle["consistency_proofs"][0]
+    report = verify_bundle(bundle)
+    assert _broken(report) == (4, "tree head mismatch")
+    assert "no consistency proof from size 5 to 8" in str(report.first_error)
+
+
+def test_proof_for_a_head_the_bundle_lacks(bundle: dict[str, Any]) -> None:
+    bundle["consistency_proofs"].append({**bundle["consistency_proofs"][0], "old_size": 6})
+    assert _broken(verify_bundle(bundle)) == (5, "tree head mismatch")
+
+
+def test_v1_bundle_is_still_read(store: Store, bundle: dict[str, Any]) -> None:
+    """Format v1 carried proofs from each older head to the newest: they are checked, and
+    the link between consecutive older heads is derived from the receipts (and said so)."""
+    leaves = leaf_hashes([r["receipt_sha256"] for r in bundle["receipts"]])
+    n = len(leaves)
+    v1 = {
+        **bundle,
+        "format": "relgate.receipts.bundle.v1",
+        "consistency_proofs": [
+            {
+                "old_size": old,
+                "new_size": n,
+                "proof": b"".join(merkle.consistency_proof(leaves, old)).hex(),
+            }
+            for old in (5, 8)
+        ],
+    }
+    key = TreeHeadSigner(store.data_dir).public_key_b64
+    report = verify_bundle(v1, trust=Trust.pinned([key]))
+    assert report.ok and report.format == "relgate.receipts.bundle.v1"
+    assert [(c.old_size, c.new_size, c.source) for c in report.consistency] == [
+        (5, n, "bundle"),
+        (8, n, "bundle"),
+        (5, 8, "receipts"),
+    ]
+    v1["consistency_proofs"][0]["proof"] = "00" * 32
+    assert _broken(verify_bundle(v1, trust=Trust.pinned([key]))) == (4, "tree head mismatch")

@@ -50,7 +50,7 @@ def test_consistency_proofs_agree_with_the_rust_core(n: int, data: st.DataObject
     old = data.draw(st.integers(min_value=0, max_value=new))
     proof = levels.consistency_proof(old, new)
     assert proof == merkle.consistency_proof(leaves[:new], old)
-    if 0 < old:
+    if old > 0:
         roots = levels.prefix_root(old), levels.prefix_root(new)
         assert merkle.verify_consistency(old, new, *roots, proof)
         if old < new:  # a proof for another old tree does not verify
