@@ -183,7 +183,7 @@ def verify(
         typer.Option(
             "--key",
             help="Pin a tree-head public key (base64; repeatable). `relgate receipts key` "
-            "prints the server's. [env: RELGATE_TRUSTED_KEYS]",
+            "prints the server's (env RELGATE_TRUSTED_KEYS).",
             show_default=False,
         ),
     ] = None,
@@ -191,8 +191,8 @@ def verify(
         list[Path] | None,
         typer.Option(
             "--keys",
-            help="Pin the keys of a key-set file (JSON or YAML, keys with validity periods). "
-            "[env: RELGATE_TRUSTED_KEYS_FILE]",
+            help="Pin the keys of a key-set file: JSON or YAML, keys with validity periods "
+            "(env RELGATE_TRUSTED_KEYS_FILE).",
             show_default=False,
         ),
     ] = None,

@@ -447,8 +447,8 @@ def _timestamp_response(token: bytes) -> Any:
 def _check_rfc3161(
     record: AnchorRecord, candidates: Sequence[SignedTreeHead], roots: Sequence[x509.Certificate]
 ) -> tuple[AnchorStatus, str]:
-    if len(record.ref) > MAX_TOKEN_BYTES * 2:
-        return "failed", "token is too large"
+    if len(record.ref) > (MAX_TOKEN_BYTES + 2) // 3 * 4:
+        return "failed", f"token is larger than {MAX_TOKEN_BYTES} bytes"
     try:
         token = base64.b64decode(record.ref, validate=True)
         response = _timestamp_response(token)

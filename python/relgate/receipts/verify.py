@@ -308,9 +308,9 @@ class _Verification:
     def _check_witness_early(self, final: SignedTreeHead) -> BrokenLink | None:
         """Before the receipts: a bundle older than the witnessed head, or a head that
         contradicts one seen before."""
-        log = self.state.log(self.bundle.tenant) if self.state is not None else None
         if self.state is None:
             return None
+        log = self.state.log(self.bundle.tenant)
         if log is None:
             self.witness = WitnessCheck(self.state_label, None, None, "first head for tenant")
             return None
