@@ -23,7 +23,7 @@ from typing import Any
 
 import rfc8785
 from relgate.canonical import canonical_json, takes_fast_path
-from relgate.receipts import BODY_FIELDS, TreeHeadSigner, make_receipt, verify_bundle
+from relgate.receipts import BODY_FIELDS, TreeHeadSigner, Trust, make_receipt, verify_bundle
 from relgate.receipts.bundle import assemble_bundle
 
 TARGET_S = 10.0
@@ -127,7 +127,9 @@ def main() -> None:
             path = Path(tmp) / f"bundle-{proofs}.json"
             path.write_text(json.dumps(bundle))
             size_mb = path.stat().st_size / 1e6
-            t_verify, cpu_verify, report = timed_cpu(lambda path=path: verify_bundle(path))
+            t_verify, cpu_verify, report = timed_cpu(
+                lambda path=path: verify_bundle(path, trust=Trust.pinned([signer.public_key_b64]))
+            )
             assert report.ok and report.receipts == n, report
             results[proofs] = t_verify
             label = "with inclusion proofs" if proofs else "without inclusion proofs"

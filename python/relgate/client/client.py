@@ -252,6 +252,14 @@ class RelgateClient:
         )
         return list(self._unary(self.receipts.ListReceipts, request).receipts)
 
+    def tree_head_key(self) -> receipt_pb2.GetTreeHeadKeyResponse:
+        """The server's tree-head public key and its fingerprint (to pin, after comparing the
+        fingerprint out of band)."""
+        reply: receipt_pb2.GetTreeHeadKeyResponse = self._unary(
+            self.receipts.GetTreeHeadKey, receipt_pb2.GetTreeHeadKeyRequest()
+        )
+        return reply
+
     def export_receipts(self, *, tenant: str = "") -> bytes:
         """The tenant's self-contained receipt bundle (JSON bytes)."""
         request = receipt_pb2.ExportReceiptsRequest(tenant=tenant)

@@ -45,7 +45,7 @@ from relgate.app.receipts import export_bundle
 from relgate.app.rollouts import RolloutOptions
 from relgate.canonical import canonical_json
 from relgate.data import demo_answers_path, demo_suite_path
-from relgate.receipts import verify_bundle
+from relgate.receipts import Trust, verify_bundle
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.suite import load_suite
 
@@ -428,7 +428,10 @@ def receipts_chapter(console: Console, world: DemoWorld, out: Path) -> ReceiptsR
     console.rule("[bold]4. Receipts[/bold] (exported, verified offline)")
     bundle = export_bundle(world.running.store, tenant="default")
     out.write_text(json.dumps(bundle))
-    report = verify_bundle(out)
+    # Pinned to the server's key, fetched as `relgate receipts key` does.
+    with world.gate_client() as client:
+        key = client.tree_head_key().public_key_b64
+    report = verify_bundle(out, trust=Trust.pinned([key]))
     status = "VERIFIED" if report.ok else f"FAILED: {report.first_error}"
     console.print(f"receipts: {report.receipts} exported to {out}; offline verification {status}")
     return ReceiptsResult(path=out, receipts=report.receipts, verified=report.ok)

@@ -287,7 +287,11 @@ async def _start(
     )
     servicers: list[Any] = [
         ReleaseServicer(store, metrics),
-        ReceiptServicer(store, signer.public_key_b64),
+        ReceiptServicer(
+            store,
+            signer.public_key_b64,
+            anchor_dirs=[Path(anchor_dir)] if anchor_dir is not None else [],
+        ),
         KeyServicer(store.keys, authenticator),
         AttestationServicer(),
         GateServicer(gates := GateRunner(store, with_workers(gate, workers))),

@@ -24,7 +24,7 @@ import pytest
 from relgate.app.receipts import AnchorSchedule, anchor_now, export_bundle
 from relgate.errors import InvalidInputError
 from relgate.manifest import ReleaseManifest
-from relgate.receipts import SignedTreeHead, TreeHeadSigner
+from relgate.receipts import AnchorPolicy, SignedTreeHead, TreeHeadSigner, Trust, verify_bundle
 from relgate.receipts.anchors import (
     CommandSink,
     DirectorySink,
@@ -204,6 +204,46 @@ def test_tsa_token_decodes(head: SignedTreeHead, local_tsa: str) -> None:
         response = decode_timestamp_response(reply.read())
     assert response.tst_info.nonce == request.nonce
     assert response.tst_info.message_imprint.message == hashlib.sha256(head.message()).digest()
+
+
+def test_rfc3161_anchor_verified_offline(
+    store: Store, api_manifest: dict[str, Any], local_tsa: str, tmp_path: Path
+) -> None:
+    """A token from the TSA verifies to its root (signature, chain, imprint of the head's
+    signed bytes); against another root, or altered, it does not."""
+    store.register_release(ReleaseManifest.parse(api_manifest), actor="alice")
+    signer = TreeHeadSigner(store.data_dir)
+    anchor_now(store, signer, [Rfc3161Sink(local_tsa)])
+    bundle = export_bundle(store)
+    trust = Trust.pinned([signer.public_key_b64])
+    root = tmp_path / "tsa" / "cert.pem"
+    report = verify_bundle(bundle, trust=trust, anchors=AnchorPolicy.build(tsa_root_files=[root]))
+    assert report.ok, report.first_error
+    assert [(a.sink, a.status) for a in report.anchors] == [("rfc3161", "verified")]
+    assert verify_bundle(bundle, trust=trust).anchors[0].status == "not checked"
+    # Another TSA's root: the chain does not verify.
+    other = tmp_path / "other.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", tmp_path / "other.key", "-out", other, "-days", "1",
+            "-subj", "/CN=another TSA",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    wrong = verify_bundle(bundle, trust=trust, anchors=AnchorPolicy.build(tsa_root_files=[other]))
+    assert wrong.first_error is not None and wrong.first_error.reason == "bad anchor"
+    assert "does not verify" in wrong.first_error.detail
+    # A flipped byte in the token's signature.
+    token = bytearray(base64.b64decode(bundle["anchors"][0]["ref"]))
+    token[-5] ^= 0x01
+    bundle["anchors"][0]["ref"] = base64.b64encode(bytes(token)).decode()
+    bad = verify_bundle(bundle, trust=trust, anchors=AnchorPolicy.build(tsa_root_files=[root]))
+    assert bad.first_error is not None and bad.first_error.reason == "bad anchor"
+    bundle["anchors"][0]["ref"] = "not a token"
+    bad = verify_bundle(bundle, trust=trust, anchors=AnchorPolicy.build(tsa_root_files=[root]))
+    assert bad.first_error is not None and "not an RFC 3161 token" in bad.first_error.detail
 
 
 def test_parse_sink(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,16 @@ from relgate.errors import InvalidInputError
 from relgate.manifest import ReleaseManifest
 from relgate.receipts import (
     BODY_FIELDS,
+    BUNDLE_FORMAT,
     REASONS,
     BundleReport,
     TreeHeadSigner,
+    Trust,
+    key_fingerprint,
     leaf_hashes,
     verify_bundle,
 )
+from relgate.receipts.trust import BUNDLE_KEY_TRUST
 from relgate.store import Store
 
 N_DECISIONS = 9
@@ -70,19 +76,29 @@ def test_export_and_verify(store: Store, bundle: dict[str, Any], tmp_path: Path)
     assert len(bundle["receipts"]) == n
     assert [h["tree_size"] for h in bundle["tree_heads"]] == [5, 8, n]
     assert [c["old_size"] for c in bundle["consistency_proofs"]] == [5, 8]
+    # One proof per pair of consecutive heads (format v2), not from each head to the newest.
+    assert [c["new_size"] for c in bundle["consistency_proofs"]] == [8, n]
+    assert bundle["format"] == BUNDLE_FORMAT == "relgate.receipts.bundle.v2"
     report = verify_bundle(bundle)
-    assert report == BundleReport(
-        ok=True,
-        receipts=n,
-        first_error=None,
-        tree_size=n,
-        root_hex=merkle.root(leaf_hashes(store.receipt_shas())).hex(),
-    )
+    root = merkle.root(leaf_hashes(store.receipt_shas())).hex()
+    assert (report.ok, report.receipts, report.first_error) == (True, n, None)
+    assert (report.tree_size, report.root_hex) == (n, root)
+    # Without trust the verifier says the key it used is the bundle's own, self-asserted.
+    assert report.trust == BUNDLE_KEY_TRUST
+    key = TreeHeadSigner(store.data_dir).public_key_b64
+    assert report.key_fingerprint == key_fingerprint(key)
+    assert [(h.tree_size, h.ok) for h in report.heads] == [(5, True), (8, True), (n, True)]
+    assert [(c.old_size, c.new_size, c.source, c.ok) for c in report.consistency] == [
+        (5, 8, "bundle", True),
+        (8, n, "bundle", True),
+    ]
     # Offline from a file, after a JSON round trip, with the signer's key pinned.
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle))
-    key = TreeHeadSigner(store.data_dir).public_key_b64
-    assert verify_bundle(path, public_key_b64=key).ok
+    pinned = verify_bundle(path, public_key_b64=key)
+    assert pinned.ok and pinned.trust == "pinned"
+    assert pinned.key_fingerprint == hashlib.sha256(base64.b64decode(key)).hexdigest()
+    assert verify_bundle(path, trust=Trust.pinned([key])) == pinned
     # The export's head is also kept in the store.
     assert store.audit.tree_heads()[-1] == bundle["tree_heads"][-1]
 
@@ -177,9 +193,14 @@ def test_resigned_with_another_key_fails_against_pinned_key(
         ).to_dict()
         for h in bundle["tree_heads"]
     ]
-    assert verify_bundle(bundle).ok  # self-consistent...
+    selfish = verify_bundle(bundle)
+    assert selfish.ok  # self-consistent...
+    # ...and said to be only that, with the key it rests on named.
+    assert selfish.trust == BUNDLE_KEY_TRUST
+    assert selfish.key_fingerprint == key_fingerprint(mallory.public_key_b64)
     pinned = TreeHeadSigner(store.data_dir).public_key_b64
     assert _broken(verify_bundle(bundle, public_key_b64=pinned))[1] == "bad signature"
+    assert _broken(verify_bundle(bundle, trust=Trust.pinned([pinned])))[1] == "bad signature"
 
 
 def _resign(store: Store, head: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -262,7 +283,10 @@ def test_receipt_rewritten_in_the_database_is_caught_by_an_older_head(
             sa.text("UPDATE receipts SET body = :b, receipt_sha256 = :f WHERE receipt_sha256 = :s"),
             {"b": canonical_json(body).decode(), "f": forged, "s": last.receipt_sha256},
         )
-    assert _broken(verify_bundle(export_bundle(store)))[1] == "tree head mismatch"
+    # Two heads of the same size with different roots, both signed by the server: a fork
+    # (the signer showed two histories), named as such rather than a plain mismatch.
+    index, reason = _broken(verify_bundle(export_bundle(store)))
+    assert (index, reason) == (len(store.list_receipts()) - 1, "fork")
 
 
 @pytest.mark.parametrize(
@@ -298,3 +322,44 @@ def test_head_order_in_the_bundle_does_not_matter(bundle: dict[str, Any]) -> Non
     assert verify_bundle(bundle).ok
     bundle["tree_heads"].pop(0)  # the newest head, now first: the older ones cover less
     assert _broken(verify_bundle(bundle)) == (8, "tree head mismatch")
+
+
+def test_v2_needs_a_proof_between_consecutive_heads(bundle: dict[str, Any]) -> None:
+    del bundle["consistency_proofs"][0]
+    report = verify_bundle(bundle)
+    assert _broken(report) == (4, "tree head mismatch")
+    assert "no consistency proof from size 5 to 8" in str(report.first_error)
+
+
+def test_proof_for_a_head_the_bundle_lacks(bundle: dict[str, Any]) -> None:
+    bundle["consistency_proofs"].append({**bundle["consistency_proofs"][0], "old_size": 6})
+    assert _broken(verify_bundle(bundle)) == (5, "tree head mismatch")
+
+
+def test_v1_bundle_is_still_read(store: Store, bundle: dict[str, Any]) -> None:
+    """Format v1 carried proofs from each older head to the newest: they are checked, and
+    the link between consecutive older heads is derived from the receipts (and said so)."""
+    leaves = leaf_hashes([r["receipt_sha256"] for r in bundle["receipts"]])
+    n = len(leaves)
+    v1 = {
+        **bundle,
+        "format": "relgate.receipts.bundle.v1",
+        "consistency_proofs": [
+            {
+                "old_size": old,
+                "new_size": n,
+                "proof": b"".join(merkle.consistency_proof(leaves, old)).hex(),
+            }
+            for old in (5, 8)
+        ],
+    }
+    key = TreeHeadSigner(store.data_dir).public_key_b64
+    report = verify_bundle(v1, trust=Trust.pinned([key]))
+    assert report.ok and report.format == "relgate.receipts.bundle.v1"
+    assert [(c.old_size, c.new_size, c.source) for c in report.consistency] == [
+        (5, n, "bundle"),
+        (8, n, "bundle"),
+        (5, 8, "receipts"),
+    ]
+    v1["consistency_proofs"][0]["proof"] = "00" * 32
+    assert _broken(verify_bundle(v1, trust=Trust.pinned([key]))) == (4, "tree head mismatch")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from relgate._proto.relgate.v1 import common_pb2 as relgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relgate/v1/receipt.proto\x12\nrelgate.v1\x1a\x17relgate/v1/common.proto\"L\n\x13ListReceiptsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0erelease_sha256\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"=\n\x14ListReceiptsResponse\x12%\n\x08receipts\x18\x01 \x03(\x0b\x32\x13.relgate.v1.Receipt\"\'\n\x15\x45xportReceiptsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"#\n\x13\x45xportReceiptsChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\'\n\x15VerifyReceiptsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"S\n\nBrokenLink\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x16\n\x0ereceipt_sha256\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xa0\x01\n\x16VerifyReceiptsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08receipts\x18\x02 \x01(\x04\x12+\n\x0b\x66irst_error\x18\x03 \x01(\x0b\x32\x16.relgate.v1.BrokenLink\x12\x11\n\ttree_size\x18\x04 \x01(\x04\x12\x10\n\x08root_hex\x18\x05 \x01(\t\x12\x16\n\x0epublic_key_b64\x18\x06 \x01(\t2\x94\x02\n\x0eReceiptService\x12Q\n\x0cListReceipts\x12\x1f.relgate.v1.ListReceiptsRequest\x1a .relgate.v1.ListReceiptsResponse\x12V\n\x0e\x45xportReceipts\x12!.relgate.v1.ExportReceiptsRequest\x1a\x1f.relgate.v1.ExportReceiptsChunk0\x01\x12W\n\x0eVerifyReceipts\x12!.relgate.v1.VerifyReceiptsRequest\x1a\".relgate.v1.VerifyReceiptsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18relgate/v1/receipt.proto\x12\nrelgate.v1\x1a\x17relgate/v1/common.proto\"L\n\x13ListReceiptsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0erelease_sha256\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"=\n\x14ListReceiptsResponse\x12%\n\x08receipts\x18\x01 \x03(\x0b\x32\x13.relgate.v1.Receipt\"\'\n\x15\x45xportReceiptsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"#\n\x13\x45xportReceiptsChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\'\n\x15VerifyReceiptsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"S\n\nBrokenLink\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x16\n\x0ereceipt_sha256\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xdb\x02\n\x16VerifyReceiptsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08receipts\x18\x02 \x01(\x04\x12+\n\x0b\x66irst_error\x18\x03 \x01(\x0b\x32\x16.relgate.v1.BrokenLink\x12\x11\n\ttree_size\x18\x04 \x01(\x04\x12\x10\n\x08root_hex\x18\x05 \x01(\t\x12\x16\n\x0epublic_key_b64\x18\x06 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18\x07 \x01(\t\x12\r\n\x05trust\x18\x08 \x01(\t\x12\x0e\n\x06\x66ormat\x18\t \x01(\t\x12$\n\x05heads\x18\n \x03(\x0b\x32\x15.relgate.v1.HeadCheck\x12\x31\n\x0b\x63onsistency\x18\x0b \x03(\x0b\x32\x1c.relgate.v1.ConsistencyCheck\x12(\n\x07\x61nchors\x18\x0c \x03(\x0b\x32\x17.relgate.v1.AnchorCheck\"x\n\tHeadCheck\x12\x11\n\ttree_size\x18\x01 \x01(\x04\x12\x10\n\x08root_hex\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18\x04 \x01(\t\x12\n\n\x02ok\x18\x05 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"R\n\x10\x43onsistencyCheck\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\n\n\x02ok\x18\x04 \x01(\x08\"o\n\x0b\x41nchorCheck\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04sink\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x12\x10\n\x08root_hex\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x17\n\x15GetTreeHeadKeyRequest\"E\n\x16GetTreeHeadKeyResponse\x12\x16\n\x0epublic_key_b64\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t2\xed\x02\n\x0eReceiptService\x12Q\n\x0cListReceipts\x12\x1f.relgate.v1.ListReceiptsRequest\x1a .relgate.v1.ListReceiptsResponse\x12V\n\x0e\x45xportReceipts\x12!.relgate.v1.ExportReceiptsRequest\x1a\x1f.relgate.v1.ExportReceiptsChunk0\x01\x12W\n\x0eVerifyReceipts\x12!.relgate.v1.VerifyReceiptsRequest\x1a\".relgate.v1.VerifyReceiptsResponse\x12W\n\x0eGetTreeHeadKey\x12!.relgate.v1.GetTreeHeadKeyRequest\x1a\".relgate.v1.GetTreeHeadKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,7 +45,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BROKENLINK']._serialized_start=325
   _globals['_BROKENLINK']._serialized_end=408
   _globals['_VERIFYRECEIPTSRESPONSE']._serialized_start=411
-  _globals['_VERIFYRECEIPTSRESPONSE']._serialized_end=571
-  _globals['_RECEIPTSERVICE']._serialized_start=574
-  _globals['_RECEIPTSERVICE']._serialized_end=850
+  _globals['_VERIFYRECEIPTSRESPONSE']._serialized_end=758
+  _globals['_HEADCHECK']._serialized_start=760
+  _globals['_HEADCHECK']._serialized_end=880
+  _globals['_CONSISTENCYCHECK']._serialized_start=882
+  _globals['_CONSISTENCYCHECK']._serialized_end=964
+  _globals['_ANCHORCHECK']._serialized_start=966
+  _globals['_ANCHORCHECK']._serialized_end=1077
+  _globals['_GETTREEHEADKEYREQUEST']._serialized_start=1079
+  _globals['_GETTREEHEADKEYREQUEST']._serialized_end=1102
+  _globals['_GETTREEHEADKEYRESPONSE']._serialized_start=1104
+  _globals['_GETTREEHEADKEYRESPONSE']._serialized_end=1173
+  _globals['_RECEIPTSERVICE']._serialized_start=1176
+  _globals['_RECEIPTSERVICE']._serialized_end=1541
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,11 @@ class ReceiptServiceStub:
                 request_serializer=relgate_dot_v1_dot_receipt__pb2.VerifyReceiptsRequest.SerializeToString,
                 response_deserializer=relgate_dot_v1_dot_receipt__pb2.VerifyReceiptsResponse.FromString,
                 _registered_method=True)
+        self.GetTreeHeadKey = channel.unary_unary(
+                '/relgate.v1.ReceiptService/GetTreeHeadKey',
+                request_serializer=relgate_dot_v1_dot_receipt__pb2.GetTreeHeadKeyRequest.SerializeToString,
+                response_deserializer=relgate_dot_v1_dot_receipt__pb2.GetTreeHeadKeyResponse.FromString,
+                _registered_method=True)
 
 
 class ReceiptServiceServicer:
@@ -71,7 +76,17 @@ class ReceiptServiceServicer:
 
     def VerifyReceipts(self, request, context):
         """Export and verify the server's own chain against its own signing key; names the first
-        broken link. Needs role viewer.
+        broken link, and says which heads, consistency proofs and anchors were checked. Needs
+        role viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTreeHeadKey(self, request, context):
+        """The server's tree-head public key, to pin in an offline verifier (`relgate receipts
+        key`). Fetch it over an authenticated channel and compare the fingerprint out of band.
+        Needs role viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +109,11 @@ def add_ReceiptServiceServicer_to_server(servicer, server):
                     servicer.VerifyReceipts,
                     request_deserializer=relgate_dot_v1_dot_receipt__pb2.VerifyReceiptsRequest.FromString,
                     response_serializer=relgate_dot_v1_dot_receipt__pb2.VerifyReceiptsResponse.SerializeToString,
+            ),
+            'GetTreeHeadKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTreeHeadKey,
+                    request_deserializer=relgate_dot_v1_dot_receipt__pb2.GetTreeHeadKeyRequest.FromString,
+                    response_serializer=relgate_dot_v1_dot_receipt__pb2.GetTreeHeadKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +197,33 @@ class ReceiptService:
             '/relgate.v1.ReceiptService/VerifyReceipts',
             relgate_dot_v1_dot_receipt__pb2.VerifyReceiptsRequest.SerializeToString,
             relgate_dot_v1_dot_receipt__pb2.VerifyReceiptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTreeHeadKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relgate.v1.ReceiptService/GetTreeHeadKey',
+            relgate_dot_v1_dot_receipt__pb2.GetTreeHeadKeyRequest.SerializeToString,
+            relgate_dot_v1_dot_receipt__pb2.GetTreeHeadKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
