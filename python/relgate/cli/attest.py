@@ -107,12 +107,16 @@ def attest_cmd(
     in_toto: Annotated[
         Path | None, typer.Option("--in-toto", help="Write an in-toto Statement v1 here.")
     ] = None,
-    no_file_digests: Annotated[
-        bool, typer.Option("--no-file-digests", help="Skip whole-file BLAKE3 (half the work).")
+    file_digests: Annotated[
+        bool,
+        typer.Option(
+            "--file-digests",
+            help="Also a whole-file BLAKE3 per file, in the same pass (off: the tree alone).",
+        ),
     ] = False,
 ) -> None:
-    """Attest a checkpoint: the root and per-file digests."""
-    att = attest(path, spot_check=spot_check, seed=seed, file_digests=not no_file_digests)
+    """Attest a checkpoint: the tensor root (and per-file digests with --file-digests)."""
+    att = attest(path, spot_check=spot_check, seed=seed, file_digests=file_digests)
     if output is not None:
         output.write_text(json.dumps(att.to_dict(), indent=2) + "\n", encoding="utf-8")
     if in_toto is not None:

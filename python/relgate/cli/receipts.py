@@ -268,6 +268,7 @@ def verify(
     report: BundleReport = verify_bundle(
         bundle,
         trust=trust,
+        trust_bundle_key=trust is None,
         state=state,
         anchors=AnchorPolicy.build(
             dirs=anchor_dir or [], tsa_root_files=tsa_root or [], require=require_anchor or []

@@ -152,6 +152,7 @@ def verify_bundle(
     *,
     trust: Trust | None = None,
     public_key_b64: str | None = None,
+    trust_bundle_key: bool = False,
     state: Path | WitnessState | None = None,
     anchors: AnchorPolicy | None = None,
     limits: Limits = DEFAULT_LIMITS,
@@ -160,21 +161,29 @@ def verify_bundle(
 
     ``trust`` is the pinned key set (``public_key_b64`` pins one key, the older spelling).
     One of them is required: a proof is checked against trust the verifier holds. To check
-    only that a bundle is consistent, say so with ``trust=Trust.bundle_key(...)``: the report's
-    ``trust`` then names the key as self-asserted (the CLI's ``--trust-bundle-key``).
+    only that a bundle is consistent, say so with ``trust_bundle_key=True``: the bundle's own
+    key is used and the report's ``trust`` names it as self-asserted (the CLI's
+    ``--trust-bundle-key``).
     ``state`` is the witness state: a file (read under a lock, moved forward on success) or a
     ``WitnessState`` (read only).
     A document that is not a bundle, or exceeds ``limits``, raises ``InvalidInputError``; a
     bundle that fails a check returns a report naming the first broken link.
     """
-    if trust is None and public_key_b64 is None:
+    given = sum((trust is not None, public_key_b64 is not None, trust_bundle_key))
+    if given != 1:
         raise InvalidInputError(
             "no trust anchor: pass trust=Trust.pinned([...]) (the keys you hold for this "
-            "server), or Trust.bundle_key(key) to check consistency only"
+            "server), or trust_bundle_key=True to check consistency only"
+            if given == 0
+            else "trust, public_key_b64 and trust_bundle_key exclude each other"
         )
     parsed = parse_bundle(load_document(bundle, limits), limits)
     if trust is None:
-        trust = Trust.pinned([public_key_b64 or ""])
+        trust = (
+            Trust.bundle_key(parsed.public_key_b64)
+            if trust_bundle_key
+            else Trust.pinned([public_key_b64 or ""])
+        )
     policy = anchors or AnchorPolicy()
     if not isinstance(state, Path):
         label = "in memory" if state is not None else ""

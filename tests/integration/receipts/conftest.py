@@ -62,10 +62,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
         decide("gate_pass", shas[0], verdict="PASS", q=0.91)
         decide("gate_fail", shas[1], verdict="FAIL", q=0.42, floor=0.6)
-        anchor_now(store, signer, sinks)  # size 4
+        anchor_now(store, signer, sinks)  # size 5 (the bootstrap key_create first)
         for step in range(3):
             decide("checkpoint_promote", shas[0], step=step)
-        anchor_now(store, signer, sinks)  # size 7
+        anchor_now(store, signer, sinks)  # size 8
         decide("manual_rollback", shas[0], live_release=None)
         decide("manual_rollback", shas[0], live_release=None)
         runner = CliRunner()

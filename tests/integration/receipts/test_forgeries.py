@@ -64,27 +64,27 @@ def test_genuine_bundle_verifies_with_everything_the_verifier_holds(
     res = verify_cli(world.bundle_path, *everything, "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["ok"] and doc["receipts"] == 9 and doc["tree_size"] == 9
+    assert doc["ok"] and doc["receipts"] == 10 and doc["tree_size"] == 10
     assert doc["trust"] == "pinned"
     assert doc["key"] == {"fingerprint": fingerprint(world.key), "public_key_b64": world.key}
-    assert [h["tree_size"] for h in doc["heads"]] == [4, 7, 9]
+    assert [h["tree_size"] for h in doc["heads"]] == [5, 8, 10]
     assert all(h["key_fingerprint"] == fingerprint(world.key) for h in doc["heads"])
     bundle_proofs = [
         (c["old_size"], c["new_size"]) for c in doc["consistency"] if c["source"] == "bundle"
     ]
-    assert bundle_proofs == [(4, 7), (7, 9)]
+    assert bundle_proofs == [(5, 8), (8, 10)]
     assert all(c["ok"] for c in doc["consistency"])
     assert sorted((a["sink"], a["tree_size"], a["status"]) for a in doc["anchors"]) == [
-        ("directory", 4, "verified"),
-        ("directory", 7, "verified"),
-        ("rfc3161", 4, "verified"),
-        ("rfc3161", 7, "verified"),
+        ("directory", 5, "verified"),
+        ("directory", 8, "verified"),
+        ("rfc3161", 5, "verified"),
+        ("rfc3161", 8, "verified"),
     ]
     assert doc["witness"]["outcome"] == "first head for tenant" and doc["witness"]["updated"]
     # Text for people: the same facts, one line each.
     text = verify_cli(world.bundle_path, *everything)
     assert text.exit_code == 0, text.output
-    assert "ok: 9 receipts verified" in text.stdout
+    assert "ok: 10 receipts verified" in text.stdout
     assert "anchors: 4 verified" in text.stdout
     assert "witness: same head" in text.stdout
 
@@ -94,24 +94,24 @@ def test_a_bundle_resigned_with_another_key(world: World, tmp_path: Path) -> Non
     recomputed and signed with mallory's key. Before: `ok: 9 receipts verified`."""
     mallory = TreeHeadSigner(tmp_path / "mallory")
     forged = forge_gate_pass(world.bundle(), mallory)
-    assert forged["receipts"][3]["kind"] == "gate_pass"
+    assert forged["receipts"][4]["kind"] == "gate_pass"
     path = write(forged, tmp_path / "forged.json")
     # Without a trust anchor the CLI refuses outright, and says how to get one.
     res = verify_cli(path)
     assert res.exit_code == 3 and res.stderr.startswith("error: no trust anchor")
-    # With the server's key pinned: the first head (size 4) is signed by an unknown key.
+    # With the server's key pinned: the first head (size 5) is signed by an unknown key.
     res = verify_cli(path, "--key", world.key)
     assert res.exit_code == 7
-    assert res.stderr.startswith("error: receipt #3 ") and ": bad signature (" in res.stderr
+    assert res.stderr.startswith("error: receipt #4 ") and ": bad signature (" in res.stderr
     assert fingerprint(mallory.public_key_b64)[:16] in res.stderr
     report = verify_bundle(path, trust=Trust.pinned([world.key]))
-    assert broken(report) == (3, "bad signature")
+    assert broken(report) == (4, "bad signature")
     assert [h.ok for h in report.heads] == [False, False, False]
     # The Python API without trust refuses; told to take the bundle's own key, it names it as
     # self-asserted, and that key is mallory's, not the server's.
     with pytest.raises(InvalidInputError, match="no trust anchor"):
         verify_bundle(path)
-    selfish = verify_bundle(path, trust=Trust.bundle_key(mallory.public_key_b64))
+    selfish = verify_bundle(path, trust_bundle_key=True)
     assert selfish.trust == BUNDLE_KEY_TRUST
     assert selfish.key_fingerprint == fingerprint(mallory.public_key_b64) != fingerprint(world.key)
     loud = verify_cli(path, "--trust-bundle-key")
@@ -120,28 +120,28 @@ def test_a_bundle_resigned_with_another_key(world: World, tmp_path: Path) -> Non
 
 
 def test_b_cut_back_bundle(world: World, tmp_path: Path) -> None:
-    """Attack (b): the first 4 receipts (before the manual rollbacks) and the genuine head of
-    size 4. Genuine and consistent on its own; refused by a verifier whose state saw the
-    head of size 9, or whose copy of the anchor directory holds the head of size 7. Before:
+    """Attack (b): the first 5 receipts (before the manual rollbacks) and the genuine head of
+    size 5. Genuine and consistent on its own; refused by a verifier whose state saw the
+    head of size 10, or whose copy of the anchor directory holds the head of size 8. Before:
     it verified, key pinned or not."""
     state = tmp_path / "witness.json"
     assert verify_cli(world.bundle_path, "--key", world.key, "--state", str(state)).exit_code == 0
     seen = state.read_bytes()
-    cut = cut_back(world.bundle(), 4)
+    cut = cut_back(world.bundle(), 5)
     path = write(cut, tmp_path / "cut.json")
     # What the key alone cannot tell: a head proves what the log held, not that it ended.
     assert verify_bundle(path, trust=Trust.pinned([world.key])).ok
     report = verify_bundle(path, trust=Trust.pinned([world.key]), state=state)
-    assert broken(report) == (4, "older than witnessed")
-    assert "size 9" in report.first_error.detail  # type: ignore[union-attr]
+    assert broken(report) == (5, "older than witnessed")
+    assert "size 10" in report.first_error.detail  # type: ignore[union-attr]
     res = verify_cli(path, "--key", world.key, "--state", str(state))
     assert res.exit_code == 7
-    assert res.stderr.startswith("error: receipt #4 (no sha): older than witnessed")
+    assert res.stderr.startswith("error: receipt #5 (no sha): older than witnessed")
     assert state.read_bytes() == seen
     # No state, but the verifier's copy of the anchor directory.
     policy = AnchorPolicy.build(dirs=[world.anchor_dir])
     anchored = verify_bundle(path, trust=Trust.pinned([world.key]), anchors=policy)
-    assert broken(anchored) == (4, "older than witnessed")
+    assert broken(anchored) == (5, "older than witnessed")
     res = verify_cli(path, "--key", world.key, "--anchor-dir", str(world.anchor_dir))
     assert res.exit_code == 7 and "older than witnessed" in res.stderr
 
@@ -215,7 +215,7 @@ def test_d_tsa_token_that_does_not_chain_to_the_root(world: World, tmp_path: Pat
 
 
 def test_e_head_signed_by_a_rotated_out_key(world: World, tmp_path: Path) -> None:
-    """Attack (e): the key was rotated out when the head of size 4 was signed (its
+    """Attack (e): the key was rotated out when the head of size 5 was signed (its
     not_after); heads it signed later are refused. Before: there were no validity periods."""
     doc = world.bundle()
     rotated_at = doc["tree_heads"][0]["timestamp"]
@@ -223,11 +223,11 @@ def test_e_head_signed_by_a_rotated_out_key(world: World, tmp_path: Path) -> Non
     keys.write_text(json.dumps({"keys": [{"public_key_b64": world.key, "not_after": rotated_at}]}))
     trust = Trust.pinned([TrustedKey(world.key, not_after=parse_time(rotated_at))])
     report = verify_bundle(world.bundle_path, trust=trust)
-    assert broken(report) == (6, "key not valid")  # the head of size 7 is the first after
-    assert [(h.tree_size, h.ok) for h in report.heads] == [(4, True), (7, False), (9, False)]
+    assert broken(report) == (7, "key not valid")  # the head of size 8 is the first after
+    assert [(h.tree_size, h.ok) for h in report.heads] == [(5, True), (8, False), (10, False)]
     res = verify_cli(world.bundle_path, "--keys", str(keys))
     assert res.exit_code == 7
-    assert res.stderr.startswith("error: receipt #6 ") and "key not valid" in res.stderr
+    assert res.stderr.startswith("error: receipt #7 ") and "key not valid" in res.stderr
 
 
 def test_server_side_verification_reports_consistency_and_anchors(world: World) -> None:
@@ -238,8 +238,8 @@ def test_server_side_verification_reports_consistency_and_anchors(world: World) 
     assert doc["ok"] and doc["key"]["fingerprint"] == fingerprint(world.key)
     assert doc["format"] == "relgate.receipts.bundle.v2"
     assert [(c["old_size"], c["source"], c["ok"]) for c in doc["consistency"]][:2] == [
-        (4, "bundle", True),
-        (7, "bundle", True),
+        (5, "bundle", True),
+        (8, "bundle", True),
     ]
     # The server holds no TSA root and was given no anchor directory: not checked, never
     # verified.

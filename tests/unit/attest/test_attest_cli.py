@@ -22,11 +22,21 @@ def _flip(src: Path, dst: Path, offset: int) -> None:
 def test_attest_json_and_outputs(checkpoint: Path, tmp_path: Path) -> None:
     out, st = tmp_path / "att.json", tmp_path / "st.json"
     result = runner.invoke(
-        app, ["attest", str(checkpoint), "--json", "-o", str(out), "--in-toto", str(st)]
+        app,
+        [
+            "attest",
+            str(checkpoint),
+            "--json",
+            "-o",
+            str(out),
+            "--in-toto",
+            str(st),
+            "--file-digests",
+        ],
     )
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)
-    att = relgate.attest(checkpoint)
+    att = relgate.attest(checkpoint, file_digests=True)
     assert d["root"] == att.root and d["scheme"] == "tensor-merkle-blake3-v1"
     assert d["tensors"] == 7 and d["bytes"] == att.bytes
     assert d["files"][0]["blake3"] == att.files[0].blake3

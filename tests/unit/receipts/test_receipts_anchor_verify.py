@@ -91,8 +91,7 @@ def test_bogus_anchor_records_are_refused(world: dict[str, Any], tmp_path: Path)
     report = verify_bundle(bundle, trust=trust)
     assert _reason(report) == "bad anchor" and "anchors[0]" in report.first_error.detail  # type: ignore[union-attr]
     # Self-asserted trust too.
-    own = Trust.bundle_key(bundle["public_key_b64"])
-    assert _reason(verify_bundle(bundle, trust=own)) == "bad anchor"
+    assert _reason(verify_bundle(bundle, trust_bundle_key=True)) == "bad anchor"
     path = tmp_path / "b.json"
     path.write_text(json.dumps(bundle))
     key = world["signer"].public_key_b64

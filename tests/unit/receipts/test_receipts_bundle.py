@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from relgate import merkle
+from relgate import merkle, receipts
 from relgate.app.receipts import export_bundle, sign_tree_head
 from relgate.canonical import canonical_json, sha256_hex
 from relgate.errors import InvalidInputError
@@ -25,7 +25,6 @@ from relgate.receipts import (
     Trust,
     key_fingerprint,
     leaf_hashes,
-    verify_bundle,
 )
 from relgate.receipts.trust import BUNDLE_KEY_TRUST
 from relgate.store import Store
@@ -58,6 +57,12 @@ def _fill(store: Store, manifest: dict[str, Any]) -> None:
 def bundle(store: Store, api_manifest: dict[str, Any]) -> dict[str, Any]:
     _fill(store, api_manifest)
     return export_bundle(store)
+
+
+def verify_bundle(doc: dict[str, Any] | Path, **trust: Any) -> BundleReport:
+    """``receipts.verify_bundle``; without a trust argument, the bundle's own key (these tests
+    break structure: chain, tree, proofs; the tests of origin pin a key or name the trust)."""
+    return receipts.verify_bundle(doc, **(trust or {"trust_bundle_key": True}))
 
 
 def _broken(report: BundleReport) -> tuple[int, str]:
@@ -307,6 +312,14 @@ def test_receipt_rewritten_in_the_database_is_caught_by_an_older_head(
 def test_not_a_bundle(doc: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError):
         verify_bundle(doc)
+
+
+def test_no_trust_is_refused(bundle: dict[str, Any]) -> None:
+    """A verifier must hold trust or say it takes the bundle's word: never a silent default."""
+    with pytest.raises(InvalidInputError, match="no trust anchor"):
+        receipts.verify_bundle(bundle)
+    with pytest.raises(InvalidInputError, match="exclude each other"):
+        receipts.verify_bundle(bundle, trust_bundle_key=True, public_key_b64="k")
 
 
 def test_unreadable_bundle_file(tmp_path: Path) -> None:
