@@ -174,6 +174,7 @@ class ManagedEngine(abc.ABC):
         self._child: _Child | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._port: int | None = None
+        self._log_start = 0
         self.startup_s: float | None = None
         self.returncode: int | None = None
 
@@ -228,6 +229,17 @@ class ManagedEngine(abc.ABC):
         """True while the child process is alive."""
         return self._child is not None and self._child.proc.poll() is None
 
+    def _log_since_start(self, max_bytes: int = 1 << 20) -> str:
+        """What this start wrote to the log so far (its first MiB)."""
+        if self._log_path is None:
+            return ""
+        try:
+            with self._log_path.open("rb") as fh:
+                fh.seek(self._log_start)
+                return fh.read(max_bytes).decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the log."""
         return tail(self._log_path, lines) if self._log_path is not None else ""
@@ -257,6 +269,8 @@ class ManagedEngine(abc.ABC):
         log = self._log_path.open("ab")
         log.write(f"# relgate: {' '.join(cmd)}\n".encode())
         log.flush()
+        # A log reused across starts holds an earlier server's port line: read only ours.
+        self._log_start = log.tell()
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -296,7 +310,7 @@ class ManagedEngine(abc.ABC):
             if code is not None:
                 raise self._error(f"{_describe_exit(code)} before it was ready", code)
             if self._port is None:
-                match = re.search(self.port_pattern or "$^", self.log_tail(200))
+                match = re.search(self.port_pattern or "$^", self._log_since_start())
                 if match:
                     self._port = int(match.group(1))
             if self._port is not None:

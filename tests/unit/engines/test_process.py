@@ -87,6 +87,35 @@ def test_serving_engine_is_ready_and_stops(tmp_path: Path, report_port: bool) ->
     assert engine.stop() == engine.returncode  # idempotent
 
 
+def test_a_reused_log_does_not_hand_out_the_previous_servers_port(tmp_path: Path) -> None:
+    log = tmp_path / "shared.log"
+    with fake("serve", tmp_path, log_path=log) as first:
+        first_port = first.port
+    # The next server reports its port later than the probe first looks: until then the only
+    # port line in the file is the previous server's, which must not be taken.
+    slow = CommandEngine(
+        [
+            PY,
+            "-c",
+            "import time, runpy, sys; time.sleep(0.5); sys.argv = sys.argv[1:];"
+            " runpy.run_path(sys.argv[0], run_name='__main__')",
+            FAKE,
+            "serve",
+            "0",
+            "m",
+        ],
+        served_model="m",
+        port_pattern=UVICORN_PORT,
+        log_path=log,
+        probe_interval_s=0.02,
+        startup_timeout_s=10.0,
+    )
+    with slow:
+        assert slow.port != first_port
+        slow.check()
+    assert log.read_text().count("Uvicorn running") == 2
+
+
 def test_engine_that_exits_names_log_and_status(tmp_path: Path) -> None:
     engine = CommandEngine(
         [PY, "-c", "import sys; print('cannot load model.gguf: bad magic'); sys.exit(3)"],
