@@ -51,6 +51,7 @@ __all__ = [
     "ManagedEngine",
     "check_models",
     "free_port",
+    "port_is_free",
     "tail",
 ]
 
@@ -88,6 +89,17 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port`` (``SO_REUSEADDR``: TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> str:
@@ -260,6 +272,12 @@ class ManagedEngine(abc.ABC):
         port = self.requested_port
         if port == 0 and not reports_port:
             port = free_port(self.host)
+        elif port != 0 and not reports_port and not port_is_free(self.host, port):
+            # Otherwise whatever already listens there would answer the readiness probe.
+            raise EngineError(
+                f"{self.engine}: port {port} on {self.host} is already in use",
+                log_path=self._log_path,
+            )
         launch = [sys.executable, str(_LAUNCH), *self.launch_options()]
         # Death signal only from the main thread: the kernel sends it when the *thread* that
         # forked exits, which for a worker thread would kill a healthy server.
@@ -292,7 +310,9 @@ class ManagedEngine(abc.ABC):
             ) from exc
         self._child = _Child(proc, proc.pid, log)
         self._finalizer = weakref.finalize(self, self._child.kill_now)
-        self._port = None if port == 0 else port
+        # An engine that reports its port is ready only once *it* says it bound one: a fixed
+        # port may be held by another server that would answer the probe in its place.
+        self._port = None if reports_port else port
         try:
             self._wait_ready(started)
         except BaseException:
@@ -312,7 +332,12 @@ class ManagedEngine(abc.ABC):
             if self._port is None:
                 match = re.search(self.port_pattern or "$^", self._log_since_start())
                 if match:
-                    self._port = int(match.group(1))
+                    bound = int(match.group(1))
+                    if self.requested_port not in (0, bound):
+                        raise self._error(
+                            f"bound port {bound}, not the requested {self.requested_port}", None
+                        )
+                    self._port = bound
             if self._port is not None:
                 ok, last = self._probe()
                 if ok:

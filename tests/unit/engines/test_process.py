@@ -60,7 +60,7 @@ def fake(mode: str, tmp_path: Path, *, report_port: bool = True, **kw: object) -
         "log_path": tmp_path / f"{mode}.log",
         **kw,
     }
-    port = "0" if report_port else "{port}"
+    port = "{port}"
     return CommandEngine(
         [PY, FAKE, mode, port, "m"],
         port_pattern=UVICORN_PORT if report_port else None,
@@ -114,6 +114,30 @@ def test_a_reused_log_does_not_hand_out_the_previous_servers_port(tmp_path: Path
         assert slow.port != first_port
         slow.check()
     assert log.read_text().count("Uvicorn running") == 2
+
+
+@pytest.mark.parametrize("report_port", [True, False])
+def test_a_busy_port_is_an_error_not_someone_elses_server(
+    tmp_path: Path, report_port: bool
+) -> None:
+    # The server already on the port lists the same model name: its answer to the readiness
+    # probe must not make the new engine look ready.
+    with fake("serve", tmp_path, log_path=tmp_path / "first.log") as first:
+        second = fake(
+            "serve",
+            tmp_path,
+            report_port=report_port,
+            port=first.port,
+            log_path=tmp_path / "second.log",
+        )
+        if report_port:
+            with pytest.raises(EngineError, match="before it was ready"):
+                second.start()
+        else:
+            with pytest.raises(EngineError, match=f"port {first.port} .* already in use"):
+                second.start()
+        assert not second.running()
+        first.check()
 
 
 def test_engine_that_exits_names_log_and_status(tmp_path: Path) -> None:
