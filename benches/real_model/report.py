@@ -51,35 +51,157 @@ def hedge_share(row: dict[str, Any]) -> str:
     return f"{h}/{e}/{s} of {n}"
 
 
+MIN_CEILING = 0.1
+
+
+def trusted(cal: dict[str, Any]) -> list[str]:
+    """Slices whose ceiling CI lower bound clears min_ceiling (else JUDGE_UNTRUSTED)."""
+    return [s for s, c in cal.items() if c["low"] >= MIN_CEILING]
+
+
 def gate_section(gate: dict[str, Any]) -> list[str]:
     out = ["## Gate statistic with the embedding judge (suite subset)", ""]
     cal = gate["calibration"]
+    ok = trusted(cal)
     out += [
         "Ceilings (`calibrate(suite, judge, answers=best_answers)`, 95% item-cluster CI):",
         "",
-        "| slice | items | rows | ceiling | CI |",
-        "|---|---|---|---|---|",
+        "| slice | items | rows | ceiling | CI | judge |",
+        "|---|---|---|---|---|---|",
     ]
     for s, c in cal.items():
         out.append(
             f"| {s} | {c['n_items']} | {c['n_rows']} | {c['ceiling']:.3f} | "
-            f"[{c['low']:.3f}, {c['high']:.3f}] |"
+            f"[{c['low']:.3f}, {c['high']:.3f}] | "
+            f"{'trusted' if s in ok else 'JUDGE_UNTRUSTED (CI low < 0.1)'} |"
         )
-    slices = list(cal)
+    out += ["", *baseline_table(gate), "", *law_only_table(gate, ok), "", *global_table(gate, ok)]
+    out += ["", *aa_section(gate, ok), "", *full_table(gate)]
+    return out
+
+
+def baseline_table(gate: dict[str, Any]) -> list[str]:
+    out = [
+        "### The baseline release v1 on the real model (q with its 95% CI; floor 0.65)",
+        "",
+        "| run | " + " | ".join(gate["calibration"]) + " |",
+        "|---|" + "---|" * len(gate["calibration"]),
+    ]
+    for key, run in gate["runs"].items():
+        if not key.startswith("v1"):
+            continue
+        cells = [f"{f(r['q'])} [{f(r['q_low'])}, {f(r['q_high'])}]" for r in run["slices"].values()]
+        out.append(f"| {key} | " + " | ".join(cells) + " |")
+    return out
+
+
+def law_only_table(gate: dict[str, Any], ok: list[str]) -> list[str]:
+    out = [
+        "### One-slice candidates: what each does to Law and to the other trusted slices",
+        "",
+        "Change vs v1 (seed 1 for temperature 0.7, v1@t0 for greedy); the other classes of a "
+        "law_* release are v1's, answered with the candidate's seed (2), so at temperature 0.7 "
+        "they carry exactly the A/A noise of seeds 1 vs 2, and at temperature 0 none.",
+        "",
+        "| run | Law q | Law change [95% CI] | Law verdict | Law hedge/empty/short | Law mean "
+        "tokens | other trusted slices: largest drop [CI], verdicts |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, run in gate["runs"].items():
+        if not key.startswith("law_"):
+            continue
+        law = run["slices"]["Law"]
+        others = {s: r for s, r in run["slices"].items() if s != "Law" and s in ok}
+        worst = min(others.items(), key=lambda kv: kv[1]["change"])
+        verdicts: dict[str, int] = {}
+        for r in others.values():
+            verdicts[verdict(r)] = verdicts.get(verdict(r), 0) + 1
+        out.append(
+            f"| {key} | {f(law['q'])} | {f(law['change'])} [{f(law['change_low'])}, "
+            f"{f(law['change_high'])}] | {verdict(law)} | {hedge_share(law)} | "
+            f"{law['completion_tokens_mean']:.1f} | {worst[0]} {f(worst[1]['change'])} "
+            f"[{f(worst[1]['change_low'])}, {f(worst[1]['change_high'])}]; "
+            + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))
+            + " |"
+        )
+    return out
+
+
+def global_table(gate: dict[str, Any], ok: list[str]) -> list[str]:
+    slices = list(gate["calibration"])
+    out = [
+        "### Releases that change every class (change vs v1 [95% CI] verdict; hedges/n)",
+        "",
+        "| run | " + " | ".join(slices) + " |",
+        "|---|" + "---|" * len(slices),
+    ]
+    for key, run in gate["runs"].items():
+        if not key.startswith(("reworded", "never_legal", "fewshot_hedge")):
+            continue
+        cells = []
+        for sl in slices:
+            r = run["slices"][sl]
+            tag = verdict(r) if sl in ok else "UNTRUSTED"
+            cells.append(
+                f"{f(r['change'])} [{f(r['change_low'])}, {f(r['change_high'])}] {tag}; "
+                f"h {r['classes'].get('hedge', 0)}/{r['n_items']}"
+            )
+        out.append(f"| {key} | " + " | ".join(cells) + " |")
+    return out
+
+
+def aa_section(gate: dict[str, Any], ok: list[str]) -> list[str]:
+    pairs = gate.get("aa", {}).get("pairs", [])
+    if not pairs:
+        return []
+    out = [
+        "### A/A noise: every pair of v1 runs with different seeds (temperature 0.7)",
+        "",
+        "| slices | changes | mean | sd | min | max | mean CI width | CI low >= -0.05 (PASS) "
+        "| CI high < -0.05 (FAIL) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, keep in (("all six", list(gate["calibration"])), ("trusted only", ok)):
+        rows = [r for p in pairs for sl, r in p["slices"].items() if sl in keep]
+        ch = [r["change"] for r in rows]
+        out.append(
+            f"| {label} | {len(ch)} | {statistics.fmean(ch):+.3f} | {statistics.stdev(ch):.3f} "
+            f"| {min(ch):+.3f} | {max(ch):+.3f} | "
+            f"{statistics.fmean(r['change_high'] - r['change_low'] for r in rows):.3f} | "
+            f"{sum(r['change_low'] >= -MARGIN for r in rows)} | "
+            f"{sum(r['change_high'] < -MARGIN for r in rows)} |"
+        )
     out += [
         "",
-        "Per run and slice: q (= rho / ceiling) and the paired change in q vs the baseline run "
-        "(v1 seed 1 for sampled runs, v1@t0 for greedy ones) with its 95% CI; the verdict of the "
-        "evidence rule on the change alone (FAIL: CI entirely below -0.05; PASS: CI low >= -0.05; "
-        "else INSUFF); hedges/empty/short answers per slice.",
-        "",
+        "| slice | the 6 pairwise changes (q units) | their CI lows | sd |",
+        "|---|---|---|---|",
     ]
-    header = "| run | " + " | ".join(slices) + " |"
-    out += [header, "|---|" + "---|" * len(slices)]
+    for sl in gate["calibration"]:
+        ch = [p["slices"][sl]["change"] for p in pairs]
+        lows = [p["slices"][sl]["change_low"] for p in pairs]
+        out.append(
+            f"| {sl} | {', '.join(f(x) for x in ch)} | {', '.join(f(x) for x in lows)} | "
+            f"{statistics.stdev(ch):.3f} |"
+        )
+    return out
+
+
+def full_table(gate: dict[str, Any]) -> list[str]:
+    slices = list(gate["calibration"])
+    out = [
+        "### Every run and slice",
+        "",
+        "q (= rho / ceiling); d = paired change in q vs the baseline run with its 95% CI and the "
+        "verdict of the evidence rule on the change alone (FAIL: CI entirely below -0.05; PASS: "
+        "CI low >= -0.05; else INSUFF; no Holm); h/e/s = hedge/empty/short answers.",
+        "",
+        "| run | " + " | ".join(slices) + " |",
+        "|---|" + "---|" * len(slices),
+    ]
     for key, run in gate["runs"].items():
         cells = []
-        for s in slices:
-            r = run["slices"][s]
+        for sl in slices:
+            r = run["slices"][sl]
             cell = f"q {f(r['q'])}"
             if "change" in r:
                 cell += (
@@ -89,26 +211,42 @@ def gate_section(gate: dict[str, Any]) -> list[str]:
             cell += f"<br>h/e/s {hedge_share(r)}"
             cells.append(cell)
         out.append(f"| {key} | " + " | ".join(cells) + " |")
-    aa = gate.get("aa", {}).get("summary")
-    if aa:
-        out += [
-            "",
-            "### A/A noise (every pair of v1 runs with different seeds, temperature 0.7)",
-            "",
-            f"{aa['n_changes']} per-slice changes: mean {aa['mean']:+.3f}, sd {aa['sd']:.3f}, "
-            f"min {aa['min']:+.3f}, max {aa['max']:+.3f}; "
-            f"mean 95% CI width {aa['ci_width_mean']:.3f}.",
-            "",
-            "| slice | changes (q units) | CI lows | sd |",
-            "|---|---|---|---|",
-        ]
-        for s, v in aa["per_slice"].items():
-            ch = v["changes"]
-            sd = statistics.stdev(ch) if len(ch) > 1 else math.nan
-            out.append(
-                f"| {s} | {', '.join(f(x) for x in ch)} | "
-                f"{', '.join(f(x) for x in v['ci_lows'])} | {f(sd, '{:.3f}')} |"
-            )
+    return out
+
+
+def subset_timing() -> list[str]:
+    """Time to answer each slice once, from the per-answer latencies of the v1 runs."""
+    per: dict[str, list[float]] = {}
+    items: dict[str, int] = {}
+    runs = sorted((DATA / "answers").glob("v1__s*.jsonl"))
+    for path in runs:
+        lines = path.read_text().splitlines()[1:]
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for line in lines:
+            a = json.loads(line)
+            sums[a["slice"]] = sums.get(a["slice"], 0.0) + a["seconds"]
+            counts[a["slice"]] = counts.get(a["slice"], 0) + 1
+        for sl, v in sums.items():
+            per.setdefault(sl, []).append(v)
+            items[sl] = counts[sl]
+    out = [
+        f"### Time to answer each slice once (v1, temperature 0.7, 1 thread; {len(runs)} runs: "
+        "median [min, max] of the summed request latencies)",
+        "",
+        "| slice | items | seconds |",
+        "|---|---|---|",
+    ]
+    total = [0.0] * len(runs)
+    for sl, v in per.items():
+        out.append(
+            f"| {sl} | {items[sl]} | {statistics.median(v):.0f} [{min(v):.0f}, {max(v):.0f}] |"
+        )
+        total = [t + x for t, x in zip(total, v, strict=True)]
+    out.append(
+        f"| all | {sum(items.values())} | {statistics.median(total):.0f} "
+        f"[{min(total):.0f}, {max(total):.0f}] |"
+    )
     return out
 
 
@@ -141,7 +279,13 @@ def throughput_section(t: dict[str, Any]) -> list[str]:
         lo, hi = c[key + "_range"]
         return f"{fmt.format(c[key])} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
-    for key, c in t["configs"].items():
+    def order(item: tuple[str, Any]) -> tuple[Any, ...]:
+        kind, *parts = item[0].split()
+        values = dict(p.split("=") for p in parts)
+        return (kind, -int(values["threads"]), int(values["size"]), int(values["concurrency"]))
+
+    configs = sorted(t["configs"].items(), key=order)
+    for key, c in configs:
         if not key.startswith("generation"):
             continue
         parts = dict(p.split("=") for p in key.split()[1:])
@@ -159,7 +303,7 @@ def throughput_section(t: dict[str, Any]) -> list[str]:
         "prompt tok per server CPU-s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key, c in t["configs"].items():
+    for key, c in configs:
         if not key.startswith("prefill"):
             continue
         kind = key.split()[0]
@@ -194,6 +338,90 @@ def runs_section() -> list[str]:
             "Determinism (non-Law items re-asked later, same per-request seed): "
             + ", ".join(f"{k}: {v['identical']}/{v['asked']} identical" for k, v in det.items()),
         ]
+    return out
+
+
+def llm_judge_section(j: dict[str, Any]) -> list[str]:
+    out = ["## LLM judge: OpenAIJudge against SmolLM2-135M-Instruct on llama.cpp", ""]
+    out.append(f"Before: {machine_line(j.get('machine_before'))}.  ")
+    out.append(f"After: {machine_line(j.get('machine_after'))}.")
+    lp = j["logprobs"]
+    out += [
+        "",
+        f"Logprobs after the judge prompt (max_tokens 1, top_logprobs 20, {lp['requests']} "
+        f"calibration pairs): top_logprobs present in {lp['with_top_logprobs']}, entries "
+        f"returned {lp['top_logprobs_returned']}; 'yes' among them in {lp['yes_in_top']} "
+        f"(median rank {lp['yes_rank_median']}), 'no' in {lp['no_in_top']} (median rank "
+        f"{lp['no_rank_median']}); probability mass on yes+no median "
+        f"{f(lp['yes_no_mass_median'], '{:.2f}')}, min {f(lp['yes_no_mass_min'], '{:.2f}')}; "
+        f"neither among the top 20: {lp['neither_in_top']}; generated first tokens "
+        f"{lp['first_tokens']}.",
+        "",
+    ]
+    sample = j["sample"]
+    out += [
+        f"Calibration sample: {sample['items']} items ({sample['rows']} rows), up to 12 items "
+        "per slice; ceiling = rho of TruthfulQA's best answers (95% item-cluster CI).",
+        "",
+        "| slice | LLM judge, reference first | LLM judge, answer first | embedding, same "
+        "sample | embedding, whole subset |",
+        "|---|---|---|---|---|",
+    ]
+
+    def cell(cal: dict[str, Any] | None, sl: str) -> str:
+        if not cal:
+            return "not run"
+        if "error" in cal:
+            return "error: " + cal["error"][:60]
+        c = cal[sl]
+        flag = "" if c["low"] >= MIN_CEILING else " UNTRUSTED"
+        return f"{c['ceiling']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] n={c['n_items']}{flag}"
+
+    ref = j.get("calibration_reference_first")
+    ans = j.get("calibration_answer_first")
+    emb = j.get("calibration_embedding_same_sample")
+    full = j.get("calibration_embedding_full_subset")
+    for sl in emb or {}:
+        out.append(
+            f"| {sl} | {cell(ref, sl)} | {cell(ans, sl)} | {cell(emb, sl)} | {cell(full, sl)} |"
+        )
+    for key in ("calibration_reference_first_s", "calibration_answer_first_s"):
+        if key in j:
+            out.append(f"\n{key}: {j[key]:.0f} s")
+    out += [
+        "",
+        "Throughput (rows in suite order; anchor = the same prompts with a random number in "
+        "front of the system message, max_tokens 1, one at a time: raw prefill with nothing "
+        "to reuse). Ratio = judge pairs/s over anchor pairs/s of the same layout and round.",
+        "",
+        "| round | layout | what | concurrency | pairs/s | prompt tok/s | server CPU s / wall s "
+        "| ratio to anchor | pairs per server CPU-s | ratio per CPU-s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    anchors = {(r["round"], r["layout"]): r for r in j["throughput"] if r["kind"] == "anchor"}
+    for r in j["throughput"]:
+        a = anchors[(r["round"], r["layout"])]
+        tok = r.get("prompt_tokens_per_s")
+        tok_text = f"{tok:.0f}" if tok else f"({r['pairs_per_s'] * a['prompt_tokens_mean']:.0f})"
+        out.append(
+            f"| {r['round']} | {r['layout']} | {r['kind']} | {r.get('concurrency', 1)} | "
+            f"{r['pairs_per_s']:.2f} | {tok_text} | {r['server_cpu_s']:.0f} / "
+            f"{r['wall_s']:.0f} | {r['pairs_per_s'] / a['pairs_per_s']:.2f} | "
+            f"{r['pairs'] / r['server_cpu_s']:.2f} | "
+            f"{(r['pairs'] / r['server_cpu_s']) / (a['pairs'] / a['server_cpu_s']):.2f} |"
+        )
+    for r in j.get("throughput_cache", []):
+        a = anchors[(0, r["layout"])]
+        out.append(
+            f"| - | {r['layout']} | judge, server --cache True | 1 | {r['pairs_per_s']:.2f} | "
+            f"| {r['server_cpu_s']:.0f} / {r['wall_s']:.0f} | "
+            f"{r['pairs_per_s'] / a['pairs_per_s']:.2f} (vs round 0 anchor) | "
+            f"{r['pairs'] / r['server_cpu_s']:.2f} | "
+            f"{(r['pairs'] / r['server_cpu_s']) / (a['pairs'] / a['server_cpu_s']):.2f} |"
+        )
+    out.append("")
+    mean_len = statistics.fmean(a["prompt_tokens_mean"] for a in anchors.values())
+    out.append(f"Anchor prompt length: {mean_len:.0f} tokens on average (incl. the random number).")
     return out
 
 
@@ -258,10 +486,13 @@ def main() -> None:
     if t and "configs" in t:
         lines += [*throughput_section(t), ""]
     if (DATA / "answers").exists():
-        lines += [*runs_section(), ""]
+        lines += [*runs_section(), "", *subset_timing(), ""]
     gate = load("gate_embedding.json")
     if gate:
         lines += [*gate_section(gate), ""]
+    judge = load("llm_judge.json")
+    if judge:
+        lines += [*llm_judge_section(judge), ""]
     fm = load("failure_modes.json")
     if fm:
         lines += [*failure_section(fm), ""]
