@@ -8,6 +8,7 @@ from relgate import __version__
 from relgate.cli import bench, gate, judge, keys, receipts, release, roll, rollback, serve
 from relgate.cli.attest import attest_app, reattest
 from relgate.cli.judge_batch import RayOptionCommand
+from relgate.cli.model import app as model_app
 from relgate.cli.worker import worker_cmd
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(roll.app, name="roll")
 app.add_typer(judge.app, name="judge")
 app.add_typer(gate.app, name="gate")
 app.add_typer(bench.app, name="bench")
+app.add_typer(model_app, name="model")
 app.add_typer(attest_app, name="attest")
 app.command("reattest", cls=RayOptionCommand)(reattest)
 app.command("rollback")(rollback.rollback)
