@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from relgate.dashboard import dashboard_url
-from relgate.receipts import verify_bundle
+from relgate.receipts import Trust, verify_bundle
 
 pytest.importorskip("torch", reason="the CPU judge (judge extra) runs the gate")
 pytest.importorskip("transformers", reason="the CPU judge (judge extra) runs the gate")
@@ -146,7 +146,9 @@ def _run(story: Story, browser: Any, artifacts: Path) -> None:
         page.click("text=Download the export bundle")
     bundle = artifacts / "receipts-bundle.json"
     info.value.save_as(str(bundle))
-    report = verify_bundle(bundle)
+    with story.rollout_client() as client:  # pinned: the server's key, as `receipts key` gives
+        key = client.tree_head_key().public_key_b64
+    report = verify_bundle(bundle, trust=Trust.pinned([key]))
     assert report.ok and report.receipts == n
     _accessible(page)
     page.screenshot(path=str(artifacts / "06-receipts.png"), full_page=True)

@@ -17,6 +17,7 @@ from relgate.manifest import ReleaseManifest
 from relgate.receipts import (
     BundleReport,
     TreeHeadSigner,
+    Trust,
     verify_bundle,
 )
 from relgate.store import Store
@@ -50,7 +51,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         doc = export_bundle(store)
     finally:
         store.close()
-    assert verify_bundle(doc).ok
+    assert verify_bundle(doc, trust=Trust.pinned([doc["public_key_b64"]])).ok
     return doc
 
 
@@ -107,7 +108,8 @@ def test_mutated_bundle_never_crashes_or_passes(bundle: dict[str, Any], data: An
             same or (harmless and new is None) or (path == ("consistency_proofs",) and new == [])
         )
     try:
-        report = verify_bundle(doc)
+        # Pinned to the genuine key, as a verifier holds it: a mutation must not pass.
+        report = verify_bundle(doc, trust=Trust.pinned([bundle["public_key_b64"]]))
     except InvalidInputError:
         return
     assert isinstance(report, BundleReport)
@@ -119,4 +121,5 @@ def test_verify_from_path_and_dict_agree(bundle: dict[str, Any], tmp_path: Path)
     import json
 
     (tmp_path / "b.json").write_text(json.dumps(bundle))
-    assert verify_bundle(tmp_path / "b.json") == verify_bundle(bundle)
+    trust = Trust.pinned([bundle["public_key_b64"]])
+    assert verify_bundle(tmp_path / "b.json", trust=trust) == verify_bundle(bundle, trust=trust)
