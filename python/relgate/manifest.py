@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -41,6 +40,7 @@ from pydantic import (
 )
 
 from relgate.canonical import canonical_json, sha256_hex
+from relgate.documents import load_json, load_yaml
 from relgate.errors import IntegrityError, InvalidInputError, ManifestError
 
 __all__ = [
@@ -516,14 +516,13 @@ def _decode(data: bytes | str, fmt: Literal["json", "yaml"] | None) -> Any:
             raise ManifestError(f"manifest is not UTF-8: {exc}") from None
     if fmt in (None, "json"):
         try:
-            return json.loads(data)
-        except json.JSONDecodeError as exc:
+            return load_json(data, "manifest", error=ManifestError)
+        except ManifestError:
             if fmt == "json":
-                raise ManifestError(f"manifest is not valid JSON: {exc}") from None
-    try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"manifest is not valid YAML: {exc}") from None
+                raise
+    # YAML is a superset of JSON: a document JSON could not read is tried as YAML (where an
+    # over-deep or alias-bombed one is refused the same way).
+    return load_yaml(data, "manifest", error=ManifestError)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -31,7 +31,7 @@ from relgate.app.gates import gate_clearance
 from relgate.app.probes import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
 from relgate.app.rollout_runtime import StartEvidence, StoreFactLog, TickClock, manifest_routes
 from relgate.app.routing import RolloutRouting, RoutingTable
-from relgate.errors import InvalidInputError, InvalidTransitionError, NotFoundError
+from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
 from relgate.receipts.model import Receipt, live_release_of
@@ -235,6 +235,18 @@ class RolloutManager:
         if not over:
             log.info("resumed rollout %s of %s at phase %s", rid, candidate[:12], ar.phase().phase)
 
+    async def _check_monitor_judge(self, sha: str, clearance: Mapping[str, Any]) -> None:
+        """The quality monitor scores with the judge the release was gated with: the gate's
+        floor and margin mean nothing on another judge's scale. Refuse to start otherwise."""
+        gated = (clearance.get("gate_result") or {}).get("judge_sha256")
+        monitor = (await asyncio.to_thread(self._judge)).judge_sha256
+        if gated != monitor:
+            raise GateError(
+                f"release {sha[:12]} was gated with judge {str(gated)[:12]}, but this server's "
+                f"quality monitor scores with judge {monitor[:12]}: serve with the gate's judge "
+                "(relgate serve --gate-judge ...) or gate the release again with this one"
+            )
+
     def _judge(self) -> Judge:
         if self._judge_instance is None:
             if self.options.judge is not None:
@@ -323,6 +335,7 @@ class RolloutManager:
         )
         sha = stored.sha256
         clearance = await asyncio.to_thread(gate_clearance, self._store, sha, tenant)
+        await self._check_monitor_judge(sha, clearance)
         live = await asyncio.to_thread(self.live_release, tenant)
         previous = stable or stored.manifest.previous_release
         # A cold start (no previous release) is shadowed against whatever is live now.

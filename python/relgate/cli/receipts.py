@@ -126,7 +126,11 @@ def _print_report(doc: dict[str, Any], bundle_key: bool) -> None:
     sources = ", ".join(f"{n} from {s}" for s, n in sorted(by_source.items()))
     _say(
         f"heads: {_plural(len(doc['heads']), 'head')} signed by trusted keys; consistency: "
-        + (f"{_plural(len(checks), 'proof')} hold ({sources})" if checks else "no older head")
+        + (
+            f"{_plural(len(checks), 'proof')} {'holds' if len(checks) == 1 else 'hold'} ({sources})"
+            if checks
+            else "no older head"
+        )
     )
     anchors = doc["anchors"]
     if not anchors:

@@ -55,6 +55,7 @@ from rfc3161_client import (
 )
 
 from relgate.canonical import canonical_json
+from relgate.documents import load_json
 from relgate.errors import IntegrityError, InvalidInputError
 from relgate.receipts.tree import SignedTreeHead
 
@@ -422,12 +423,7 @@ def _read_head_file(path: Path) -> SignedTreeHead:
         raise InvalidInputError(f"cannot read: {exc.strerror or exc}") from exc
     if len(data) > MAX_ANCHOR_FILE_BYTES:
         raise InvalidInputError(f"larger than {MAX_ANCHOR_FILE_BYTES} bytes: not a head")
-    try:
-        doc = json.loads(data)
-    except RecursionError:
-        raise InvalidInputError("nests too deeply: not a head") from None
-    except ValueError as exc:
-        raise InvalidInputError(f"not JSON: {exc}") from exc
+    doc = load_json(data, "the file")
     if not isinstance(doc, dict):
         raise InvalidInputError("not a tree head object")
     return SignedTreeHead.from_dict(doc)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,13 +37,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
+from relgate.documents import load_json, load_yaml
 from relgate.errors import InvalidInputError
 from relgate.receipts.tree import SignedTreeHead
 
@@ -267,12 +266,8 @@ def load_key_set(path: Path) -> list[TrustedKey]:
         raise InvalidInputError(f"cannot read key set {path}: {exc.strerror or exc}") from exc
     if len(data) > MAX_KEY_SET_BYTES:
         raise InvalidInputError(f"key set {path} is larger than {MAX_KEY_SET_BYTES} bytes")
-    try:
-        doc = json.loads(data) if data.lstrip()[:1] in (b"{", b"[") else yaml.safe_load(data)
-    except RecursionError:
-        raise InvalidInputError(f"key set {path} nests too deeply") from None
-    except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInputError(f"key set {path} is not JSON or YAML: {exc}") from exc
+    what = f"key set {path}"
+    doc = load_json(data, what) if data.lstrip()[:1] in (b"{", b"[") else load_yaml(data, what)
     return parse_key_set(doc, where=str(path))
 
 

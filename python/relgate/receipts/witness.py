@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relgate.documents import load_json
 from relgate.errors import InvalidInputError
 from relgate.receipts.tree import SignedTreeHead
 
@@ -147,12 +148,7 @@ class WitnessState:
             raise InvalidInputError(f"cannot read witness state {path}: {exc}") from exc
         if len(data) > _MAX_STATE_BYTES:
             raise InvalidInputError(f"witness state {path} is larger than {_MAX_STATE_BYTES}")
-        try:
-            doc = json.loads(data)
-        except RecursionError:
-            raise InvalidInputError(f"witness state {path} nests too deeply") from None
-        except ValueError as exc:
-            raise InvalidInputError(f"witness state {path} is not JSON: {exc}") from exc
+        doc = load_json(data, f"witness state {path}")
         return cls.from_dict(doc, where=f"witness state {path}")
 
     def save(self, path: Path) -> None:

@@ -199,13 +199,19 @@ def traffic(url: str, prompts: dict[str, list[str]], n: int, *, rate: float = 40
     return asyncio.run(run_load(spec))
 
 
-def record_gate(server: RunningServer | Store, sha: str, verdict: str) -> None:
+def record_gate(
+    server: RunningServer | Store, sha: str, verdict: str, judge_sha256: str | None = None
+) -> None:
     """What the gate records (the contract with the gate's service): a gate_result fact with
-    its receipt; ``override`` adds a gate_override."""
+    its receipt; ``override`` adds a gate_override. The result names the judge the server's
+    quality monitor uses (a rollout refuses a release gated with another judge)."""
+    if judge_sha256 is None:
+        assert isinstance(server, RunningServer) and server.rollouts.options.judge is not None
+        judge_sha256 = server.rollouts.options.judge().judge_sha256
     result = {
         "verdict": "fail" if verdict == "override" else verdict,
         "gate_result_sha256": "cd" * 32,
-        "judge_sha256": "ef" * 32,
+        "judge_sha256": judge_sha256,
         "suite_sha256": "ab" * 32,
     }
     kind = "gate_pass" if result["verdict"] == "pass" else "gate_fail"

@@ -152,7 +152,12 @@ def test_judge_outage_is_inconclusive(env: Env) -> None:
     env.make_live("v1")
     v2 = env.register("v2", "b2", previous="v1")
     env.judge_down[0] = True
+    # A rollout does not start while its monitor's judge cannot be named (it must be the gate's).
+    with pytest.raises(errors.JudgeUnavailableError, match="judge backend down"):
+        env.client.start_rollout(v2, overrides=FAST_SPEC)
+    env.judge_down[0] = False
     ro = env.client.start_rollout(v2, overrides=FAST_SPEC)
+    env.judge_down[0] = True  # ...and goes down mid-step
     env.traffic(300)
     env.clock.advance(61)
     wait_for(lambda: "checkpoint_hold" in env.kinds(v2), what="checkpoint_hold")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from relgate.client import RelgateClient
+from relgate.judge.base import Judge
 from relgate.store import Store
 from relgate.testing.backends import BackendKnobs, TestBackend
 from rollout_helpers import (
@@ -53,7 +54,10 @@ def backends() -> Iterator[dict[str, TestBackend]]:
     loop.close()
 
 
-def test_sigkill_mid_rollout_resumes(tmp_path: Path, backends: dict[str, TestBackend]) -> None:
+def test_sigkill_mid_rollout_resumes(
+    tmp_path: Path, backends: dict[str, TestBackend], judge: Judge
+) -> None:
+    """(``judge``: the server's default, the embedding judge, which the gate results name.)"""
     data = tmp_path / "data"
     prompts, _ = demo_qa()
     args = ("--time-scale", "100", "--rollout-tick", "0.05", "--log-level", "WARNING")
@@ -66,11 +70,11 @@ def test_sigkill_mid_rollout_resumes(tmp_path: Path, backends: dict[str, TestBac
         try:
             with RelgateClient(first.address, api_key=key, timeout=60) as c:
                 v1 = c.register_release(manifest("v1", backends["b1"], None)).release.sha256
-                record_gate(store, v1, "pass")
+                record_gate(store, v1, "pass", judge.judge_sha256)
                 boot = c.start_rollout(v1, overrides={"shadow_s": 0})
                 c.control("Promote", boot.rollout_id, "bootstrap")
                 v2 = c.register_release(manifest("v2", backends["b2"], v1)).release.sha256
-                record_gate(store, v2, "pass")
+                record_gate(store, v2, "pass", judge.judge_sha256)
                 ro = c.start_rollout(v2, overrides=SPEC)
                 before = c.get_rollout(ro.rollout_id)
                 load = traffic(first.gateway + "/v1/chat/completions", prompts, 80)

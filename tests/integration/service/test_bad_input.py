@@ -82,3 +82,27 @@ def test_unknown_format_and_bad_list_limit(admin: RelgateClient) -> None:
         admin.call_raw(REGISTER, payload)
     with pytest.raises(errors.InvalidInputError, match="limit"):
         admin.list_releases(limit=1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "json"),
+        (b"[" * 100_000 + b"]" * 100_000, "yaml"),
+        # Eight levels of eight aliases: 16.7 million values for whoever walks the result.
+        (
+            b"a: &a [x, x, x, x, x, x, x, x]\n"
+            + b"".join(
+                f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n".encode()
+                for p, c in zip("abcdefg", "bcdefgh", strict=True)
+            ),
+            "yaml",
+        ),
+    ],
+)
+def test_hostile_nesting_is_a_clear_error(admin: RelgateClient, text: bytes, fmt: str) -> None:
+    """Before: `internal error (RecursionError)` (and an exponential walk for the alias bomb)."""
+    before = admin.list_receipts()
+    with pytest.raises(errors.ManifestError, match=r"manifest (nests|has more than)"):
+        admin.register_release(text, fmt=fmt)
+    assert admin.list_receipts() == before

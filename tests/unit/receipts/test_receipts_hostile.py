@@ -51,7 +51,7 @@ def test_deeply_nested_bundle(tmp_path: Path, key: str, text: str) -> None:
     """The issue's RecursionError in `receipts verify`: now one clear line."""
     path = tmp_path / "deep.json"
     path.write_text(text)
-    with pytest.raises(InvalidInputError, match="nested too deeply"):
+    with pytest.raises(InvalidInputError, match="nests too deeply"):
         verify_bundle(path, trust=Trust.pinned([key]))
     res = _cli(path, key)
     assert res.exit_code == 3
