@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from relgate import merkle
+from relgate import _native, merkle
 from relgate.canonical import canonical_json
 from relgate.errors import IntegrityError, InvalidInputError
 
@@ -53,96 +52,45 @@ def leaf_hashes(receipt_shas: Sequence[str]) -> list[bytes]:
 
 
 class MerkleLevels:
-    """Every level of the RFC 6962 tree over ``leaves``, built bottom-up.
+    """The RFC 6962 tree over ``leaves`` (SHA-256), built once with every level kept: all
+    inclusion proofs, prefix roots and consistency proofs come out of one O(n) build.
 
-    Building bottom-up and carrying a level's odd last node up unchanged gives exactly the
-    RFC 6962 tree (which splits at the largest power of two), so all inclusion proofs and
-    every prefix root come out of one O(n) pass instead of O(n) per proof.
+    The tree is the Rust core's (``relgate._native.MerkleTree``, the same code that roots
+    weight attestations, there with BLAKE3); this class fixes the hash to SHA-256 and maps its
+    errors to ``InvalidInputError``.
     """
 
     def __init__(self, leaves: Sequence[bytes]) -> None:
-        self.size = len(leaves)
-        level = list(leaves)
-        self.levels: list[list[bytes]] = [level]
-        while len(level) > 1:
-            nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-            if len(level) % 2:
-                nxt.append(level[-1])
-            self.levels.append(nxt)
-            level = nxt
+        self._tree = _native.MerkleTree(list(leaves), "sha256")
+        self.size = self._tree.size
 
     def root(self) -> bytes:
         """The Merkle Tree Hash of all leaves (``H("")`` for none)."""
-        return self.levels[-1][0] if self.size else merkle.root([])
+        return self._tree.root()
 
     def prefix_root(self, size: int) -> bytes:
-        """The Merkle Tree Hash of the first ``size`` leaves, in O(log n).
-
-        The first ``size`` leaves split into perfect subtrees, one per set bit of ``size``
-        from the largest; each is a node of these levels, and RFC 6962 folds them from the
-        right.
-        """
+        """The Merkle Tree Hash of the first ``size`` leaves, in O(log n)."""
         if not 0 <= size <= self.size:
             raise InvalidInputError(f"tree size {size} outside 0..{self.size}")
-        if size == 0:
-            return merkle.root([])
-        return self._range_root(0, size)
-
-    def _range_root(self, start: int, end: int) -> bytes:
-        """MTH of leaves ``start..end`` where ``start`` is a multiple of a power of two at
-        least ``end - start`` (every range RFC 6962's recursion asks for is)."""
-        parts: list[bytes] = []
-        length = end - start
-        for height in range(length.bit_length() - 1, -1, -1):
-            if length & (1 << height):
-                parts.append(self.levels[height][start >> height])
-                start += 1 << height
-        acc = parts[-1]
-        for part in reversed(parts[:-1]):
-            acc = _node(part, acc)
-        return acc
+        return self._tree.prefix_root(size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """The RFC 6962 (section 2.1.2) consistency proof between the trees of the first
-        ``old_size`` and ``new_size`` leaves, in O(log^2 n) from these levels (empty when
-        ``old_size`` is 0 or equals ``new_size``)."""
+        ``old_size`` and ``new_size`` leaves (empty when ``old_size`` is 0 or equals
+        ``new_size``)."""
         if not 0 <= old_size <= new_size <= self.size:
             raise InvalidInputError(
                 f"consistency proof {old_size} -> {new_size} outside the tree of {self.size}"
             )
         if old_size in (0, new_size):
             return []
-        # SUBPROOF(m, D[start:start+n], whole), unrolled: each step appends the sibling it
-        # will end with; the items come out deepest first.
-        tail: list[bytes] = []
-        start, n, m, whole = 0, new_size, old_size, True
-        while m != n:
-            k = 1 << ((n - 1).bit_length() - 1)  # the largest power of two below n
-            if m <= k:
-                tail.append(self._range_root(start + k, start + n))
-                n = k
-            else:
-                tail.append(self._range_root(start, start + k))
-                start, n, m, whole = start + k, n - k, m - k, False
-        if not whole:
-            tail.append(self._range_root(start, start + m))
-        return tail[::-1]
+        return self._tree.consistency_proof(old_size, new_size)
 
     def inclusion_proof(self, index: int) -> list[bytes]:
         """The RFC 6962 audit path of leaf ``index`` in the full tree."""
         if not 0 <= index < self.size:
             raise InvalidInputError(f"leaf {index} outside the tree of {self.size}")
-        proof = []
-        for level in self.levels[:-1]:
-            sibling = index ^ 1
-            if sibling < len(level):
-                proof.append(level[sibling])
-            index >>= 1
-        return proof
-
-
-def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+        return self._tree.inclusion_proof(index)
 
 
 @dataclass(frozen=True, slots=True)

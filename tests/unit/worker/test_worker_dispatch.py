@@ -72,7 +72,7 @@ def test_job_goes_only_to_a_worker_of_its_tenant() -> None:
 
 
 def test_remote_judge_scores_only_on_behalf_of_a_tenant() -> None:
-    d = Dispatcher(clock=FakeClock())
+    d = Dispatcher()  # the real clock: the 10 ms wait must end (a fake one never moves)
     judge = RemoteJudge(d, SHA_A, timeout=0.01)
     with pytest.raises(JudgeError, match="on behalf of a tenant"):
         judge.score(["a"], ["r"])
@@ -152,7 +152,7 @@ def test_wrong_row_count_is_invalid_and_errors_surface_as_judge_errors() -> None
 def test_no_live_worker_is_unavailable_by_the_deadline() -> None:
     d = Dispatcher(lease_s=0.2)
     judge = RemoteJudge(d, SHA_A, timeout=0.3)
-    with pytest.raises(JudgeUnavailableError, match="no live worker"):
+    with acting_as("t"), pytest.raises(JudgeUnavailableError, match="no live worker"):
         judge.score(["a"], ["b"])
     assert d.stats()["queued"] == 0  # withdrawn, not left behind
 
@@ -172,7 +172,8 @@ def test_remote_judge_splits_batches_and_keeps_order() -> None:
     t = threading.Thread(target=serve)
     t.start()
     try:
-        got = judge.score([f"a{i}" for i in range(8)], [f"r{i}" for i in range(8)])
+        with acting_as("t"):  # the worker's tenant (_register's default)
+            got = judge.score([f"a{i}" for i in range(8)], [f"r{i}" for i in range(8)])
     finally:
         stop.set()
         t.join()
