@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "python" / "relgate"
 
 # Top-level modules and packages that hold domain values and pure decisions.
 DOMAIN = {
-    "access", "answers", "attest", "canonical", "data", "datasets", "engines", "errors", "gate",
+    "access", "answers", "attest", "canonical", "data", "datasets", "documents", "engines",
+    "errors", "gate",
     "intoto", "judge", "manifest", "merkle", "receipts", "rollout", "routing", "stats", "suite",
     "traces", "_native",
 }  # fmt: skip
