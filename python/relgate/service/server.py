@@ -295,7 +295,7 @@ async def _start(
             anchor_dirs=[Path(anchor_dir)] if anchor_dir is not None else [],
         ),
         KeyServicer(store.keys, authenticator),
-        AttestationServicer(),
+        AttestationServicer(store.weights_root),
         GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
         WorkerServicer(workers),
     ]

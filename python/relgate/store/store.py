@@ -92,6 +92,11 @@ class Store:
         #: API keys, by hash.
         self.keys = KeyRecords(db)
 
+    @property
+    def weights_root(self) -> Path:
+        """Where manifests' and the Attest RPC's weight paths resolve (and must stay)."""
+        return self._weights_root if self._weights_root is not None else self.data_dir
+
     # ---- lifecycle ----------------------------------------------------------------------
 
     @classmethod
@@ -188,7 +193,7 @@ class Store:
         check_name("tenant", tenant)
         check_name("actor", actor)
         if attest:
-            manifest = manifest.with_attestation(self._weights_root)
+            manifest = manifest.with_attestation(self.weights_root, confine=True)
         sha = manifest.sha256
         if expected_sha256 is not None and expected_sha256 != sha:
             raise ManifestConflictError(
@@ -380,9 +385,9 @@ class Store:
             if measure_weights not in (True, False, "spot", "full"):
                 raise InvalidInputError("measure_weights must be 'spot', 'full' or False")
             if measure_weights in (True, "full"):
-                weights = full_evidence(manifest, self._weights_root, self.now)
+                weights = full_evidence(manifest, self.weights_root, self.now)
             elif measure_weights == "spot":
-                weights = spot_check_evidence(manifest, self._weights_root, self._spot_k, self.now)
+                weights = spot_check_evidence(manifest, self.weights_root, self._spot_k, self.now)
                 if self.rechecker is not None and weights.get("mode") == "spot_check":
                     self.rechecker.schedule(tenant, release_sha)
             else:
@@ -429,7 +434,7 @@ class Store:
     def _recheck(self, tenant: str, release_sha: str) -> None:
         """The background full re-check: every byte hashed, a ``reattest`` receipt."""
         manifest = self.get_release(release_sha, tenant=tenant).manifest
-        weights = full_evidence(manifest, self._weights_root, self.now)
+        weights = full_evidence(manifest, self.weights_root, self.now)
         self.record_decision(
             tenant=tenant,
             release_sha=release_sha,

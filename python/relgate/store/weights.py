@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from relgate.attest import Attestation, verify_tensor
-from relgate.errors import RelgateError
+from relgate.errors import InvalidInputError, RelgateError
 from relgate.manifest import ReleaseManifest
 from relgate.receipts.model import ReceiptKind, weights_evidence
 
@@ -43,7 +43,10 @@ def full_evidence(
 ) -> dict[str, Any]:
     """Every byte hashed now (no cache) and compared with the registered root. ``now`` is
     read only when the weights are open (the store's clock)."""
-    measured = manifest.measure_weights(root_dir)
+    try:
+        measured = manifest.measure_weights(root_dir, confine=True)
+    except InvalidInputError as exc:  # a path that leaves the weights root is not read
+        return weights_evidence(manifest, None, why=str(exc))
     evidence = weights_evidence(manifest, measured)
     if manifest.open_weights:
         evidence.update(mode="full", checked_at=now())
@@ -65,8 +68,11 @@ def spot_check_evidence(
             why="no registered attestation to spot-check against (weights were not reachable "
             "at register time)",
         )
-    path = manifest.weights_path(root_dir)
-    if path is None or not path.exists():
+    try:
+        path = manifest.weights_path(root_dir, confine=True)
+    except InvalidInputError as exc:  # a path that leaves the weights root is not read
+        return weights_evidence(manifest, None, why=str(exc))
+    if path is None:
         return weights_evidence(manifest, None)
     att = Attestation.from_dict(registered)  # every leaf and the root recomputed
     root = att.root or ""
