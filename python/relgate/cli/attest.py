@@ -1,7 +1,10 @@
 """`relgate attest` and `relgate reattest`: weight attestation from the command line.
 
     relgate attest PATH [--json] [--spot-check K] [--in-toto OUT] [-o ATTESTATION.json]
+                        [--no-cache | --paranoid] [--cache-dir DIR]
     relgate attest verify PATH --root HEX [--against ATTESTATION.json] [--spot-check K]
+    relgate attest verify PATH --oms model.sig --public-key KEY.pub
+    relgate attest sign PATH --private-key KEY.pem -o model.sig
     relgate attest prove PATH --tensor NAME [-o PROOF.json]
     relgate attest check-tensor PATH --proof PROOF.json --root HEX
     relgate reattest [PATH ...] [--list FILE] [--expect FILE] [--report OUT.json|.parquet]
@@ -12,8 +15,14 @@ say which tensors changed; given the attestation that produced the expected root
 names them. A reference whose own root is not the expected one is not used. (No sidecar is
 looked up implicitly: which attestation is trusted stays the caller's explicit choice.)
 
+`attest PATH` and `reattest` use the leaf cache (``$RELGATE_CACHE_DIR`` or
+``~/.cache/relgate/attest``, see relgate.attest.cache): unchanged files are not read again.
+`--no-cache` hashes every byte; `--paranoid` hashes every byte and names every cached leaf
+that disagrees with the bytes (exit 1 if one does). `attest sign` and `verify --oms` speak
+OpenSSF Model Signing bundles (the `oms` extra; docs/attestation.md).
+
 `attest PATH` runs the hidden `attest run PATH`; a checkpoint directory named like a
-subcommand (`verify`, `prove`, `check-tensor`) is written `./verify`.
+subcommand (`verify`, `prove`, `check-tensor`, `sign`) is written `./verify`.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from relgate.attest import (
     Attestation,
     InclusionProof,
     attest,
+    default_cache_dir,
+    paranoid_attest,
     verify_attestation,
     verify_tensor,
 )
@@ -64,6 +75,23 @@ SpotOpt = Annotated[
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", min=0, help="Seed of the spot-check sample.")
 ]
+
+
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Hash every byte; neither read nor write the cache.")
+]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Leaf cache (default: $RELGATE_CACHE_DIR or ~/.cache/relgate/attest)."
+    ),
+]
+
+
+def _cache(no_cache: bool, cache_dir: Path | None) -> Path | None:
+    if no_cache:
+        return None
+    return cache_dir if cache_dir is not None else default_cache_dir()
 
 
 def _short(h: str | None) -> str:
@@ -114,34 +142,131 @@ def attest_cmd(
             help="Also a whole-file BLAKE3 per file, in the same pass (off: the tree alone).",
         ),
     ] = False,
+    no_cache: NoCacheOpt = False,
+    paranoid: Annotated[
+        bool,
+        typer.Option(
+            "--paranoid",
+            help="Hash every byte and name every cached leaf that disagrees (exit 1 if any).",
+        ),
+    ] = False,
+    cache_dir: CacheDirOpt = None,
 ) -> None:
     """Attest a checkpoint: the tensor root (and per-file digests with --file-digests)."""
-    att = attest(path, spot_check=spot_check, seed=seed, file_digests=file_digests)
+    disagreements: tuple[Any, ...] = ()
+    if paranoid:
+        if spot_check is not None or no_cache:
+            raise errors.InvalidInputError("--paranoid takes neither --spot-check nor --no-cache")
+        checked = paranoid_attest(path, cache_dir if cache_dir is not None else default_cache_dir())
+        att, disagreements = checked.attestation, checked.disagreements
+        if file_digests:
+            att = attest(path, file_digests=True)
+    else:
+        att = attest(
+            path,
+            spot_check=spot_check,
+            seed=seed,
+            file_digests=file_digests,
+            cache_dir=_cache(no_cache, cache_dir),
+        )
     if output is not None:
         output.write_text(json.dumps(att.to_dict(), indent=2) + "\n", encoding="utf-8")
     if in_toto is not None:
         statement = intoto.statement(att, name=path.name)
         in_toto.write_text(json.dumps(statement, indent=2) + "\n", encoding="utf-8")
     if json_out:
-        print_json(att.to_dict())
+        out = att.to_dict()
+        if paranoid:
+            out["cache_disagreements"] = [d.to_dict() for d in disagreements]
+        print_json(out)
     else:
         _print_attestation(att)
+    for d in disagreements:
+        err_console.print(
+            f"[red]cache disagrees[/red] {d.file}: {d.tensor} cached "
+            f"{_short(d.cached_data_blake3)}, bytes hash to {_short(d.actual_data_blake3)} "
+            "(entry dropped)"
+        )
+    if disagreements:
+        raise typer.Exit(1)
+
+
+@attest_app.command("sign")
+@handle_errors
+def sign_cmd(
+    path: Annotated[Path, typer.Argument(help="The model directory (or file) to sign.")],
+    private_key: Annotated[
+        Path, typer.Option("--private-key", help="PEM EC private key (P-256/384/521).")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the bundle.")
+    ] = Path("model.sig"),
+    ignore: Annotated[
+        list[Path] | None, typer.Option("--ignore", help="A path not to sign (repeatable).")
+    ] = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Sign an OpenSSF Model Signing bundle that carries the tensor root too: stock
+    `model_signing verify key` accepts it, `relgate attest verify --oms` checks both."""
+    from relgate.attest import oms
+
+    att = oms.sign(
+        path,
+        private_key,
+        output,
+        ignore_paths=ignore or (),
+        cache_dir=_cache(no_cache, cache_dir),
+    )
+    if json_out:
+        print_json({"signature": str(output), "root": att.root, "tensors": att.tensors})
+    else:
+        console.print(f"[green]signed[/green] {path} -> {output} (tensor root {att.root})")
+
+
+def _verify_oms(path: Path, bundle: Path, public_key: Path | None, json_out: bool) -> None:
+    from relgate.attest import oms
+
+    if public_key is None:
+        raise errors.InvalidInputError("--oms needs --public-key KEY.pub")
+    result = oms.verify(path, bundle, public_key)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    root = result.tensor_root or "none in the bundle (signed by model_signing alone)"
+    console.print(
+        f"[green]ok[/green] {bundle}: {len(result.files)} files match; tensor root: {root}"
+    )
 
 
 @attest_app.command("verify")
 @handle_errors
 def verify_cmd(
     path: Annotated[Path, typer.Argument(help="The checkpoint to check.")],
-    root: Annotated[str, typer.Option("--root", help="The expected root (64 hex).")],
+    root: Annotated[str | None, typer.Option("--root", help="The expected root (64 hex).")] = None,
     against: Annotated[
         Path | None,
         typer.Option("--against", help="Attestation (or in-toto Statement) of the expected root."),
     ] = None,
     spot_check: SpotOpt = None,
     seed: SeedOpt = None,
+    oms_bundle: Annotated[
+        Path | None,
+        typer.Option("--oms", help="Verify this OpenSSF Model Signing bundle instead."),
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="PEM public key for --oms.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Exit 0 when the checkpoint's root is ROOT; otherwise exit 1 and name what differs."""
+    """Exit 0 when the checkpoint's root is ROOT; otherwise exit 1 and name what differs.
+    With --oms, verify a model_signing bundle (and the tensor root it carries, if any)."""
+    if oms_bundle is not None:
+        _verify_oms(path, oms_bundle, public_key, json_out)
+        return
+    if root is None:
+        raise errors.InvalidInputError("give --root HEX (or --oms BUNDLE --public-key KEY)")
     result = verify_attestation(path, root, reference=against, spot_check=spot_check, seed=seed)
     if json_out:
         print_json(result.to_dict())
@@ -228,6 +353,8 @@ def reattest(
             metavar="[ADDRESS]",
         ),
     ] = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Re-attest many checkpoints and report which roots drifted (exit 1 if any did or
@@ -252,10 +379,16 @@ def reattest(
         def advance(entry: ReattestEntry) -> None:
             progress.update(task, advance=1, description=f"{entry.status} {entry.path}")
 
+        cache = _cache(no_cache, cache_dir)
+        cache_arg = None if cache is None else str(cache)
         if ray_address is not None:
-            entries = ray_tasks.ray_reattest(todo, expected, address=ray_address, on_done=advance)
+            entries = ray_tasks.ray_reattest(
+                todo, expected, address=ray_address, on_done=advance, cache_dir=cache_arg
+            )
         else:
-            entries = run_reattest(todo, expected, workers=workers, on_done=advance)
+            entries = run_reattest(
+                todo, expected, workers=workers, on_done=advance, cache_dir=cache_arg
+            )
     if report is not None:
         write_report(entries, report)
     if json_out:

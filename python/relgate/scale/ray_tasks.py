@@ -67,14 +67,17 @@ def ray_reattest(
     *,
     address: str | None = None,
     on_done: Callable[[ReattestEntry], None] | None = None,
+    cache_dir: str | None = None,
 ) -> list[ReattestEntry]:
-    """Re-attest each checkpoint in its own Ray task; entries keep the input order."""
+    """Re-attest each checkpoint in its own Ray task; entries keep the input order.
+    ``cache_dir`` is the leaf cache every task uses (a directory every node can reach, e.g.
+    on the shared filesystem the checkpoints are on; None: hash every byte)."""
     from relgate.scale.reattest import reattest_one
 
     ray = init_ray(address)
     task = ray.remote(num_cpus=1)(reattest_one)
     expected = dict(expect)
-    refs = [task.remote(p, expected) for p in paths]
+    refs = [task.remote(p, expected, cache_dir) for p in paths]
     entries: dict[int, ReattestEntry] = {}
     for i, entry in _as_completed(ray, refs):
         entries[i] = entry

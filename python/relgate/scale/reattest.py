@@ -59,13 +59,14 @@ def read_expectations(path: Path) -> dict[str, str]:
     raise errors.InvalidInputError(f"{path}: not an expectation file")
 
 
-def reattest_one(p: str, expect: Mapping[str, str]) -> ReattestEntry:
+def reattest_one(p: str, expect: Mapping[str, str], cache_dir: str | None = None) -> ReattestEntry:
     """Attest one checkpoint and compare its root with its expectation (also what each Ray
-    task of `relgate reattest --ray` runs)."""
+    task of `relgate reattest --ray` runs). With ``cache_dir`` (a leaf cache shared by every
+    worker, see :mod:`relgate.attest.cache`) unchanged files are not read again."""
     expected = expect.get(p) or expect.get(str(Path(p).resolve()))
     start = time.perf_counter()
     try:
-        att = attest(p, file_digests=False)
+        att = attest(p, file_digests=False, cache_dir=cache_dir)
     except errors.RelgateError as exc:
         return ReattestEntry(
             p, "error", None, expected, None, None, time.perf_counter() - start, str(exc)
@@ -82,13 +83,15 @@ def run_reattest(
     *,
     workers: int = 2,
     on_done: Any = None,
+    cache_dir: str | None = None,
 ) -> list[ReattestEntry]:
     """Attest many checkpoints in parallel (threads; the hashing releases the GIL) and
-    compare each root with its expectation. Results keep the input order."""
+    compare each root with its expectation. Results keep the input order. ``cache_dir``:
+    the leaf cache (None: hash every byte)."""
     paths = list(paths)
 
     def one(p: str) -> ReattestEntry:
-        return reattest_one(p, expect)
+        return reattest_one(p, expect, cache_dir)
 
     results: dict[str, ReattestEntry] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

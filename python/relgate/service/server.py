@@ -209,7 +209,8 @@ async def create_server(
     anchoring schedule. Ports may be 0 (the bound ones are on the result).
 
     `weights_root` resolves relative weight paths of manifests (default: the working
-    directory). The store attests reachable open weights at register time.
+    directory). The store attests reachable open weights at register time; decisions
+    spot-check them and a background task re-checks them fully (relgate.store.weights).
 
     The gateway (data plane) listens on `gateway_port` (None: no gateway) and serves each
     tenant's live release: a request with a gateway key is its tenant's; one without is
@@ -239,6 +240,7 @@ async def create_server(
             store_url,
             data_dir=root,
             weights_root=Path(weights_root) if weights_root is not None else None,
+            recheck_weights=True,
         )
     )
     try:
@@ -293,7 +295,7 @@ async def _start(
             anchor_dirs=[Path(anchor_dir)] if anchor_dir is not None else [],
         ),
         KeyServicer(store.keys, authenticator),
-        AttestationServicer(),
+        AttestationServicer(store.weights_root),
         GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
         WorkerServicer(workers),
     ]

@@ -56,6 +56,13 @@ from relgate.store.rows import (
     stored_release,
     tenant_release_row,
 )
+from relgate.store.weights import (
+    DEFAULT_SPOT_K,
+    RECHECK_KIND,
+    Rechecker,
+    full_evidence,
+    spot_check_evidence,
+)
 
 __all__ = ["Store"]
 
@@ -71,14 +78,24 @@ class Store:
         *,
         data_dir: Path,
         weights_root: Path | None,
+        spot_check_k: int = DEFAULT_SPOT_K,
+        recheck_weights: bool = False,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
         self._weights_root = weights_root
+        self._spot_k = spot_check_k
+        #: Background full re-checks of the weights (the server turns them on).
+        self.rechecker = Rechecker(self._recheck) if recheck_weights else None
         #: Signed tree heads and where they were anchored.
         self.audit = AuditLog(db)
         #: API keys, by hash.
         self.keys = KeyRecords(db)
+
+    @property
+    def weights_root(self) -> Path:
+        """Where manifests' and the Attest RPC's weight paths resolve (and must stay)."""
+        return self._weights_root if self._weights_root is not None else self.data_dir
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -91,6 +108,8 @@ class Store:
         clock: Callable[[], datetime] | None = None,
         weights_root: Path | None = None,
         sync_commits: bool = True,
+        spot_check_k: int = DEFAULT_SPOT_K,
+        recheck_weights: bool = False,
     ) -> Store:
         """Open (creating and migrating as needed) the store.
 
@@ -100,6 +119,9 @@ class Store:
         manifest names does not depend on the server's working directory).
         ``sync_commits=False`` trades power-loss durability of the last commits for speed on
         SQLite (see ``relgate.store.engine.create_engine``); atomicity holds either way.
+        ``spot_check_k`` is how many tensors a decision's weights spot check hashes;
+        ``recheck_weights`` runs full re-checks in the background (``reattest`` receipts,
+        relgate.store.weights).
         """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -113,13 +135,17 @@ class Store:
             db,
             data_dir=data_dir,
             weights_root=weights_root if weights_root is not None else data_dir,
+            spot_check_k=spot_check_k,
+            recheck_weights=recheck_weights,
         )
         with db.transaction(lock_key="relgate-migrations") as conn:
             upgrade_to_head(conn)
         return store
 
     def close(self) -> None:
-        """Release all database connections."""
+        """Stop the background re-checks and release all database connections."""
+        if self.rechecker is not None:
+            self.rechecker.close()
         self.db.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -167,7 +193,7 @@ class Store:
         check_name("tenant", tenant)
         check_name("actor", actor)
         if attest:
-            manifest = manifest.with_attestation(self._weights_root)
+            manifest = manifest.with_attestation(self.weights_root, confine=True)
         sha = manifest.sha256
         if expected_sha256 is not None and expected_sha256 != sha:
             raise ManifestConflictError(
@@ -323,15 +349,17 @@ class Store:
         actor: str,
         reason: str,
         facts: Sequence[tuple[str, dict[str, Any]]] = (),
-        measure_weights: bool = True,
+        measure_weights: bool | str = "spot",
     ) -> Receipt:
         """Write one decision's receipt and its facts in one transaction (both or neither).
 
-        Unless ``evidence`` already has a ``weights`` entry, one is added (docs/design.md §6):
-        for open weights reachable from here, the attestation measured now and whether it
-        equals the registered one (a full hash of the weights: pass
-        ``measure_weights=False`` to record them as not measured instead); for API models,
-        that weights cannot be attested and why.
+        Unless ``evidence`` already has a ``weights`` entry, one is added (docs/design.md §6,
+        docs/attestation.md): for open weights reachable from here, by default
+        (``measure_weights="spot"``) a spot check of ``spot_check_k`` random tensors against
+        the registered root with their inclusion proofs (no full hash on the decision path;
+        with background re-checks on, a full one is queued); ``"full"`` (or True) hashes
+        every byte now and compares the root; False records them as not measured. For API
+        models: that weights cannot be attested and why.
 
         A tenant-level decision (a key created or revoked, an operator's access) has the subject
         ``TENANT_SUBJECT`` instead of a release, and no weights statement.
@@ -354,8 +382,14 @@ class Store:
             )
         if "weights" not in evidence and not tenant_level:
             manifest = self.get_release(release_sha, tenant=tenant).manifest  # NotFoundError
-            if measure_weights:
-                weights = weights_evidence(manifest, manifest.measure_weights(self._weights_root))
+            if measure_weights not in (True, False, "spot", "full"):
+                raise InvalidInputError("measure_weights must be 'spot', 'full' or False")
+            if measure_weights in (True, "full"):
+                weights = full_evidence(manifest, self.weights_root, self.now)
+            elif measure_weights == "spot":
+                weights = spot_check_evidence(manifest, self.weights_root, self._spot_k, self.now)
+                if self.rechecker is not None and weights.get("mode") == "spot_check":
+                    self.rechecker.schedule(tenant, release_sha)
             else:
                 weights = weights_evidence(
                     manifest, None, why="not measured for this decision (measure_weights=False)"
@@ -396,6 +430,19 @@ class Store:
                     )
                 )
             return receipt
+
+    def _recheck(self, tenant: str, release_sha: str) -> None:
+        """The background full re-check: every byte hashed, a ``reattest`` receipt."""
+        manifest = self.get_release(release_sha, tenant=tenant).manifest
+        weights = full_evidence(manifest, self.weights_root, self.now)
+        self.record_decision(
+            tenant=tenant,
+            release_sha=release_sha,
+            kind=RECHECK_KIND,
+            evidence={"weights": weights},
+            actor="relgate-recheck",
+            reason="background full re-check of the weights",
+        )
 
     def facts(self, release_sha: str, kind: str | None = None, *, tenant: str) -> list[StoredFact]:
         """Facts the tenant recorded about a release, in the order they were written,

