@@ -81,9 +81,10 @@ def test_metrics_follow_a_rollout_to_its_automatic_rollback(env: Env) -> None:
     assert value(after, "relgate_receipts_emitted_total", kind="auto_rollback") == 1
     assert value(after, "relgate_live_release_info", tenant="default", release=v1[:12]) == 1
     # The checkpoint's replay scored rows with the monitor's judge; Law is the failing slice.
-    assert total(after, "relgate_judge_rows_scored_total") >= FAST_SPEC["thresholds"][
-        "min_replay_rows"
-    ]
+    assert (
+        total(after, "relgate_judge_rows_scored_total")
+        >= FAST_SPEC["thresholds"]["min_replay_rows"]
+    )
     law = value(after, "relgate_rollout_slice_q", slice="Law", **ids)
     health = value(after, "relgate_rollout_slice_q", slice="Health", **ids)
     assert law < health
