@@ -33,7 +33,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from relgate.gateway.server import GatewayThread
+from relgate.gateway.hosting import GatewayThread
 from relgate.manifest import PromptTemplate
 from relgate.routing import ReleaseRoute, RoutingSnapshot
 from relgate.traces import TraceStore

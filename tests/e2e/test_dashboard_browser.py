@@ -1,8 +1,8 @@
 """The dashboard in headless chromium, over the demo story on a real server (``e2e_story``):
 sign in with a viewer key, watch v2's rollout page update itself until the automatic rollback,
 then check the gate page (Law failed, aggregate not decisive) and the receipts page (verified),
-download the bundle and verify it offline. Screenshots go to ``test-artifacts/dashboard/``.
-No console errors are allowed on any page."""
+download the bundle and verify it offline, then the rollouts index (live marker) and v2's plots.
+Screenshots go to ``test-artifacts/dashboard/``. No console errors are allowed on any page."""
 
 from __future__ import annotations
 
@@ -160,6 +160,20 @@ def _run(story: Story, browser: Any, artifacts: Path) -> None:
     assert "shadow started" in v1_timeline and "completed: the candidate serves 100%" in v1_timeline
     _accessible(page)
     page.screenshot(path=str(artifacts / "07-rollout-v1-cold-start.png"), full_page=True)
+
+    # The rollouts index: v1 live now, v2's canary rolled back; v2's plots over time.
+    page.click("nav >> text=Rollouts")
+    page.wait_for_selector("#rollouts")
+    assert story.shas["v1"][:12] in page.inner_text("#live-now")
+    v2_row = page.locator(f"tr:has(a[href='/rollouts/{story.rollouts['v2']}'])")
+    assert "RolledBack" in v2_row.inner_text()
+    _accessible(page)
+    page.screenshot(path=str(artifacts / "08-rollouts-index.png"), full_page=True)
+    page.goto(f"{base}/rollouts/{story.rollouts['v2']}")
+    assert page.locator("#rollout-plots svg[role=img]").count() == 4
+    assert page.locator("#plot-weight polyline").count() == 1
+    _accessible(page)
+    page.screenshot(path=str(artifacts / "09-rollout-v2-plots.png"), full_page=True)
 
     assert errors == []
     context.close()

@@ -8,7 +8,8 @@ import urllib.request
 
 import aiohttp
 import pytest
-from relgate.gateway.server import GatewayThread, start_gateway
+from relgate.gateway.hosting import GatewayThread
+from relgate.gateway.server import start_gateway
 from relgate.routing import RoutingSnapshot
 from relgate.testing.backends import TestBackend, release_route_for
 from relgate.testing.loadgen import LoadSpec, run_load

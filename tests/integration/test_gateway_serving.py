@@ -44,7 +44,7 @@ def url(gw: Gateway, path: str = "/v1/chat/completions") -> str:
 
 
 def body(text: str, **extra: Any) -> dict[str, Any]:
-    return {"model": "ignored", "messages": [{"role": "user", "content": text}], **extra}
+    return {"model": "relgate", "messages": [{"role": "user", "content": text}], **extra}
 
 
 def expected_echo(route: ReleaseRoute, backend: str, text: str) -> str:

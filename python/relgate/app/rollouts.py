@@ -313,6 +313,11 @@ class RolloutManager:
             raise NotFoundError(f"no rollout {rollout_id!r}")
         return ar
 
+    def latest_rollouts(self) -> list[ActiveRollout]:
+        """The latest rollout of each tenant (running or over): what metrics report."""
+        rollouts = (self._rollouts.get(rid) for rid in list(self._latest.values()))
+        return [ar for ar in rollouts if ar is not None]
+
     def _in_progress(self, tenant: str) -> ActiveRollout | None:
         rid = self._latest.get(tenant)
         ar = self._rollouts.get(rid) if rid else None

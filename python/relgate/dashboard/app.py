@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -26,6 +26,7 @@ from relgate.dashboard.data import DashboardData, GateSource
 from relgate.dashboard.rollouts import LiveRollouts, monitor_summary, rollout_view, rollouts_of
 from relgate.dashboard.sessions import COOKIE, SessionStore
 from relgate.errors import AuthError, InvalidInputError, NotFoundError, RelgateError
+from relgate.receipts.model import TENANT_SUBJECT
 from relgate.receipts.tree import TreeHeadSigner
 from relgate.service.auth import Authenticator, Principal, bearer_key
 from relgate.store import Store
@@ -39,6 +40,9 @@ _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+
+#: Rollouts the index page lists (the newest).
+_MAX_ROLLOUTS = 200
 
 Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
@@ -82,6 +86,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["tenant_subject"] = TENANT_SUBJECT
     env.filters.update(
         short=_short, fmt=_fmt, pct=_pct, tojson_pretty=_pretty, numbers=monitor_summary
     )
@@ -164,7 +169,7 @@ class _Views:
         rid = str(starts[-1].evidence["rollout_id"])
         view = rollout_view(self.dash.store, tenant, rid, clock=self.dash.clock,
                             live=self.dash.rollouts)  # fmt: skip
-        return str(view.decision.phase), rid
+        return view.state, rid
 
     # ---- sign in ------------------------------------------------------------------------
 
@@ -222,6 +227,15 @@ class _Views:
         return self.page("rollout.html", principal=p, r=view,
                          title=f"Rollout {view.rollout_id}")  # fmt: skip
 
+    async def rollouts(self, request: web.Request, p: Principal) -> web.StreamResponse:
+        def load() -> tuple[list[Any], str | None]:
+            starts = rollouts_of(self.dash.store, p.tenant)[-_MAX_ROLLOUTS:]
+            rows = [self._rollout(str(r.evidence["rollout_id"]), p.tenant) for r in starts]
+            return rows[::-1], self.data.live_release(p.tenant)
+
+        rows, live = await asyncio.to_thread(load)
+        return self.page("rollouts.html", principal=p, rows=rows, live=live, title="Rollouts")
+
     async def timeline(self, request: web.Request, p: Principal) -> web.StreamResponse:
         view = await asyncio.to_thread(self._rollout, request.match_info["rid"], p.tenant)
         return self.page("timeline.html", principal=p, r=view)
@@ -250,8 +264,19 @@ def _see_other(location: str) -> web.Response:
 
 
 def _safe_next(value: str) -> str:
-    """Only a path on this site (no scheme, no ``//host``): an open redirect is a phishing aid."""
-    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only a same-site relative path (``/...``): no scheme, no ``//host``, no backslash, no
+    control character or whitespace (browsers drop tabs and newlines, so ``/\t/evil`` would
+    become ``//evil``): an open redirect is a phishing aid. Anything else goes to ``/``."""
+    if (
+        not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+        or len(value) > 2048
+    ):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
         return "/"
     return value
 
@@ -266,6 +291,7 @@ def add_dashboard(app: web.Application, dash: Dashboard) -> None:
     r.add_post("/logout", v.logout)
     r.add_get("/releases/{sha}", v.guard(v.release))
     r.add_get("/releases/{sha}/gate", v.guard(v.gate))
+    r.add_get("/rollouts", v.guard(v.rollouts))
     r.add_get("/rollouts/{rid}", v.guard(v.rollout))
     r.add_get("/rollouts/{rid}/timeline", v.guard(v.timeline, html=False))
     r.add_get("/receipts", v.guard(v.receipts))

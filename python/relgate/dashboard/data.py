@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from relgate.errors import IntegrityError, NotFoundError
+from relgate.errors import IntegrityError
 from relgate.gate.calibration import SliceCalibration
 from relgate.gate.report import load_scores, render_svg
 from relgate.gate.result import GateResult
 from relgate.gate.verdict import GateOutcome, SliceResult, SliceVerdict
 from relgate.manifest import ApiModel, HfModel, ReleaseManifest
 from relgate.receipts.bundle import BundleReport, assemble_bundle, verify_bundle
-from relgate.receipts.model import Receipt, weights_evidence
+from relgate.receipts.model import Receipt, live_release_of, weights_evidence
 from relgate.receipts.tree import TreeHeadSigner
 from relgate.store import Store
 from relgate.store.records import StoredRelease
@@ -83,6 +83,13 @@ class ReleaseRow:
     rollout_id: str | None
     actor: str
     created_at: str
+    #: This release serves the tenant's traffic now (``receipts.model.live_release_of``).
+    live: bool = False
+
+    @property
+    def gated(self) -> bool:
+        """A gate result or an override exists (the gate page has something to show)."""
+        return self.gate != "not gated"
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class ReleaseView:
     chain_status: dict[str, str]
     gate: str
     rollout_ids: list[str]
+    live: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,9 +202,14 @@ class DashboardData:
         verdict = str(results[-1].payload.get("verdict", "?"))
         return f"{verdict}, overridden" if overridden else verdict
 
+    def live_release(self, tenant: str) -> str | None:
+        """The release serving the tenant's traffic now (None: nothing is live)."""
+        return live_release_of(self.store.list_receipts(tenant=tenant))
+
     def releases(self, tenant: str) -> list[ReleaseRow]:
         """The tenant's releases, newest first, with gate verdict and rollout phase."""
         rows = []
+        live = self.live_release(tenant)
         for r in self.store.list_releases(tenant=tenant, limit=500):
             phase, rid = self.rollout_phase(tenant, r.sha256)
             rows.append(
@@ -210,6 +223,7 @@ class DashboardData:
                     rollout_id=rid,
                     actor=r.actor,
                     created_at=r.created_at,
+                    live=r.sha256 == live,
                 )
             )
         return rows
@@ -239,19 +253,19 @@ class DashboardData:
             chain_status=chain.status,
             gate=self.gate_summary(stored.sha256, tenant),
             rollout_ids=list(rollout_ids),
+            live=live_release_of(chain.receipts) == stored.sha256,
         )
 
     # ---- gate -------------------------------------------------------------------------------
 
     def gate(self, sha: str, tenant: str) -> GateView:
-        """The release's latest gate result (``NotFoundError`` when never gated)."""
+        """The release's latest gate result (an empty view when it was never gated: the page
+        says "not gated", a link to it is never dead)."""
         stored = self.release_of(sha, tenant)
         facts = self.store.facts(stored.sha256, "gate_result", tenant=tenant)
         overrides = self.store.facts(stored.sha256, "gate_override", tenant=tenant)
         override = overrides[-1].payload if overrides else None
         if not facts:
-            if override is None:
-                raise NotFoundError(f"release {stored.sha256} has no gate result")
             return GateView(stored, {}, None, None, override)
         fact = facts[-1].payload
         if self.gates is None or "report_dir" not in fact:

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from relgate.app.rollout_runtime import FACT_KIND
+from relgate.dashboard.plots import Plot, rollout_plots
 from relgate.errors import NotFoundError
-from relgate.receipts.model import Receipt
+from relgate.receipts.model import Receipt, live_release_of
 from relgate.rollout.checkpoint import HoldProgress, evaluate_monitors, hold_progress
 from relgate.rollout.monitors import MonitorVerdict
 from relgate.rollout.phase import TERMINAL_PHASES, PhaseDecision, compute_phase, rollout_over
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import Fact, FactKind, Reading, RolloutStatus
+from relgate.routing import FULL_WEIGHT_BP
 from relgate.store import Store
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "monitor_summary",
     "rollout_view",
     "rollouts_of",
+    "served_state",
 ]
 
 
@@ -78,11 +81,53 @@ class RolloutView:
     monitors: list[MonitorVerdict]
     events: list[TimelineEvent]
     live: bool
+    #: What the page says the rollout's state is: the phase, except that a completed rollout
+    #: whose candidate no longer serves (``receipts.model.live_release_of``) is "RolledBack"
+    #: (a rollback moved traffic away) or "Superseded" (a later release took over).
+    state: str = ""
+    state_note: str = ""
+    #: The candidate's share of traffic now (basis points): 0 once it no longer serves.
+    served_bp: int = 0
+    #: The tenant's live release now (None: nothing is live).
+    live_release: str | None = None
+    plots: list[Plot] = field(default_factory=list)
 
     @property
     def over(self) -> bool:
         """Nothing more will happen (the page stops polling)."""
         return rollout_over(self.decision.phase, self.status)
+
+
+_ROLLBACK_KINDS = ("manual_rollback", "auto_rollback")
+
+
+def served_state(
+    phase: str, candidate: str, weight_bp: int, tenant_receipts: Sequence[Receipt]
+) -> tuple[str, str, int, str | None]:
+    """(state, note, served weight, live release) of a rollout whose phase is ``phase``.
+
+    "Which release is live" is ``live_release_of`` over the tenant's chain, nowhere else: a
+    completed rollout whose candidate is not live was rolled back (a rollback receipt moved
+    traffic away from it) or superseded (a later rollout's release serves)."""
+    live = live_release_of(tenant_receipts)
+    if phase in ("RolledBack", "Aborted", "Shadow", "Pending"):
+        return phase, "", 0, live
+    if phase not in ("Completed", "Observing"):
+        return phase, "", weight_bp, live
+    if live == candidate:
+        return phase, "", FULL_WEIGHT_BP, live
+    served, cause = False, None
+    for r in tenant_receipts:
+        value = r.evidence.get("live_release")
+        if value == candidate:
+            served, cause = True, None
+        elif served and value is not None and cause is None:
+            cause = r
+    to = f" to {live[:12]}" if live else ""
+    if cause is not None and cause.kind in _ROLLBACK_KINDS:
+        how = "manual" if cause.kind == "manual_rollback" else "automatic"
+        return "RolledBack", f"{how} rollback{to} by {cause.actor} after completion", 0, live
+    return "Superseded", f"no longer serves: {live[:12] if live else 'nothing'} is live", 0, live
 
 
 def rollouts_of(store: Store, tenant: str, release_sha: str | None = None) -> list[Receipt]:
@@ -306,6 +351,9 @@ def rollout_view(
         if step.has_hold:
             hold = hold_progress(step, status, clock())
         monitors = list(evaluate_monitors(status.latest(), spec.thresholds))
+    state, note, served, live_now = served_state(
+        str(decision.phase), candidate, status.step_weight_bp, store.list_receipts(tenant=tenant)
+    )
     return RolloutView(
         rollout_id=rollout_id,
         tenant=tenant,
@@ -318,6 +366,11 @@ def rollout_view(
         monitors=monitors,
         events=events,
         live=running is not None,
+        state=state,
+        state_note=note,
+        served_bp=served,
+        live_release=live_now,
+        plots=rollout_plots([f for f, _ in rows], status, end=None if phase_over else clock()),
     )
 
 

@@ -3,7 +3,8 @@ routing snapshot (``server``) to a release's model server (``upstream``)."""
 
 from __future__ import annotations
 
-from relgate.gateway.server import Gateway, GatewayThread, start_gateway
+from relgate.gateway.hosting import GatewayThread
+from relgate.gateway.server import Gateway, start_gateway
 from relgate.gateway.upstream import Completion
 
 __all__ = ["Completion", "Gateway", "GatewayThread", "start_gateway"]

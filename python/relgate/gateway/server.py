@@ -14,7 +14,8 @@ Hosting. ``relgate serve`` runs the gateway inside its own event loop::
     gw.traces.p95(sha, 60.0)                  # monitors read the TraceStore
     await gw.stop()
 
-Synchronous callers (a controller on its own thread, benches) use :class:`GatewayThread`, which
+Synchronous callers (a controller on its own thread, benches) use
+:class:`relgate.gateway.hosting.GatewayThread`, which
 runs the same :class:`Gateway` on a private loop in a daemon thread and offers the same verbs.
 
 Swap. :meth:`Gateway.swap` replaces one attribute; CPython makes that a single atomic store, so
@@ -26,20 +27,31 @@ versions; at the deadline it can cut the stragglers off (they are recorded with 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future as ThreadFuture
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from relgate.access import DEFAULT_TENANT
 from relgate.errors import AuthError, InvalidInputError, InvalidTransitionError, NotFoundError
-from relgate.gateway.upstream import Completion, Exchange, Upstream, error_response
+from relgate.gateway.metrics import REQUEST_KEY, GatewayMetrics, release_label
+from relgate.gateway.openai import (
+    PASS_THROUGH,
+    Endpoint,
+    chat_delta,
+    error_middleware,
+    health_routes,
+    json_object,
+    model_error,
+    model_object,
+    openai_error,
+)
+from relgate.gateway.upstream import Completion, Exchange, Upstream, answer_of, error_response
 from relgate.manifest import last_user_text
 from relgate.routing import (
     Classification,
@@ -76,7 +88,8 @@ class Gateway:
     ``backend_timeout_s`` bounds one forwarded request; ``max_shadow_in_flight`` bounds mirrored
     shadow requests (extra mirrors are skipped, never queued). ``credentials(route)`` returns
     extra headers for a release's endpoint (``{"Authorization": "Bearer ..."}`` for a provider
-    API): secrets stay with the host, out of the hashed manifest.
+    API): secrets stay with the host, out of the hashed manifest. ``registry`` receives the
+    gateway's Prometheus metrics (default: a private one, ``gateway.metrics.registry``).
     """
 
     def __init__(
@@ -89,7 +102,10 @@ class Gateway:
         max_shadow_in_flight: int = 64,
         credentials: Callable[[ReleaseRoute], Mapping[str, str]] | None = None,
         tenant_of: Callable[[web.Request], Awaitable[str]] | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        #: Requests, latency, 5xx and in-flight, in ``registry`` (docs/metrics.md).
+        self.metrics = GatewayMetrics(registry)
         self._snapshots: dict[str, RoutingSnapshot] = {}
         if snapshot is not None:
             self._snapshots[snapshot.tenant] = snapshot
@@ -114,10 +130,18 @@ class Gateway:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (routes only; :meth:`start` also opens the client pool)."""
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=4 * 1024 * 1024,
+            middlewares=[self.metrics.middleware(), error_middleware],
+        )
         app.router.add_post("/v1/chat/completions", self._handle_chat)
+        app.router.add_post(
+            "/v1/{endpoint:completions|embeddings|responses}", self._handle_pass_through
+        )
         app.router.add_post("/v1/traces/{trace_id}/feedback", self._handle_feedback)
         app.router.add_get("/v1/models", self._handle_models)
+        app.router.add_get("/v1/models/{model}", self._handle_model)
+        health_routes(app, lambda: self._snapshots, lambda: not self._closing)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -292,10 +316,23 @@ class Gateway:
             return tenant
         snap = self._snapshots.get(tenant)
         routes = snap.routes() if snap is not None else ()
-        data = [
-            {"id": r.model, "object": "model", "relgate_release": r.release_sha256} for r in routes
-        ]
-        return web.json_response({"object": "list", "data": data})
+        return web.json_response({"object": "list", "data": [model_object(r) for r in routes]})
+
+    async def _handle_model(self, request: web.Request) -> web.Response:
+        tenant = await self._caller(request)
+        if isinstance(tenant, web.Response):
+            return tenant
+        wanted = request.match_info["model"]
+        snap = self._snapshots.get(tenant)
+        for r in snap.routes() if snap is not None else ():
+            if wanted in (r.model, r.release_sha256):
+                return web.json_response(model_object(r))
+        return openai_error(
+            404,
+            f"model {wanted[:100]!r} is not served by this routing",
+            code="model_not_found",
+            param="model",
+        )
 
     async def _handle_feedback(self, request: web.Request) -> web.Response:
         trace_id = request.match_info["trace_id"]
@@ -313,38 +350,56 @@ class Gateway:
         return web.json_response({"id": trace.id, "feedback_grade": trace.feedback_grade})
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, None)
+
+    async def _handle_pass_through(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, PASS_THROUGH[request.match_info["endpoint"]])
+
+    async def _serve(self, request: web.Request, ep: Endpoint | None) -> web.StreamResponse:
+        """Serve one request: chat (``ep`` None: the release's template renders the messages)
+        or a pass-through endpoint (the body is forwarded as sent)."""
         t0 = time.perf_counter()
         tenant = await self._caller(request)
         if isinstance(tenant, web.Response):
             return tenant
-        try:
-            body = json.loads(await request.read())
-        except ValueError:
-            return error_response(400, "body is not valid JSON", "invalid_request_error")
-        if not isinstance(body, dict):
-            return error_response(400, "body must be a JSON object", "invalid_request_error")
+        labels = request.get(REQUEST_KEY)
+        if labels is not None:
+            labels.tenant = tenant
+        body = json_object(await request.read())
+        if isinstance(body, web.Response):
+            return body
         clock = self.traces.clock
         # Admission: stamp first, then read the reference once (see SwapRecord.at).
         admitted_at = clock()
         snap = self._snapshots.get(tenant)
         if snap is None or self._closing:
             msg = "gateway is shutting down" if self._closing else "no release is live"
-            return error_response(503, msg, "unavailable")
+            return error_response(503, msg)
+        refused = model_error(body, snap)
+        if refused is not None:
+            return refused
         cls = snap.classify(request.headers, body, request.remote or "")
         route, role = snap.choose(cls)
+        if labels is not None:
+            labels.release, labels.slice = release_label(route.release_sha256), cls.slice
         try:
-            fwd = self._forward_body(body, route)
+            if ep is None:
+                fwd = self._forward_body(body, route)
+            elif ep.required not in body:
+                raise InvalidInputError(f"{ep.required}: required")
+            else:
+                fwd = ep.forward_body(body, route)
         except InvalidInputError as e:
-            return error_response(400, str(e), "invalid_request_error")
+            return error_response(400, str(e))
         trace_id = "tr_" + uuid.uuid4().hex
-        prompt = last_user_text(body["messages"])
+        prompt = last_user_text(body["messages"]) if ep is None else ep.prompt_of(body)
         meta = body.get("metadata")
         variables = (
             tuple(sorted((k, v) for k, v in meta.items() if isinstance(v, str) and k != "slice"))
             if isinstance(meta, dict)
             else ()
         )
-        mirror = snap.mirror_target(cls)
+        mirror = snap.mirror_target(cls) if ep is None else None
         if mirror is not None:
             self._start_shadow(mirror, body, cls, snap, prompt, variables)
 
@@ -359,13 +414,19 @@ class Gateway:
         me = asyncio.current_task()
         adm = _Admission(tenant, snap.version, me, loop.create_future())
         self._inflight[seq] = adm
+        up = self._upstream
+        url = None if ep is None else ep.url(route)
         try:
             try:
                 if stream:
-                    return await self._upstream.forward_stream(
-                        request, route, fwd, cls.slice, trace_id, ex
+                    delta = chat_delta if ep is None else ep.delta_of
+                    return await up.forward_stream(
+                        request, route, fwd, cls.slice, trace_id, ex, url=url, delta=delta
                     )
-                return await self._upstream.forward_json(route, fwd, cls.slice, trace_id, ex)
+                answer = answer_of if ep is None else ep.answer_of
+                return await up.forward_json(
+                    route, fwd, cls.slice, trace_id, ex, url=url, answer=answer
+                )
             except asyncio.CancelledError:
                 if not (adm.cut_off and me is not None and me.cancelling() == 1):
                     ex.status, ex.error = 499, "client closed request"
@@ -374,7 +435,7 @@ class Gateway:
                 ex.status, ex.error = 503, "drain deadline"
                 if ex.out is not None:
                     return ex.out
-                return self._upstream.backend_error(503, ex.error, route, trace_id)
+                return up.backend_error(503, ex.error, route, trace_id)
             except Exception as e:
                 ex.status, ex.error = 500, f"gateway error: {e.__class__.__name__}"
                 raise
@@ -382,10 +443,11 @@ class Gateway:
             del self._inflight[seq]
             if not adm.done.done():
                 adm.done.set_result(None)
-            self._record(
-                trace_id, snap, cls, route, prompt, variables, admitted_at, t0, ex,
-                role=role, stream=stream,
-            )  # fmt: skip
+            if ep is None or ep.traced:
+                self._record(
+                    trace_id, snap, cls, route, prompt, variables, admitted_at, t0, ex,
+                    role=role, stream=stream,
+                )  # fmt: skip
 
     def _record(
         self,
@@ -486,85 +548,4 @@ async def start_gateway(
     return gw
 
 
-class GatewayThread:
-    """A :class:`Gateway` on a private event loop in a daemon thread, with blocking verbs.
-
-    For synchronous hosts (a controller thread, benchmarks). ``swap`` does not hop threads: it
-    is the same atomic store as :meth:`Gateway.swap`.
-    """
-
-    def __init__(
-        self, gateway: Gateway, loop: asyncio.AbstractEventLoop, thread: threading.Thread
-    ) -> None:
-        self.gateway = gateway
-        self._loop = loop
-        self._thread = thread
-
-    @classmethod
-    def start(
-        cls,
-        snapshot: RoutingSnapshot | None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        **options: Any,
-    ) -> GatewayThread:
-        """Start the loop thread and the gateway on it; returns once the port is bound."""
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="relgate-gateway", daemon=True)
-        thread.start()
-        fut = asyncio.run_coroutine_threadsafe(start_gateway(snapshot, host, port, **options), loop)
-        try:
-            gw = fut.result(timeout=30)
-        except BaseException:
-            loop.call_soon_threadsafe(loop.stop)
-            raise
-        return cls(gw, loop, thread)
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        return self.gateway.port
-
-    @property
-    def traces(self) -> TraceStore:
-        """The gateway's trace store."""
-        return self.gateway.traces
-
-    def swap(self, snapshot: RoutingSnapshot) -> SwapRecord:
-        """Atomic snapshot swap (see :meth:`Gateway.swap`)."""
-        return self.gateway.swap(snapshot)
-
-    def call(self, coro: Awaitable[T], timeout: float | None = None) -> T:
-        """Run a coroutine on the gateway's loop and wait for its result."""
-
-        async def wrap() -> T:
-            return await coro
-
-        fut: ThreadFuture[T] = asyncio.run_coroutine_threadsafe(wrap(), self._loop)
-        return fut.result(timeout)
-
-    def drain(
-        self,
-        deadline_s: float,
-        before_version: int | None = None,
-        *,
-        cut_off: bool = True,
-        tenant: str = DEFAULT_TENANT,
-    ) -> DrainResult:
-        """Blocking :meth:`Gateway.drain`."""
-        return self.call(
-            self.gateway.drain(deadline_s, before_version, cut_off=cut_off, tenant=tenant)
-        )
-
-    def stop(self, drain_deadline_s: float = 5.0) -> DrainResult:
-        """Drain, close the gateway and end the loop thread."""
-        try:
-            return self.call(self.gateway.stop(drain_deadline_s))
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            if not self._thread.is_alive():
-                self._loop.close()
-
-
-__all__ = ["Gateway", "GatewayThread", "start_gateway"]
+__all__ = ["Gateway", "start_gateway"]

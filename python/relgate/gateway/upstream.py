@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from relgate.errors import InvalidTransitionError
+from relgate.gateway.openai import chat_delta, openai_error
 from relgate.routing import RELEASE_HEADER, SLICE_HEADER, TRACE_HEADER, ReleaseRoute
 
 _JSON = "application/json"
@@ -53,10 +54,9 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def error_response(status: int, message: str, kind: str) -> web.Response:
-    """An OpenAI-style error body."""
-    body = {"error": {"message": message, "type": kind, "code": status}}
-    return web.json_response(body, status=status)
+def error_response(status: int, message: str, kind: str | None = None) -> web.Response:
+    """An OpenAI-shaped error body (string ``code``; ``relgate.gateway.openai.openai_error``)."""
+    return openai_error(status, message, kind)
 
 
 def answer_of(payload: Mapping[str, Any]) -> str:
@@ -70,12 +70,14 @@ def answer_of(payload: Mapping[str, Any]) -> str:
 
 
 class SseText:
-    """Collects ``choices[0].delta.content`` from SSE bytes split at arbitrary points."""
+    """Collects the answer text (``delta``: chat's ``choices[0].delta.content`` by default) from
+    SSE bytes split at arbitrary points."""
 
-    __slots__ = ("_buf", "parts")
+    __slots__ = ("_buf", "_delta", "parts")
 
-    def __init__(self) -> None:
+    def __init__(self, delta: Callable[[Mapping[str, Any]], str | None] = chat_delta) -> None:
         self._buf = b""
+        self._delta = delta
         self.parts: list[str] = []
 
     def feed(self, chunk: bytes) -> None:
@@ -91,10 +93,9 @@ class SseText:
                 continue
             try:
                 obj = json.loads(data)
-                delta = obj["choices"][0].get("delta") or {}
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            except ValueError:
                 continue
-            content = delta.get("content") if isinstance(delta, Mapping) else None
+            content = self._delta(obj) if isinstance(obj, Mapping) else None
             if isinstance(content, str):
                 self.parts.append(content)
 
@@ -181,15 +182,21 @@ class Upstream:
         slice: str,
         trace_id: str,
         ex: Exchange,
+        *,
+        url: str | None = None,
+        answer: Callable[[Mapping[str, Any]], str] = answer_of,
     ) -> web.StreamResponse:
+        """Post ``fwd`` to ``url`` (default: the release's chat completions) and relay the
+        answer; ``answer`` reads the answer text for the trace."""
         hdrs = {
             **self._auth(route),
             SLICE_HEADER: slice,
             TRACE_HEADER: trace_id,
             "Content-Type": _JSON,
         }
+        target = url or route.completions_url
         try:
-            async with self.session.post(route.completions_url, data=dumps(fwd), headers=hdrs) as r:
+            async with self.session.post(target, data=dumps(fwd), headers=hdrs) as r:
                 raw = await r.read()
                 status = r.status
                 ctype = r.headers.get("Content-Type", _JSON)
@@ -201,7 +208,8 @@ class Upstream:
             )
         if status == 200:
             try:
-                ex.answer = answer_of(json.loads(raw))
+                payload = json.loads(raw)
+                ex.answer = answer(payload) if isinstance(payload, Mapping) else ""
             except ValueError:
                 return self._fail(ex, 502, "backend sent invalid JSON", route, trace_id)
         else:
@@ -233,16 +241,22 @@ class Upstream:
         slice: str,
         trace_id: str,
         ex: Exchange,
+        *,
+        url: str | None = None,
+        delta: Callable[[Mapping[str, Any]], str | None] = chat_delta,
     ) -> web.StreamResponse:
+        """Post ``fwd`` to ``url`` (default: chat completions) and stream the SSE answer
+        through; ``delta`` reads each event's answer text for the trace."""
         hdrs = {
             **self._auth(route),
             SLICE_HEADER: slice,
             TRACE_HEADER: trace_id,
             "Content-Type": _JSON,
         }
-        sse = SseText()
+        sse = SseText(delta)
+        target = url or route.completions_url
         try:
-            async with self.session.post(route.completions_url, data=dumps(fwd), headers=hdrs) as r:
+            async with self.session.post(target, data=dumps(fwd), headers=hdrs) as r:
                 if r.status != 200:
                     raw = await r.read()
                     ex.status, ex.error = r.status, raw[:500].decode("utf-8", "replace")

@@ -37,6 +37,7 @@ from relgate.app.remote_judge import with_workers
 from relgate.app.rollouts import RolloutManager, RolloutOptions
 from relgate.errors import InvalidInputError
 from relgate.gateway.server import Gateway
+from relgate.judge import make_judge
 from relgate.receipts import TreeHeadSigner
 from relgate.receipts.anchors import (
     AnchorRecord,
@@ -61,6 +62,7 @@ from relgate.service.servicers.receipt import ReceiptServicer
 from relgate.service.servicers.release import ReleaseServicer
 from relgate.service.servicers.rollout import RolloutServicer
 from relgate.service.servicers.worker import WorkerServicer
+from relgate.service.state_metrics import CountingJudge, counting_judges
 from relgate.service.web import Metrics, WebExtension, WebServer, start_web
 from relgate.store import Store
 
@@ -259,6 +261,12 @@ async def create_server(
         raise
 
 
+def _counted(options: GateOptions, metrics: Metrics) -> GateOptions:
+    """Gate options whose judges count the rows they score (``relgate_judge_rows_scored``)."""
+    inner = options.judge_factory or (lambda c: make_judge(c.backend, **dict(c.options)))
+    return dataclasses.replace(options, judge_factory=counting_judges(inner, metrics.judge_rows))
+
+
 async def _start(
     root: Path,
     store: Store,
@@ -296,12 +304,18 @@ async def _start(
         ),
         KeyServicer(store.keys, authenticator),
         AttestationServicer(store.weights_root),
-        GateServicer(gates := GateRunner(store, with_workers(gate, workers))),
+        GateServicer(gates := GateRunner(store, _counted(with_workers(gate, workers), metrics))),
         WorkerServicer(workers),
     ]
     if options.judge is None:
         # The quality monitor scores with the gate's own (default) judge: one loaded model.
         options = dataclasses.replace(options, judge=lambda: gates.judges.get(gate.judge))
+    else:
+        # A host's own monitor judge counts its rows too (the gate's are counted by the pool).
+        own = options.judge
+        options = dataclasses.replace(
+            options, judge=lambda: CountingJudge(own(), metrics.judge_rows, "monitor")
+        )
     if options.anchors is None:
         # The replay's negative anchors come from the release's own suite, as the gate's.
         manifest_of = store.manifest
@@ -314,6 +328,7 @@ async def _start(
             None,
             traces=traces,
             tenant_of=functools.partial(gateway_tenant, authenticator, anonymous=anonymous),
+            registry=metrics.registry,
         )
         try:
             await gateway.start(host, gateway_port)
@@ -326,8 +341,8 @@ async def _start(
         gateway=gateway,
         traces=traces,
         options=options,
-        on_receipt=lambda r: metrics.receipts.labels(kind=r.kind).inc(),
     )
+    metrics.watch(store, rollouts)
     try:
         await rollouts.start()
     except BaseException:

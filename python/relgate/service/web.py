@@ -1,4 +1,4 @@
-"""The web port of `relgate serve`: `/healthz` and Prometheus `/metrics`.
+"""The web port of `relgate serve`: `/healthz` and Prometheus `/metrics` (docs/metrics.md).
 
 A small aiohttp server bound to 127.0.0.1 by default. Whoever starts the server may hand it more
 routes (``extend``: the read-only dashboard of ``relgate.dashboard`` is mounted this way), so the
@@ -9,12 +9,20 @@ servers in one process (tests, benchmarks) do not collide.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+
+from relgate.service.state_metrics import StateCollector
+from relgate.store import Store
+
+if TYPE_CHECKING:
+    from relgate.app.rollouts import RolloutManager
 
 # gRPC latencies span sub-millisecond reads to multi-second registers (attestation).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -40,10 +48,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.receipts = Counter(
-            "relgate_receipts_emitted",
-            "Receipts emitted by this server, by kind.",
-            ("kind",),
+        # Receipts, gate verdicts, rollout state and anchoring lag are read from the state at
+        # scrape time (``watch``: relgate.service.state_metrics), so no writer is missed.
+        self.judge_rows = Counter(
+            "relgate_judge_rows_scored",
+            "Rows scored by the server's judges, by judge backend (rate(): rows/s).",
+            ("judge",),
             registry=self.registry,
         )
         self.anchors = Counter(
@@ -57,6 +67,10 @@ class Metrics:
         """Record one finished call."""
         self.rpc_requests.labels(method=method, code=code).inc()
         self.rpc_seconds.labels(method=method).observe(seconds)
+
+    def watch(self, store: Store, rollouts: RolloutManager | None = None) -> None:
+        """Export the store's and the rollout manager's state (read at each scrape)."""
+        self.registry.register(StateCollector(store, rollouts))
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
@@ -78,7 +92,8 @@ def build_app(
         return web.json_response({"status": "shutting down"}, status=503)
 
     async def metrics_view(_: web.Request) -> web.Response:
-        resp = web.Response(body=metrics.exposition())
+        # A scrape reads the store (state_metrics): off the event loop.
+        resp = web.Response(body=await asyncio.to_thread(metrics.exposition))
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return resp
 

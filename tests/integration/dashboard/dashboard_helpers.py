@@ -40,6 +40,7 @@ from relgate.suite import load_suite
 DEMO_SUITE = "truthfulqa-demo"
 ROLLOUT_ID = "ro_dashboardtest0001"
 INCONCLUSIVE_ID = "ro_dashboardtest0002"
+COMPLETED_ID = "ro_dashboardtest0003"
 SPEC: dict[str, Any] = {
     "steps": [
         {"weight_bp": 500, "dwell_s": 60, "min_requests": 5, "deadline_s": 600},
@@ -178,6 +179,12 @@ def build_world(running: RunningServer) -> World:
         )
     )
     _starve(running, world)
+    # v4 (after v1, never gated) completes its rollout; then an admin rolls back to v1.
+    reg = store.register_release(
+        manifest("v4", world.shas["v1"], suite_sha), actor="key:test-releaser"
+    )
+    world.shas["v4"] = reg.release.sha256
+    _complete_then_roll_back(running, world)
     return world
 
 
@@ -225,6 +232,30 @@ def _starve(running: RunningServer, world: World) -> None:
     controller.tick()  # hold met, no monitor has a reading: the hold extends
     clock.advance(600)
     controller.tick()  # deadline passed without evidence: INCONCLUSIVE, paused
+
+
+def _complete_then_roll_back(running: RunningServer, world: World) -> None:
+    clock = ManualClock(3_000_000.0)
+    v1, v4 = world.shas["v1"], world.shas["v4"]
+    controller, feed = _controller(running, v4, v1, COMPLETED_ID, clock)
+    controller.tick()  # started, step 1 at 5%
+    latency = LatencyReading(0.20, 0.19, 50, 900)
+    errors = ErrorRateReading(0, 50, 1, 900)
+    for _ in range(3):
+        clock.advance(70)
+        feed.append(Readings(requests=20, latency=latency, errors=errors, quality=_quality(0.5)))
+        controller.tick()  # hold met, monitors pass: the next step
+    assert controller.status.completed_at is not None, controller.status
+    # What RolloutManager.rollback writes (one atomic swap back, a manual_rollback receipt).
+    running.store.record_decision(
+        tenant="default",
+        release_sha=v1,
+        kind="manual_rollback",
+        evidence={"from": v4, "to": v1, "live_release": v1, "at": clock()},
+        actor="key:test-admin",
+        reason="v4 answers badly in production",
+        facts=[("live_release", {"from": v4, "to": v1})],
+    )
 
 
 def _roll_back(running: RunningServer, world: World) -> None:

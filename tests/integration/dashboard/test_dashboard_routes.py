@@ -24,6 +24,8 @@ def _routes(w: World) -> list[str]:
         "/",
         f"/releases/{v2}",
         f"/releases/{v2}/gate",
+        f"/releases/{w.shas['v4']}/gate",
+        "/rollouts",
         f"/rollouts/{w.rollout_id}",
         f"/rollouts/{w.rollout_id}/timeline",
         "/receipts",
@@ -119,7 +121,20 @@ def test_login_with_a_bad_key_is_401_without_a_cookie(world: World) -> None:
     assert "unknown API key" in resp.body
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        " //evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "///evil.example",
+    ],
+)
 def test_login_never_redirects_off_site(world: World, target: str) -> None:
     resp = _post(world, "/login", {"key": world.keys["viewer"], "next": target})
     assert resp.status == 303

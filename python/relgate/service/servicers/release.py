@@ -80,10 +80,7 @@ class ReleaseServicer:
                 receipt=receipt_pb(result.receipt),
             )
 
-        response = await asyncio.to_thread(work)
-        if response.created:
-            self._metrics.receipts.labels(kind=response.receipt.kind).inc()
-        return response
+        return await asyncio.to_thread(work)
 
     async def get(self, request: release_pb2.GetReleaseRequest, call: Call) -> release_pb2.Release:
         """One release by sha256 or release id."""
