@@ -35,7 +35,12 @@ from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
 from relgate.rollout.checkpoint import hold_progress
 from relgate.rollout.controller import Readings
-from relgate.rollout.monitors import ErrorRateReading, LatencyReading, QualityReading
+from relgate.rollout.monitors import (
+    ErrorRateReading,
+    LatencyReading,
+    QualityLedger,
+    QualityReading,
+)
 from relgate.rollout.observe import MinuteQuality, SliceMinute, sampled
 from relgate.rollout.replay import ReplayTrace, replay_quality, replayable, select_recent
 from relgate.rollout.spec import RolloutSpec
@@ -176,6 +181,7 @@ class RolloutProbe:
         self._latency: LatencyReading | None = None
         self._errors: ErrorRateReading | None = None
         self._quality: QualityReading | None = None
+        self._ledger = QualityLedger(spec.thresholds.quality_margin)
         self._minutes: list[MinuteQuality] = []
         self._window_key: tuple[int, int] | None = None
         self._replayed: tuple[int, float] | None = None  # (step index, clock time)
@@ -267,7 +273,10 @@ class RolloutProbe:
         by_slice = select_recent(rows, cap) if rows else {}
         chosen = [traces[t.trace_id] for ts in by_slice.values() for t in ts]
         answers = await self._ask(self.candidate, chosen)
-        return await self._score(by_slice, answers)
+        # The stable release re-answers the same traces: the noise-aware ceiling and the paired
+        # differences of the sequential test (rollout/replay.py, rollout/sequential.py).
+        reruns = await self._ask(self.stable, chosen)
+        return self._ledger.fold(await self._score(by_slice, answers, reruns))
 
     async def _ask(self, route: ReleaseRoute, traces: Sequence[Trace]) -> dict[str, str]:
         """Each trace's prompt through ``route`` (its own template); failed answers are left
@@ -286,7 +295,10 @@ class RolloutProbe:
         return {tid: a for tid, a in done if a is not None}
 
     async def _score(
-        self, by_slice: Mapping[str, Sequence[ReplayTrace]], answers: Mapping[str, str]
+        self,
+        by_slice: Mapping[str, Sequence[ReplayTrace]],
+        answers: Mapping[str, str],
+        reruns: Mapping[str, str],
     ) -> QualityReading:
         anchors = {name: self._anchors_of(name) for name in by_slice}
 
@@ -305,6 +317,7 @@ class RolloutProbe:
                 score,
                 cap=self.spec.thresholds.replay_cap,
                 judge_sha256=judge_sha,
+                stable_rerun=reruns,
             )
 
         return await asyncio.to_thread(run)
@@ -350,7 +363,9 @@ class RolloutProbe:
                 ReplayTrace(t.id, t.slice, t.prompt, ref, t.time, t.feedback_grade)
             )
         answers = {t.id: t.answer for t in sample}
-        quality = await self._score(by_slice, answers)
+        # A second stable answer: the noise-aware ceiling and the observer's paired differences.
+        reruns = await self._ask(self.stable, sample)
+        quality = await self._score(by_slice, answers, reruns)
         raw = self.spec.thresholds.quality_scale == "raw"
         slices = []
         for name, replayed in sorted(by_slice.items()):
@@ -359,7 +374,8 @@ class RolloutProbe:
             if sq is not None and quality.judge_error is None:
                 value = sq.rho if raw else sq.q
                 q = value if math.isfinite(value) else None
-            slices.append(SliceMinute(name, q, len(replayed)))
+            diffs = () if sq is None or quality.judge_error else tuple(d for _i, d in sq.diffs)
+            slices.append(SliceMinute(name, q, len(replayed), diffs))
         if quality.judge_error:
             log.warning("observer minute %.0f: judge error: %s", start, quality.judge_error)
         return MinuteQuality(minute_start=start, slices=tuple(slices))

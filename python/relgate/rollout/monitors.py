@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from relgate.errors import InvalidInputError
+from relgate.rollout.sequential import SequentialState, fold, threshold_log
 from relgate.rollout.spec import MonitorThresholds
 
 __all__ = [
     "ErrorRateReading",
     "LatencyReading",
     "MonitorVerdict",
+    "QualityLedger",
     "QualityReading",
     "SliceQuality",
     "Verdict",
@@ -141,12 +143,21 @@ class SliceQuality:
     ``q = rho / ceiling`` is the gate's normalization; it is NaN when the ceiling is not
     positive or either statistic is NaN (a constant score column), which the monitor reads as
     INCONCLUSIVE.
+
+    ``ceiling_source`` says what the ceiling was measured on: "rerun" (the stable release
+    re-answering the traces: noise-aware) or "served" (its served text against itself).
+    ``diffs`` are the paired per-trace differences ``(trace id, d)`` of a rerun replay, oldest
+    first; ``sequential`` the slice's e-process over every trace replayed so far in this
+    rollout (filled by ``QualityLedger``), when the caller keeps one.
     """
 
     slice: str
     n: int
     rho: float
     ceiling: float
+    ceiling_source: str = "served"
+    diffs: tuple[tuple[str, float], ...] = ()
+    sequential: SequentialState | None = None
 
     @property
     def q(self) -> float:
@@ -162,21 +173,40 @@ class SliceQuality:
         name = d.get("slice")
         if not isinstance(name, str) or not name:
             raise InvalidInputError("quality slice: slice must be a non-empty string")
+        source = d.get("ceiling_source", "served")
+        if source not in ("served", "rerun"):
+            raise InvalidInputError("quality slice: ceiling_source must be 'served' or 'rerun'")
+        raw = d.get("diffs", [])
+        if not isinstance(raw, list | tuple) or not all(
+            isinstance(r, list | tuple) and len(r) == 2 and isinstance(r[0], str) for r in raw
+        ):
+            raise InvalidInputError("quality slice: diffs must be [trace id, number] pairs")
+        diffs = tuple((r[0], _real({"d": r[1]}, "d", "quality slice diff")) for r in raw)
+        seq = d.get("sequential")
         return cls(
             slice=name,
             n=_count(d, "n", "quality slice"),
             rho=_real(d, "rho", "quality slice", nan_ok=True),
             ceiling=_real(d, "ceiling", "quality slice", nan_ok=True),
+            ceiling_source=source,
+            diffs=diffs,
+            sequential=None if seq is None else SequentialState.from_dict(_mapping(seq, "seq")),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (NaN becomes null)."""
-        return {
+        """JSON-ready fields (NaN becomes null; diffs and the sequential state when present)."""
+        out: dict[str, Any] = {
             "slice": self.slice,
             "n": self.n,
             "rho": finite_or_none(self.rho),
             "ceiling": finite_or_none(self.ceiling),
+            "ceiling_source": self.ceiling_source,
         }
+        if self.diffs:
+            out["diffs"] = [[tid, d] for tid, d in self.diffs]
+        if self.sequential is not None:
+            out["sequential"] = self.sequential.to_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +355,53 @@ def evaluate_errors(reading: ErrorRateReading | None, t: MonitorThresholds) -> M
     return MonitorVerdict(name, Verdict.FAIL, reason, evidence)
 
 
-def _slice_verdict(s: SliceQuality, t: MonitorThresholds) -> tuple[Verdict, str, dict[str, Any]]:
+def _sequential_verdict(
+    s: SliceQuality, t: MonitorThresholds, k: int, evidence: dict[str, Any]
+) -> tuple[Verdict, str, dict[str, Any]]:
+    """The always-valid paired test (``relgate.rollout.sequential``) at level alpha / k."""
+    state = s.sequential or fold(SequentialState(margin=t.quality_margin), (d for _i, d in s.diffs))
+    bar = threshold_log(t.quality_alpha, k)
+    evidence.update(
+        {
+            "test": "paired e-process",
+            "paired_n": state.n,
+            "mean_diff": state.mean if state.n else None,
+            "margin": state.margin,
+            "log_e": state.log_e,
+            "max_log_e": state.max_log_e,
+            "alpha": t.quality_alpha,
+            "slices_in_family": k,
+            "log_e_threshold": bar,
+        }
+    )
+    if t.quality_scale == "normalized" and (
+        not math.isfinite(s.ceiling) or s.ceiling < t.min_ceiling
+    ):
+        return Verdict.INCONCLUSIVE, f"ceiling below {t.min_ceiling:g}: judge untrusted", evidence
+    if state.max_log_e >= bar:
+        reason = (
+            f"worse than stable: e-value {math.exp(min(state.max_log_e, 700)):.3g} >= "
+            f"{k}/{t.quality_alpha:g} over {state.n} paired traces "
+            f"(mean diff {state.mean:+.3f} < -{state.margin:g})"
+        )
+        return Verdict.FAIL, reason, evidence
+    if state.n < t.min_replay_rows:
+        return Verdict.INCONCLUSIVE, f"{state.n} paired traces < {t.min_replay_rows}", evidence
+    se = math.sqrt(state.m2 / (state.n - 1) / state.n) if state.n > 1 else math.inf
+    if state.mean + 2.0 * se < -state.margin:
+        # Not yet shown worse at the sequential level, but a single look says it likely is:
+        # hold for more traces rather than advance.
+        reason = (
+            f"mean diff {state.mean:+.3f} (se {se:.3f}) below -{state.margin:g}, "
+            "not yet shown worse"
+        )
+        return Verdict.INCONCLUSIVE, reason, evidence
+    return Verdict.PASS, "no evidence of a regression vs the stable rerun", evidence
+
+
+def _slice_verdict(
+    s: SliceQuality, t: MonitorThresholds, k: int = 1
+) -> tuple[Verdict, str, dict[str, Any]]:
     score = s.q if t.quality_scale == "normalized" else s.rho
     evidence: dict[str, Any] = {
         "slice": s.slice,
@@ -335,7 +411,10 @@ def _slice_verdict(s: SliceQuality, t: MonitorThresholds) -> tuple[Verdict, str,
         "q": finite_or_none(s.q),
         "scale": t.quality_scale,
         "floor": t.quality_floor,
+        "ceiling_source": s.ceiling_source,
     }
+    if s.diffs or s.sequential is not None:
+        return _sequential_verdict(s, t, k, evidence)
     if s.n < t.min_replay_rows:
         return Verdict.INCONCLUSIVE, f"{s.n} traces < {t.min_replay_rows}", evidence
     if t.quality_scale == "normalized" and (
@@ -350,7 +429,11 @@ def _slice_verdict(s: SliceQuality, t: MonitorThresholds) -> tuple[Verdict, str,
 
 
 def evaluate_quality(reading: QualityReading | None, t: MonitorThresholds) -> MonitorVerdict:
-    """Every replayed slice at or above the gate floor, on the gate's scale.
+    """Per slice: with paired differences (a replay with the stable release re-answering), the
+    always-valid paired test: FAIL only when the e-process shows the candidate worse than the
+    stable rerun by more than ``quality_margin`` at level ``quality_alpha`` / (slices), PASS
+    with ``min_replay_rows`` paired traces and no such evidence. Without them (legacy readings),
+    every replayed slice at or above the gate floor, on the gate's scale.
 
     A judge error, no reading or no slice is INCONCLUSIVE. Any slice below the floor (with
     enough traces and a trusted ceiling) is FAIL even when other slices are thin: a proven
@@ -369,7 +452,8 @@ def evaluate_quality(reading: QualityReading | None, t: MonitorThresholds) -> Mo
         return MonitorVerdict(name, Verdict.INCONCLUSIVE, reason, base)
     if not reading.slices:
         return MonitorVerdict(name, Verdict.INCONCLUSIVE, "no slice was replayed", base)
-    rows = [(s, *_slice_verdict(s, t)) for s in reading.slices]
+    k = len(reading.slices)
+    rows = [(s, *_slice_verdict(s, t, k)) for s in reading.slices]
 
     def worst_first(row: tuple[SliceQuality, Verdict, str, dict[str, Any]]) -> tuple[int, float]:
         rank = {Verdict.FAIL: 0, Verdict.INCONCLUSIVE: 1, Verdict.PASS: 2}[row[1]]
@@ -387,3 +471,37 @@ def evaluate_quality(reading: QualityReading | None, t: MonitorThresholds) -> Mo
             name, Verdict.INCONCLUSIVE, f"inconclusive on {', '.join(thin)}", base
         )
     return MonitorVerdict(name, Verdict.PASS, "every slice at or above floor", base)
+
+
+class QualityLedger:
+    """The rollout's sequential quality state: one e-process per slice, each replayed trace
+    folded once (by trace id) in the order replays saw them. ``fold`` returns the reading with
+    each slice's cumulative ``sequential`` state, so ``evaluate_quality`` judges everything
+    seen so far at one always-valid level. In-memory: a restarted provider starts a fresh
+    e-process (each restart spends at most another alpha; see docs/statistics.md)."""
+
+    def __init__(self, margin: float) -> None:
+        self._margin = margin
+        self._states: dict[str, SequentialState] = {}
+        self._seen: set[str] = set()
+
+    def state(self, slice_name: str) -> SequentialState | None:
+        """The slice's e-process so far (None before its first paired trace)."""
+        return self._states.get(slice_name)
+
+    def fold(self, reading: QualityReading) -> QualityReading:
+        """Fold the reading's new paired traces; the reading with cumulative states."""
+        if reading.judge_error is not None:
+            return reading
+        out = []
+        for s in reading.slices:
+            new = [(tid, d) for tid, d in s.diffs if tid not in self._seen]
+            if not s.diffs:
+                out.append(s)
+                continue
+            state = self._states.get(s.slice) or SequentialState(margin=self._margin)
+            state = fold(state, (d for _tid, d in new))
+            self._seen.update(tid for tid, _d in new)
+            self._states[s.slice] = state
+            out.append(replace(s, sequential=state))
+        return replace(reading, slices=tuple(out))

@@ -12,6 +12,15 @@ A THIN minute is *skipped*, not a reset: ``bad, thin, bad, bad`` fires, because 
 says nothing about quality and a quiet minute of traffic must not buy a regressed release more
 time. A GOOD counted minute resets the streak: ``bad, bad, good`` does not fire.
 Minutes are keyed by their start time; a minute seen twice (a replay after a crash) is ignored.
+
+Sequential rule (docs/statistics.md). When a slice's minute carries paired differences (the
+previous release answered each sampled prompt twice: once as the reference, once as a rerun;
+``relgate.rollout.sequential``), the streak rule above is replaced for that slice by the
+always-valid paired test: the slice's e-process folds every minute's differences and the
+rollback fires when it reaches ``k / alpha_epoch`` (``k`` slices in the minute). The e-process
+restarts every ``epoch_minutes``; with ``alpha_epoch = alpha_per_day * epoch_minutes / 1440``
+the expected number of false rollbacks of a release no worse than its predecessor is at most
+``alpha_per_day`` per day, however long the observer runs.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from typing import Any
 
 from relgate.errors import InvalidInputError
 from relgate.rollout.monitors import finite_or_none
+from relgate.rollout.sequential import SequentialState, fold, threshold_log
 from relgate.rollout.spec import ObserverSpec
 
 __all__ = [
@@ -51,11 +61,13 @@ class MinuteClass(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SliceMinute:
-    """One slice's score in one minute: ``q`` on the gate's scale (None: undefined), ``n`` rows."""
+    """One slice's score in one minute: ``q`` on the gate's scale (None: undefined), ``n`` rows,
+    and the paired differences of the sampled traces (empty without a stable rerun)."""
 
     slice: str
     q: float | None
     n: int
+    diffs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,23 +97,44 @@ class MinuteQuality:
                 raise InvalidInputError(f"observer minute: {name}.q must be a number or null")
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise InvalidInputError(f"observer minute: {name}.n must be an integer >= 0")
-            slices.append(SliceMinute(str(name), None if q is None else float(q), n))
+            diffs = row.get("diffs", [])
+            if not isinstance(diffs, list | tuple) or not all(
+                isinstance(d, int | float) and not isinstance(d, bool) and math.isfinite(d)
+                for d in diffs
+            ):
+                raise InvalidInputError(f"observer minute: {name}.diffs must be finite numbers")
+            slices.append(
+                SliceMinute(
+                    str(name), None if q is None else float(q), n, tuple(float(d) for d in diffs)
+                )
+            )
         return cls(minute_start=float(start), slices=tuple(slices))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the inverse of ``from_dict``)."""
         return {
             "minute_start": self.minute_start,
-            "slices": {s.slice: {"q": finite_or_none(s.q), "n": s.n} for s in self.slices},
+            "slices": {
+                s.slice: {
+                    "q": finite_or_none(s.q),
+                    "n": s.n,
+                    **({"diffs": list(s.diffs)} if s.diffs else {}),
+                }
+                for s in self.slices
+            },
         }
 
 
 @dataclass(frozen=True, slots=True)
 class ObserverState:
-    """Per slice, the start times of the BAD counted minutes of the current streak."""
+    """Per slice, the start times of the BAD counted minutes of the current streak, and (for
+    the sequential rule) the slice's e-process of the current epoch, which began at
+    ``epoch_start``."""
 
     last_minute: float | None = None
     streaks: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    sequential: Mapping[str, SequentialState] = field(default_factory=dict)
+    epoch_start: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +163,19 @@ def observe_minute(
     streaks = dict(state.streaks)
     threshold = spec.threshold(quality_floor)
     fired: list[tuple[str, tuple[float, ...]]] = []
+    epoch_start = state.epoch_start
+    seq = dict(state.sequential)
+    if epoch_start is None or minute.minute_start >= epoch_start + spec.epoch_minutes * 60.0:
+        epoch_start, seq = minute.minute_start, {}
+    bar = threshold_log(spec.alpha_epoch, max(1, len(minute.slices)))
+    seq_fired: list[str] = []
     for sm in minute.slices:
+        if spec.rule == "sequential" and (sm.diffs or sm.slice in seq):
+            st = fold(seq.get(sm.slice) or SequentialState(margin=spec.margin), sm.diffs)
+            seq[sm.slice] = st
+            if st.max_log_e >= bar:
+                seq_fired.append(sm.slice)
+            continue
         cls = classify(sm, spec, quality_floor)
         if cls is MinuteClass.GOOD:
             streaks.pop(sm.slice, None)
@@ -138,7 +183,33 @@ def observe_minute(
             streaks[sm.slice] = (*streaks.get(sm.slice, ()), minute.minute_start)
             if len(streaks[sm.slice]) >= spec.consecutive_minutes:
                 fired.append((sm.slice, streaks[sm.slice]))
-    new_state = ObserverState(last_minute=minute.minute_start, streaks=streaks)
+    new_state = ObserverState(
+        last_minute=minute.minute_start, streaks=streaks, sequential=seq, epoch_start=epoch_start
+    )
+    if seq_fired:
+        name = min(seq_fired, key=lambda n: (-seq[n].max_log_e, n))
+        st = seq[name]
+        evidence_seq: dict[str, Any] = {
+            "slice": name,
+            "test": "paired e-process",
+            "paired_n": st.n,
+            "mean_diff": st.mean,
+            "margin": st.margin,
+            "log_e": st.max_log_e,
+            "log_e_threshold": bar,
+            "alpha_per_day": spec.alpha_per_day,
+            "epoch_minutes": spec.epoch_minutes,
+            "epoch_start": epoch_start,
+            "minute": minute.to_dict(),
+            "breached_slices": sorted(seq_fired),
+        }
+        reason = (
+            f"slice {name} worse than the previous release: e-value >= "
+            f"{math.exp(bar):.3g} over {st.n} paired traces (mean diff {st.mean:+.3f})"
+        )
+        return new_state, ObserverDecision(
+            fire=True, slice=name, reason=reason, evidence=evidence_seq
+        )
     if not fired:
         return new_state, ObserverDecision(fire=False, reason="no slice breached")
     # Several slices can breach in the same minute; the longest streak leads, then by name.

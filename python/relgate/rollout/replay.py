@@ -9,9 +9,19 @@ references:
 - the slice's negative anchors (the suite's human-graded-bad answers plus hedges), graded 0.
 
 The judge scores ``agree(answer, reference)`` for the candidate's answers and, the same way, for
-the stable release's own answers. Per slice, ``rho = Spearman(agree, grade)`` over the slice's
+the stable release's answers. Per slice, ``rho = Spearman(agree, grade)`` over the slice's
 rows (``relgate.stats.spearman_grouped``, tie-averaged ranks, one group per slice), the ceiling is
 the stable answers' rho, and ``q = rho / ceiling`` as at the gate.
+
+Noise-aware ceiling: with ``stable_rerun`` (the stable release *re-answering* the same traces),
+the stable arm is that second stable answer, not the served text. A model with sampling on
+words every answer differently; the served text scored against itself agrees perfectly, so an
+identical candidate (another sample of the same model) would look worse than the stable
+release. A rerun has the same relation to the served text as an A/A candidate, so A/A gives
+q ~ 1 and paired differences centred on 0. With a rerun each slice also carries one paired
+difference per trace (``relgate.rollout.sequential``: candidate minus rerun, on how much closer
+each is to the served answer than to the bad anchors), the input of the sequential test.
+Traces without a rerun answer are left out of both arms.
 
 A judge that raises, or returns the wrong shape or non-finite scores, yields a reading with
 ``judge_error`` set: the quality monitor reads it as INCONCLUSIVE, never as success.
@@ -31,6 +41,7 @@ import numpy.typing as npt
 from relgate.canonical import canonical_json, sha256_hex
 from relgate.errors import InvalidInputError, JudgeError, RelgateError
 from relgate.rollout.monitors import QualityReading, SliceQuality
+from relgate.rollout.sequential import paired_margin
 from relgate.traces import Trace
 
 __all__ = [
@@ -109,13 +120,16 @@ def replay_quality(
     cap: int = 50,
     judge_sha256: str | None = None,
     spearman: SpearmanFn | None = None,
+    stable_rerun: Mapping[str, str] | None = None,
 ) -> QualityReading:
     """Score the candidate against the stable release on replayed traces, per slice.
 
     ``candidate_answers`` maps trace id to the candidate's answer; traces without one (the
     candidate failed to answer) are left out of the rows and of ``n``. A slice with no anchors
     has constant grades, so its rho is NaN and its verdict INCONCLUSIVE: anchors are what make
-    the statistic meaningful.
+    the statistic meaningful. ``stable_rerun`` maps trace id to the stable release's second
+    answer (see the module docstring); without it the ceiling is the served text against itself
+    (``ceiling_source`` "served") and no paired differences are given.
     """
     if cap < 1:
         raise InvalidInputError(f"replay cap must be >= 1, got {cap}")
@@ -127,8 +141,14 @@ def replay_quality(
     refs: list[str] = []
     grades: list[float] = []
     sample: dict[str, list[str]] = {}
+    kept: dict[str, list[ReplayTrace]] = {}
     for name in sorted(traces_by_slice):
-        chosen = [t for t in traces_by_slice[name][:cap] if t.trace_id in candidate_answers]
+        chosen = [
+            t
+            for t in traces_by_slice[name][:cap]
+            if t.trace_id in candidate_answers
+            and (stable_rerun is None or t.trace_id in stable_rerun)
+        ]
         if not chosen:
             continue
         negatives = list(anchors.get(name, ()))
@@ -138,12 +158,14 @@ def replay_quality(
                     f"trace {t.trace_id} of slice {t.slice} listed under {name}"
                 )
             grade = 1.0 if t.feedback_grade is None else float(t.feedback_grade)
+            stable_text = t.stable_answer if stable_rerun is None else stable_rerun[t.trace_id]
             for ref, g in ((t.stable_answer, grade), *((a, 0.0) for a in negatives)):
                 cand_rows.append(candidate_answers[t.trace_id])
-                stable_rows.append(t.stable_answer)
+                stable_rows.append(stable_text)
                 refs.append(ref)
                 grades.append(g)
         names.append(name)
+        kept[name] = chosen
         counts.append(len(chosen))
         offsets.append(len(refs))
         sample[name] = sorted(t.trace_id for t in chosen)
@@ -175,8 +197,42 @@ def replay_quality(
     half = len(refs)
     rho = np.asarray(fn(np.ascontiguousarray(scores[:half]), y, off), dtype=np.float64)
     ceiling = np.asarray(fn(np.ascontiguousarray(scores[half:]), y, off), dtype=np.float64)
+    paired = _paired_diffs(names, kept, scores, offsets) if stable_rerun is not None else {}
+    source = "served" if stable_rerun is None else "rerun"
     slices = tuple(
-        SliceQuality(slice=name, n=counts[i], rho=float(rho[i]), ceiling=float(ceiling[i]))
+        SliceQuality(
+            slice=name,
+            n=counts[i],
+            rho=float(rho[i]),
+            ceiling=float(ceiling[i]),
+            ceiling_source=source,
+            diffs=paired.get(name, ()),
+        )
         for i, name in enumerate(names)
     )
     return QualityReading(slices=slices, judge_sha256=judge_sha256, sample_sha256=sample_sha)
+
+
+def _paired_diffs(
+    names: Sequence[str],
+    kept: Mapping[str, Sequence[ReplayTrace]],
+    scores: FloatArray,
+    offsets: Sequence[int],
+) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Per slice, ``(trace id, d)`` oldest first: ``d = m(candidate) - m(rerun)`` with
+    ``m = agree(x, served) - mean agree(x, anchors)`` from the rows already scored (each trace
+    has one served row followed by its anchor rows, in both halves of ``scores``)."""
+    half = len(scores) // 2
+    out: dict[str, tuple[tuple[str, float], ...]] = {}
+    for i, name in enumerate(names):
+        traces = kept[name]
+        lo, hi = offsets[i], offsets[i + 1]
+        width = (hi - lo) // len(traces)
+        rows = []
+        for j, t in enumerate(traces):
+            a = lo + j * width
+            cand = paired_margin(scores[a], scores[a + 1 : a + width])
+            stab = paired_margin(scores[half + a], scores[half + a + 1 : half + a + width])
+            rows.append((t.time, t.trace_id, cand - stab))
+        out[name] = tuple((tid, float(d)) for _t, tid, d in sorted(rows))
+    return out

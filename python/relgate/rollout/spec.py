@@ -76,7 +76,10 @@ class MonitorThresholds:
     - quality: per slice, q = rho / ceiling (or raw rho when ``quality_scale`` is "raw") >=
       ``quality_floor``, the gate policy's floor; a slice with fewer than ``min_replay_rows``
       replayed traces, a ceiling below ``min_ceiling`` or a NaN statistic is INCONCLUSIVE;
-      at most ``replay_cap`` recent traces per slice are replayed.
+      at most ``replay_cap`` recent traces per slice are replayed. When the stable release
+      re-answers the replayed traces, the paired always-valid test decides instead: FAIL when
+      the candidate is shown worse than the rerun by more than ``quality_margin`` (agreement
+      units) at level ``quality_alpha`` across all looks and slices (docs/statistics.md).
     """
 
     p95_ratio: float = 1.2
@@ -90,6 +93,8 @@ class MonitorThresholds:
     min_replay_rows: int = 20
     min_ceiling: float = 0.1
     replay_cap: int = 50
+    quality_alpha: float = 0.05
+    quality_margin: float = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +104,25 @@ class ObserverSpec:
     A minute counts for a slice only with at least ``n_min`` scored rows. A slice below
     ``rollback_fraction`` x the gate floor for ``consecutive_minutes`` consecutive counted
     minutes fires the automatic rollback. ``sample_rate`` is the share of traffic replayed.
+    With paired differences (a stable rerun) and ``rule`` "sequential" (the default; "streak"
+    keeps the streak rule alone), the sequential rule decides instead: false
+    rollbacks at most ``alpha_per_day`` per day, the e-process restarting every
+    ``epoch_minutes``, tolerance ``margin`` in agreement units (docs/statistics.md).
     """
 
     rollback_fraction: float = 0.85
     consecutive_minutes: int = 3
     n_min: int = 20
     sample_rate: float = 0.05
+    alpha_per_day: float = 0.05
+    epoch_minutes: int = 60
+    margin: float = 0.02
+    rule: str = "sequential"
+
+    @property
+    def alpha_epoch(self) -> float:
+        """The sequential test's level per epoch: ``alpha_per_day`` spread over a day's epochs."""
+        return self.alpha_per_day * min(1.0, self.epoch_minutes / 1440.0)
 
     def threshold(self, quality_floor: float) -> float:
         """The rollback threshold for a gate floor (0.85 x 0.65 = 0.5525 by default)."""
@@ -267,6 +285,8 @@ def _validate(spec: RolloutSpec) -> None:
         raise bad("minimum sample and event counts must be >= 1")
     if t.error_rate_floor < 0 or not -1 <= t.quality_floor <= 1:
         raise bad("error_rate_floor must be >= 0 and quality_floor within [-1, 1]")
+    if not 0 < t.quality_alpha < 1 or not 0 <= t.quality_margin < 2:
+        raise bad("quality_alpha must be within (0, 1) and quality_margin within [0, 2)")
     if t.quality_scale not in ("normalized", "raw"):
         raise bad(f"quality_scale must be 'normalized' or 'raw', got {t.quality_scale!r}")
     if t.min_replay_rows < 3 or t.replay_cap < t.min_replay_rows:
@@ -277,5 +297,9 @@ def _validate(spec: RolloutSpec) -> None:
         raise bad("observer: rollback_fraction in (0, 1], consecutive_minutes and n_min >= 1")
     if not 0 < o.sample_rate <= 1:
         raise bad("observer: sample_rate must be in (0, 1]")
+    if o.rule not in ("sequential", "streak"):
+        raise bad(f"observer: rule must be 'sequential' or 'streak', got {o.rule!r}")
+    if not 0 < o.alpha_per_day < 1 or o.epoch_minutes < 1 or not 0 <= o.margin < 2:
+        raise bad("observer: alpha_per_day in (0, 1), epoch_minutes >= 1, margin in [0, 2)")
     if spec.shadow_s < 0:
         raise bad("shadow_s must be >= 0")

@@ -13,11 +13,14 @@ from rollout_helpers import FAST_SPEC, PHASE, Env, releases_of, wait_for
 
 
 def _complete(env: Env) -> str:
-    """v1 live, v2 (healthy) rolled to 100%; returns the rollout id."""
+    """v1 live, v2 (healthy) rolled to 100%; returns the rollout id. The observer runs the
+    streak rule (these tests pin its minute-by-minute semantics; the sequential rule is
+    tested in tests/unit/rollout/test_rollout_sequential.py)."""
     env.register("v1", "b1")
     env.make_live("v1")
     v2 = env.register("v2", "b2", previous="v1")
-    ro = env.client.start_rollout(v2, overrides=FAST_SPEC)
+    spec = {**FAST_SPEC, "observer": {**FAST_SPEC.get("observer", {}), "rule": "streak"}}
+    ro = env.client.start_rollout(v2, overrides=spec)
     for weight in (2500, 10000):
         env.traffic(200)
         env.clock.advance(61)
