@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from relgate.errors import InvalidInputError
@@ -151,15 +151,18 @@ def fold(state: SequentialState, diffs: Iterable[float]) -> SequentialState:
     for d in values:
         if not (math.isfinite(d) and -D_MAX <= d <= D_MAX):
             raise InvalidInputError(f"paired difference {d!r} outside [-{D_MAX:g}, {D_MAX:g}]")
+    margin = state.margin
+    m0, cap = -margin, _STAKE_CAP / (D_MAX + margin)
     n, mean, m2, log_e, max_log_e = state.n, state.mean, state.m2, state.log_e, state.max_log_e
-    s = state
     for d in values:
-        lam = s.stake()
-        log_e += math.log1p(lam * (-state.margin - d))
+        # The stake (as ``SequentialState.stake``) from the observations before this one.
+        gap = m0 - n * mean / (n + 1)
+        var = (m2 + _PRIOR_VAR) / (n + 1)
+        lam = min(gap / (var + gap * gap), cap) if gap > 0 else 0.0
+        log_e += math.log1p(lam * (m0 - d))
         max_log_e = max(max_log_e, log_e)
         n += 1
         delta = d - mean
         mean += delta / n
         m2 += delta * (d - mean)
-        s = replace(s, n=n, mean=mean, m2=m2, log_e=log_e, max_log_e=max_log_e)
-    return s
+    return SequentialState(margin=margin, n=n, mean=mean, m2=m2, log_e=log_e, max_log_e=max_log_e)
