@@ -36,10 +36,23 @@ def judge_cmd(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes (with --worker).")
     ] = 1,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Requests in flight (openai backend).")
+    ] = 4,
+    prefill_anchor: Annotated[
+        bool,
+        typer.Option(
+            "--prefill-anchor/--no-prefill-anchor",
+            help="openai backend: also measure the server's raw prefill on the same prompts "
+            "(no reusable prefix) and print the ratio.",
+        ),
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Score ROWS (answer, reference) pairs from the demo suite; print rows/s, tokens/s,
-    per-batch latency p50/p95/p99 and peak memory."""
+    per-batch latency p50/p95/p99 and peak memory; for an OpenAI-compatible judge also the
+    server's raw prefill throughput on the same prompts, measured in the same run, and the
+    ratio."""
     from relgate.bench.judge import bench_rows, measure_judge
     from relgate.judge import make_judge
 
@@ -48,6 +61,8 @@ def judge_cmd(
         options["device"] = device
     if backend in ("embedding", "transformers"):
         options["batch_size"] = batch_size
+    if backend == "openai":
+        options["concurrency"] = concurrency
     answers, references = bench_rows(rows)
     if worker:
         from relgate.bench.workers import measure_through_workers
@@ -62,7 +77,22 @@ def judge_cmd(
     else:
         judge = make_judge(backend, **options)
         result = measure_judge(judge, answers, references, batch_size=batch_size, backend=backend)
+    anchor = None
+    if backend == "openai" and prefill_anchor and not worker:
+        from relgate.bench.judge import measure_prefill
+
+        anchor = measure_prefill(
+            options["base_url"],
+            options["model"],
+            answers,
+            references,
+            judge_pairs_per_s=result.rows_per_s,
+            concurrency=concurrency,
+        )
     if json_out:
-        print_json(result.to_dict())
+        out = result.to_dict()
+        if anchor is not None:
+            out["prefill_anchor"] = anchor.to_dict()
+        print_json(out)
     else:
-        typer.echo("\n".join(result.lines()))
+        typer.echo("\n".join(result.lines() + ([] if anchor is None else anchor.lines())))
