@@ -497,7 +497,9 @@ class QualityLedger:
         for s in reading.slices:
             new = [(tid, d) for tid, d in s.diffs if tid not in self._seen]
             if not s.diffs:
-                out.append(s)
+                # Nothing paired this look: the slice keeps the evidence gathered so far.
+                prior = self._states.get(s.slice)
+                out.append(s if prior is None else replace(s, sequential=prior))
                 continue
             state = self._states.get(s.slice) or SequentialState(margin=self._margin)
             state = fold(state, (d for _tid, d in new))
