@@ -229,6 +229,11 @@ class CountingJudge:
         self._rows = rows.labels(judge=label)
 
     @property
+    def wrapped(self) -> Judge:
+        """The judge whose rows are counted."""
+        return self._judge
+
+    @property
     def judge_sha256(self) -> str:
         """The wrapped judge's identity."""
         return self._judge.judge_sha256

@@ -31,6 +31,7 @@ from relgate.rollout.monitors import MonitorThresholds, Verdict, evaluate_qualit
 from relgate.rollout.replay import ReplayTrace, replay_quality
 from relgate.service.auth import create_key
 from relgate.service.server import RunningServer
+from relgate.service.state_metrics import CountingJudge
 from relgate.suite import load_suite
 from relgate.worker.runner import WorkerRunner
 
@@ -98,7 +99,7 @@ def test_worker_process_scores_a_gate_like_the_in_process_judge(
         assert control.gates is not None
         choice = JudgeChoice("worker", {"judge_sha256": judge.judge_sha256, "timeout": 60.0})
         remote = control.gates.judges.get(choice)
-        assert isinstance(remote, RemoteJudge)
+        assert isinstance(remote, CountingJudge) and isinstance(remote.wrapped, RemoteJudge)
         with acting_as(DEFAULT_TENANT):  # the gate runner sets this for its release's tenant
             through_worker = score_release(suite, remote, v2, v1)
         _until("a heartbeat", lambda: d.live_workers(judge.judge_sha256)[0].heartbeats >= 1)
@@ -261,7 +262,8 @@ def test_a_worker_gate_judge_is_also_the_monitors_judge(tmp_path: Path) -> None:
         make = server.rollouts.options.judge
         assert make is not None
         judge = make()
-        assert isinstance(judge, RemoteJudge) and judge.judge_sha256 == "e" * 64
+        assert isinstance(judge, CountingJudge) and isinstance(judge.wrapped, RemoteJudge)
+        assert judge.judge_sha256 == "e" * 64
         with acting_as(DEFAULT_TENANT), pytest.raises(JudgeUnavailableError):
             judge.score(["a"], ["b"])
     finally:
