@@ -29,7 +29,7 @@ from typing import Any
 
 from relgate.app.routing import RolloutRouting
 from relgate.receipts.model import Receipt
-from relgate.rollout.status import Fact, FactKind
+from relgate.rollout.status import Fact, FactKind, RolloutStatus
 from relgate.routing import FULL_WEIGHT_BP, ReleaseRoute
 from relgate.store import Store
 from relgate.store.control import Fence
@@ -40,6 +40,7 @@ __all__ = [
     "SteadyRouting",
     "StoreFactLog",
     "TickClock",
+    "last_fact_time",
     "manifest_routes",
 ]
 
@@ -333,3 +334,15 @@ class SteadyRouting(RolloutRouting):
         else:
             want = (self._mirror, None, 0, False)
         self._publish_if_new(want, lambda: super(SteadyRouting, self).set_shadow(enabled))
+
+
+def last_fact_time(status: RolloutStatus) -> float:
+    """The latest fact time of ``status`` (facts never go back in time, even when a tick is
+    frozen at its readings' time)."""
+    times = [
+        t
+        for t in (status.started_at, status.step_entered_at, status.resumed_at,
+                  status.completed_at, status.abort_at)
+        if t is not None
+    ]  # fmt: skip
+    return max(times, default=0.0)

@@ -41,6 +41,7 @@ from relgate.app.rollout_runtime import (
     SteadyRouting,
     StoreFactLog,
     TickClock,
+    last_fact_time,
     manifest_routes,
 )
 from relgate.app.routing import RolloutRouting, RoutingTable
@@ -374,7 +375,7 @@ class RolloutManager:
             before = (ar.status.facts, ar.phase().phase)
             now = self.options.clock()
             await ar.probe.refresh(ar.status, now)
-            ar.clock.frozen = max(now, _last_fact_time(ar.status))
+            ar.clock.frozen = max(now, last_fact_time(ar.status))
             try:
                 decisions = await asyncio.to_thread(ar.controller.tick)
             finally:
@@ -587,17 +588,6 @@ class RolloutManager:
             yield ar
             if not ar.ticking:
                 return
-
-
-def _last_fact_time(status: RolloutStatus) -> float:
-    # Facts never go back in time, even when a tick is frozen at its readings' time.
-    times = [
-        t
-        for t in (status.started_at, status.step_entered_at, status.resumed_at,
-                  status.completed_at, status.abort_at)
-        if t is not None
-    ]  # fmt: skip
-    return max(times, default=0.0)
 
 
 def _moved(ar: ActiveRollout, seen: int) -> bool:
