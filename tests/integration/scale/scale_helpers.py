@@ -3,6 +3,7 @@ PostgreSQL database per test, and the store's lease and chain as the tests read 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -25,7 +26,22 @@ from relgate.store.control import CONTROL_PLANE_LEASE, LeaseState
 
 POSTGRES_URL = os.environ.get("RELGATE_TEST_POSTGRES_URL")
 
-__all__ = ["POSTGRES_URL", "assert_one_chain", "fresh_postgres", "wait_for_lease"]
+__all__ = [
+    "POSTGRES_URL",
+    "assert_one_chain",
+    "default_judge_sha",
+    "fresh_postgres",
+    "wait_for_lease",
+]
+
+
+@functools.cache
+def default_judge_sha() -> str:
+    """The judge sha of ``relgate serve``'s default judge (the embedding judge): what the gate
+    results the tests record must name, since a rollout refuses a release gated with another."""
+    from relgate.judge.embedding import EmbeddingJudge
+
+    return EmbeddingJudge().judge_sha256
 
 
 @contextmanager

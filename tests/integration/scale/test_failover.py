@@ -14,7 +14,7 @@ from relgate.client import RelgateClient
 from relgate.errors import InvalidTransitionError, NotFoundError
 from relgate.store import Store
 from relgate.testing.backends import BackendKnobs, TestBackend
-from scale_helpers import assert_one_chain, fresh_postgres, wait_for_lease
+from scale_helpers import assert_one_chain, default_judge_sha, fresh_postgres, wait_for_lease
 
 from rollout_helpers import (  # isort: skip (on the path once scale_helpers is imported)
     PHASE,
@@ -85,11 +85,11 @@ def test_sigkill_the_leader_mid_canary(tmp_path: Path, backends: dict[str, TestB
                 RelgateClient(follower.address, api_key=key, timeout=60) as f,
             ):
                 v1 = c.register_release(manifest("v1", backends["b1"], None)).release.sha256
-                record_gate(store, v1, "pass")
+                record_gate(store, v1, "pass", default_judge_sha())
                 boot = c.start_rollout(v1, overrides={"shadow_s": 0})
                 c.control("Promote", boot.rollout_id, "bootstrap")
                 v2 = c.register_release(manifest("v2", backends["b2"], v1)).release.sha256
-                record_gate(store, v2, "pass")
+                record_gate(store, v2, "pass", default_judge_sha())
                 ro = c.start_rollout(v2, overrides=SPEC)
 
                 # The follower serves reads and the same routing, rebuilt from the store...

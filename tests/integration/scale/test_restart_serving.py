@@ -17,7 +17,7 @@ from relgate.client import RelgateClient
 from relgate.routing import SESSION_HEADER
 from relgate.store import Store
 from relgate.testing.backends import BackendKnobs, TestBackend
-from scale_helpers import assert_one_chain
+from scale_helpers import assert_one_chain, default_judge_sha
 
 from rollout_helpers import (  # isort: skip (on the path once scale_helpers is imported)
     PHASE,
@@ -121,11 +121,11 @@ def test_restart_serves_the_live_routing_from_the_first_request(
         try:
             with RelgateClient(first.address, api_key=key, timeout=60) as c:
                 v1 = c.register_release(manifest("v1", backends["b1"], None)).release.sha256
-                record_gate(store, v1, "pass")
+                record_gate(store, v1, "pass", default_judge_sha())
                 boot = c.start_rollout(v1, overrides={"shadow_s": 0})
                 c.control("Promote", boot.rollout_id, "bootstrap")
                 v2 = c.register_release(manifest("v2", backends["b2"], v1)).release.sha256
-                record_gate(store, v2, "pass")
+                record_gate(store, v2, "pass", default_judge_sha())
                 ro = c.start_rollout(v2, overrides=SPEC)
                 traffic(f"http://127.0.0.1:{port}/v1/chat/completions", prompts, 60)
                 wait_for(
