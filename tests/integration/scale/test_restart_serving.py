@@ -81,7 +81,7 @@ class _Asker:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        body = json.dumps({"model": "x", "messages": [{"role": "user", "content": "hi"}]})
+        body = json.dumps({"model": "relgate", "messages": [{"role": "user", "content": "hi"}]})
         i = 0
         while not self._stop.is_set() and len(self.answers) < 5000:
             i += 1
