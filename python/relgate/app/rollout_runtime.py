@@ -6,13 +6,17 @@ tick clock, and the route lookup.
   receipt and commits it with the facts in ONE ``Store.record_decision`` transaction
   (docs/design.md §9). Facts that are decisions or human commands are committed at once (with
   their own receipt when the controller gave none: rollout_start, rollout_pause, ...); readings
-  and request counts ride along with the next receipt. After a crash the rollout therefore
-  resumes at its last decision with the same step and hold clock; the request count and
-  readings since that decision are measured again (the hold can only get longer, never pass
-  sooner).
+  and request counts are written at once as the rollout's evidence (``rollout_evidence``, each
+  with its index in the fact sequence) and committed as facts with the next receipt. After a
+  crash, or on a newly elected leader, the rollout therefore resumes at its last decision with
+  the same step, hold clock, request count and readings: it decides on the same evidence.
+  Every write carries the leader's fence (``relgate.store.control``): a deposed leader's write
+  is refused in its own transaction.
 - ``TickClock``: the clock a controller reads during a tick (frozen at the readings' time).
 - ``StartEvidence``: adds the gate clearance to a rollout's first receipt.
 - ``manifest_routes``: a cached release sha -> ``ReleaseRoute`` over the store's manifests.
+- ``SteadyRouting``: a rollout's routing that republishes nothing unchanged (followers rebuild
+  their view from the store often).
 """
 
 from __future__ import annotations
@@ -23,12 +27,22 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from relgate.app.routing import RolloutRouting
 from relgate.receipts.model import Receipt
-from relgate.rollout.status import Fact, FactKind
-from relgate.routing import ReleaseRoute
+from relgate.rollout.status import Fact, FactKind, RolloutStatus
+from relgate.routing import FULL_WEIGHT_BP, ReleaseRoute
 from relgate.store import Store
+from relgate.store.control import Fence
 
-__all__ = ["FACT_KIND", "StartEvidence", "StoreFactLog", "TickClock", "manifest_routes"]
+__all__ = [
+    "FACT_KIND",
+    "StartEvidence",
+    "SteadyRouting",
+    "StoreFactLog",
+    "TickClock",
+    "last_fact_time",
+    "manifest_routes",
+]
 
 log = logging.getLogger("relgate.rollout")
 
@@ -64,6 +78,7 @@ _OWN_RECEIPT = {
 
 
 OnReceipt = Callable[[Receipt], None]
+FenceSource = Callable[[], Fence]
 
 
 class StoreFactLog:
@@ -81,8 +96,10 @@ class StoreFactLog:
         stable: str | None,
         rollout_id: str,
         on_receipt: OnReceipt | None = None,
+        fence: FenceSource | None = None,
     ) -> None:
         self._store = store
+        self._fence = fence
         self.tenant = tenant
         self.candidate = candidate
         self.stable = stable
@@ -91,14 +108,31 @@ class StoreFactLog:
         self._staged: list[tuple[str, dict[str, Any]]] = []
         self._pending: list[Fact] = []
         self.receipts: list[Receipt] = []
+        # Facts committed with receipts, and facts persisted (committed + evidence).
+        self._committed = 0
+        self._persisted = 0
 
     def load(self) -> Sequence[Fact]:
-        """Every persisted fact of this rollout, in order."""
+        """Every persisted fact of this rollout, in order: those committed with a receipt,
+        then the evidence gathered since (which the next receipt will commit)."""
         out = []
         for row in self._store.facts(self.candidate, FACT_KIND, tenant=self.tenant):
             if row.payload.get("rollout_id") == self.rollout_id:
                 out.append(Fact.from_dict(row.payload.get("fact")))
-        return out
+        tail = [
+            Fact.from_dict(f)
+            for f in self._store.control.evidence(
+                tenant=self.tenant, rollout_id=self.rollout_id, from_n=len(out)
+            )
+        ]
+        self._committed = len(out)
+        self._persisted = len(out) + len(tail)
+        self._pending = tail
+        self._staged = []
+        return out + tail
+
+    def _fence_now(self) -> Fence | None:
+        return None if self._fence is None else self._fence()
 
     def record(self, kind: str, evidence: dict[str, Any]) -> None:
         """Stage a receipt; ``append`` commits it with its facts."""
@@ -111,6 +145,18 @@ class StoreFactLog:
         self._pending = applied + list(facts)
         durable = [f for f in facts if f.kind in _DURABLE]
         if not self._staged and not durable:
+            try:
+                self._store.control.record_evidence(
+                    tenant=self.tenant,
+                    rollout_id=self.rollout_id,
+                    facts=[(self._persisted + i, f.to_dict()) for i, f in enumerate(facts)],
+                    fence=self._fence_now(),
+                    now=self._store.now(),
+                )
+            except BaseException:
+                self._pending = applied
+                raise
+            self._persisted += len(facts)
             return
         staged, self._staged = self._staged, []
         if not staged:
@@ -137,12 +183,20 @@ class StoreFactLog:
             for i, (kind, evidence) in enumerate(staged):
                 last = i == len(staged) - 1
                 self._commit(kind, evidence, rows if last else [], live if last else None)
+            self._committed += len(rows_of)
+            self._persisted = self._committed
         except BaseException:
             # Nothing of the failed transaction was written. The controller did not apply
             # this call's facts (it applies them only after ``append`` returns) and will
             # decide again; the facts it had already applied stay buffered.
             self._pending = applied
             raise
+        try:
+            self._store.control.prune_evidence(
+                tenant=self.tenant, rollout_id=self.rollout_id, committed=self._committed
+            )
+        except Exception:  # only tidying: rows below the committed count are never read
+            log.warning("rollout %s: could not prune its committed evidence", self.rollout_id)
 
     def _commit(
         self,
@@ -152,6 +206,9 @@ class StoreFactLog:
         live: str | None,
     ) -> None:
         evidence = {**evidence, "rollout_id": self.rollout_id}
+        fence = self._fence_now()
+        if fence is not None:
+            evidence["leader_epoch"] = fence.epoch
         if live is not None:
             evidence["live_release"] = live
         actor = str(evidence.get("actor") or "controller")
@@ -163,6 +220,7 @@ class StoreFactLog:
             actor=actor[:256],
             reason=str(evidence.get("reason", ""))[:2000],
             facts=rows,
+            fence=fence,
         )
         self.receipts.append(receipt)
         if self._on_receipt is not None:
@@ -227,3 +285,64 @@ class StartEvidence:
             self._inner.stage_first("rollout_start", {"reason": "", **self._evidence})
             self._evidence = None
         self._inner.append(facts)
+
+
+# (stable, candidate, weight_bp, shadow) a routing snapshot serves.
+_Serving = tuple[str, str | None, int, bool]
+
+
+class SteadyRouting(RolloutRouting):
+    """A rollout's routing that publishes only changes: a follower rebuilds its view from the
+    store whenever the leader writes, and must not republish (and drain) the same routing."""
+
+    def _publish_if_new(
+        self, want: tuple[str, str | None, int, bool], act: Callable[[], None]
+    ) -> None:
+        table = self._table
+        snap = None if table is None else table.snapshot
+        if snap is not None:
+            have = (
+                snap.stable.release_sha256,
+                None if snap.candidate is None else snap.candidate.release_sha256,
+                snap.weight_bp if snap.candidate is not None else 0,
+                snap.shadow,
+            )
+            if have == want:
+                return
+        act()
+
+    def set_weight(self, weight_bp: int) -> None:
+        if self._stable is None:
+            return
+        want: _Serving
+        if weight_bp >= FULL_WEIGHT_BP:
+            want = (self._candidate, None, 0, False)
+        else:
+            want = (self._stable, self._candidate, weight_bp, False)
+        self._publish_if_new(want, lambda: super(SteadyRouting, self).set_weight(weight_bp))
+
+    def swap_to(self, release: str) -> None:
+        want: _Serving = (release, None, 0, False)
+        self._publish_if_new(want, lambda: super(SteadyRouting, self).swap_to(release))
+
+    def set_shadow(self, enabled: bool) -> None:
+        if self._mirror is None:
+            return
+        want: _Serving
+        if enabled:
+            want = (self._mirror, self._candidate, FULL_WEIGHT_BP, True)
+        else:
+            want = (self._mirror, None, 0, False)
+        self._publish_if_new(want, lambda: super(SteadyRouting, self).set_shadow(enabled))
+
+
+def last_fact_time(status: RolloutStatus) -> float:
+    """The latest fact time of ``status`` (facts never go back in time, even when a tick is
+    frozen at its readings' time)."""
+    times = [
+        t
+        for t in (status.started_at, status.step_entered_at, status.resumed_at,
+                  status.completed_at, status.abort_at)
+        if t is not None
+    ]  # fmt: skip
+    return max(times, default=0.0)

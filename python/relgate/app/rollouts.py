@@ -12,6 +12,12 @@ State is derived from the store, never kept beside it:
 There is one writer per rollout: its controller, ticked under the rollout's lock by the tick
 task; gRPC commands queue into the controller and trigger a tick. Every tenant has its own
 routing table (``relgate.app.routing``), served by the server's gateway.
+
+Several servers may share one store: only the holder of the store's leader lease
+(``relgate.app.leader``) ticks and decides, every decision fenced by its epoch. The others
+follow: they rebuild their view (and their gateway's routing) from the store whenever it
+changes, serve reads and watches, and refuse commands with the leader's name. A follower that
+takes the lease over rebuilds its view first, then resumes every unfinished rollout.
 """
 
 from __future__ import annotations
@@ -28,8 +34,16 @@ from typing import Any
 
 from relgate.access import acting_as
 from relgate.app.gates import gate_clearance
+from relgate.app.leader import LeaderOptions, Leadership
 from relgate.app.probes import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
-from relgate.app.rollout_runtime import StartEvidence, StoreFactLog, TickClock, manifest_routes
+from relgate.app.rollout_runtime import (
+    StartEvidence,
+    SteadyRouting,
+    StoreFactLog,
+    TickClock,
+    last_fact_time,
+    manifest_routes,
+)
 from relgate.app.routing import RolloutRouting, RoutingTable
 from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.gateway.server import Gateway
@@ -40,6 +54,7 @@ from relgate.rollout.phase import PhaseDecision, compute_phase, rollout_over
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import RolloutStatus
 from relgate.store import Store
+from relgate.store.control import LeaseLostError
 
 __all__ = ["ActiveRollout", "RolloutManager", "RolloutOptions"]
 
@@ -58,6 +73,8 @@ class RolloutOptions:
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     judge: Callable[[], Judge] | None = None
     anchors: AnchorSource | None = None
+    #: How long the leader lease lasts (``relgate.app.leader``).
+    lease_ttl_s: float = 5.0
 
 
 @dataclass
@@ -103,11 +120,15 @@ class RolloutManager:
         traces: CountingTraceStore,
         options: RolloutOptions | None = None,
         on_receipt: Callable[[Receipt], None] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self._store = store
+        #: This server's standing on the store's leader lease.
+        self._seen_version: tuple[Any, ...] | None = None
         self._gateway = gateway
         self._traces = traces
         self.options = opt = options or RolloutOptions()
+        self.leadership = leadership or Leadership(store, LeaderOptions(ttl_s=opt.lease_ttl_s))
         self._on_receipt_hook = on_receipt
         self._route_of = manifest_routes(store)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,15 +147,30 @@ class RolloutManager:
     async def start(self) -> None:
         """Rebuild state from the store, resume unfinished rollouts, start ticking."""
         self._loop = asyncio.get_running_loop()
+        if self._store.dialect == "sqlite":
+            log.info(
+                "SQLite store: one host, one writer at a time; run several control planes on "
+                "PostgreSQL for failover (docs/scale-out.md)"
+            )
+        term = await asyncio.to_thread(self.leadership.poll)
+        if not term.leading:
+            log.info("following the control plane's leader %s (epoch %d)", term.lease.holder,
+                     term.lease.epoch)  # fmt: skip
         await asyncio.to_thread(self._load)
+        self._serve_live()
+        self._task = asyncio.create_task(self._run(), name="relgate-rollouts")
+
+    def _serve_live(self) -> None:
         # Every tenant's live release serves from the first request (a rollout in progress
         # re-applies its own routing when it resumes).
         for tenant, live in self._live.items():
             latest = self._latest.get(tenant)
             active = self._rollouts.get(latest) if latest else None
             if (active is None or active.over) and live:
-                self.routing(tenant).serve_only(live)
-        self._task = asyncio.create_task(self._run(), name="relgate-rollouts")
+                table = self.routing(tenant)
+                snap = table.snapshot
+                if snap is None or table.live != live or snap.candidate is not None:
+                    table.serve_only(live)
 
     async def stop(self) -> None:
         """Stop ticking (state is in the store; a restart resumes)."""
@@ -143,6 +179,9 @@ class RolloutManager:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        # A clean stop hands the lease on at once (a crash leaves it to expire).
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.leadership.release)
 
     @property
     def traces(self) -> CountingTraceStore:
@@ -189,6 +228,7 @@ class RolloutManager:
             self._on_receipt_hook(receipt)
 
     def _load(self) -> None:
+        self._seen_version = self._store.control.version()
         for tenant in self._store.tenants():
             self._live[tenant] = None
             for receipt in self._store.list_receipts(tenant=tenant):
@@ -210,6 +250,7 @@ class RolloutManager:
             stable=stable,
             rollout_id=rid,
             on_receipt=lambda r: self._receipt(holder[0] if holder else None, r),
+            fence=self.leadership.require,
         )
         status = RolloutStatus.from_facts(flog.load())
         if not status.started:
@@ -225,15 +266,22 @@ class RolloutManager:
             flog,
             clock=tick_clock,
             readings=probe.readings,
-            routing=RolloutRouting(live, candidate, stable, mirror),
+            routing=SteadyRouting(live, candidate, stable, mirror),
             record=flog.record,
             rollout_id=rid,
         )
         ar = ActiveRollout(rid, tenant, controller, probe, flog, tick_clock, ticking=not over)
+        old = self._rollouts.get(rid)
+        if old is not None:
+            # Rebuilt from the store (a follower's refresh, a new leader's term): watchers keep
+            # waiting on the same object.
+            old.controller, old.probe, old.log, old.clock = controller, probe, flog, tick_clock
+            old.ticking, old.last_decision = ar.ticking, None
+            ar = old
         holder.append(ar)
         self._rollouts[rid] = ar
-        if not over:
-            log.info("resumed rollout %s of %s at phase %s", rid, candidate[:12], ar.phase().phase)
+        if not over and old is None:
+            log.info("loaded rollout %s of %s at phase %s", rid, candidate[:12], ar.phase().phase)
 
     async def _check_monitor_judge(self, sha: str, clearance: Mapping[str, Any]) -> None:
         """The quality monitor scores with the judge the release was gated with: the gate's
@@ -273,23 +321,61 @@ class RolloutManager:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            for ar in list(self._rollouts.values()):
-                if ar.ticking:
-                    try:
-                        await self.tick(ar)
-                    except Exception:
-                        log.exception("rollout %s: tick failed", ar.rollout_id)
+            try:
+                await self._lead_or_follow()
+            except Exception:
+                # The store is unreachable: a leader that cannot renew is deposed by the
+                # lease's expiry, and its writes are refused by the fence.
+                log.exception("control-plane lease poll failed")
+            if self.leadership.leading:
+                for ar in list(self._rollouts.values()):
+                    if ar.ticking:
+                        try:
+                            await self.tick(ar)
+                        except LeaseLostError as exc:
+                            log.warning("stepping down: %s", exc)
+                            self.leadership.step_down()
+                            break
+                        except Exception:
+                            log.exception("rollout %s: tick failed", ar.rollout_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.options.tick_interval_s)
 
+    async def _lead_or_follow(self) -> None:
+        term = await asyncio.to_thread(self.leadership.poll)
+        if term.new_term:
+            # Another control plane may have decided since this one last looked.
+            await self._refresh(force=True)
+        elif not term.leading:
+            await self._refresh(force=False)
+
+    async def _refresh(self, *, force: bool) -> None:
+        """Rebuild the view from the store when it changed (or always, ``force``)."""
+        if not force:
+            version = await asyncio.to_thread(self._store.control.version)
+            if version == self._seen_version:
+                return
+        locks = [ar.lock for ar in self._rollouts.values()]
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in locks:
+                await stack.enter_async_context(lock)
+            await asyncio.to_thread(self._load)
+            self._serve_live()
+        for ar in list(self._rollouts.values()):
+            async with ar.changed:
+                ar.revision += 1
+                ar.changed.notify_all()
+
     async def tick(self, ar: ActiveRollout) -> PhaseDecision:
-        """Gather readings and run one controller tick (the rollout's single writer)."""
+        """Gather readings and run one controller tick (the rollout's single writer; only on
+        the leader: ``LeaseLostError`` on a follower)."""
+        self.leadership.require()
         async with ar.lock, contextlib.AsyncExitStack() as stack:
             stack.enter_context(acting_as(ar.tenant))
             before = (ar.status.facts, ar.phase().phase)
             now = self.options.clock()
             await ar.probe.refresh(ar.status, now)
-            ar.clock.frozen = max(now, _last_fact_time(ar.status))
+            ar.clock.frozen = max(now, last_fact_time(ar.status))
             try:
                 decisions = await asyncio.to_thread(ar.controller.tick)
             finally:
@@ -335,6 +421,7 @@ class RolloutManager:
     ) -> ActiveRollout:
         """Start a canary (or a cold start's shadow) of a gated release (see the issue's
         rules: gate pass or override; its previous release must be the live one)."""
+        self.leadership.require()
         stored = await asyncio.to_thread(
             functools.partial(self._store.get_release, release_sha, tenant=tenant)
         )
@@ -375,6 +462,7 @@ class RolloutManager:
             stable=previous,
             rollout_id=rid,
             on_receipt=lambda r: self._receipt(holder[0] if holder else None, r),
+            fence=self.leadership.require,
         )
         probe = self._probe(spec, sha, previous or mirror)
         start_evidence = {
@@ -410,6 +498,7 @@ class RolloutManager:
         self, rollout_id: str, tenant: str, verb: str, actor: str, reason: str
     ) -> ActiveRollout:
         """Queue a human command (pause, resume, promote, abort) and apply it now."""
+        self.leadership.require()
         ar = self.get(rollout_id, tenant)
         c = ar.controller
         fns: dict[str, Callable[[str, str], None]] = {
@@ -439,6 +528,7 @@ class RolloutManager:
         while a canary is in progress (abort it)."""
         if not reason.strip():
             raise InvalidInputError("a rollback needs a reason")
+        fence = self.leadership.require()
         stored = await asyncio.to_thread(
             functools.partial(self._store.get_release, target, tenant=tenant)
         )
@@ -463,6 +553,7 @@ class RolloutManager:
         evidence = {
             "from": live,
             "to": stored.sha256,
+            "leader_epoch": fence.epoch,
             "live_release": stored.sha256,
             "routing_version": snap.version,
             "swap_s": swap_s,
@@ -479,6 +570,7 @@ class RolloutManager:
                 actor=actor,
                 reason=reason,
                 facts=[fact],
+                fence=fence,
             )
 
         receipt = await asyncio.to_thread(write)
@@ -496,17 +588,6 @@ class RolloutManager:
             yield ar
             if not ar.ticking:
                 return
-
-
-def _last_fact_time(status: RolloutStatus) -> float:
-    # Facts never go back in time, even when a tick is frozen at its readings' time.
-    times = [
-        t
-        for t in (status.started_at, status.step_entered_at, status.resumed_at,
-                  status.completed_at, status.abort_at)
-        if t is not None
-    ]  # fmt: skip
-    return max(times, default=0.0)
 
 
 def _moved(ar: ActiveRollout, seen: int) -> bool:

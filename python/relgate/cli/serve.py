@@ -56,6 +56,16 @@ def serve(
         float,
         typer.Option("--rollout-tick", min=0.01, help="Seconds between rollout controller ticks."),
     ] = 1.0,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            "--lease-ttl",
+            min=0.1,
+            max=3600,
+            help="Seconds the leader's lease lasts: with several servers on one store, a dead "
+            "leader is replaced within about this long (docs/scale-out.md).",
+        ),
+    ] = 5.0,
     web_port: Annotated[int, typer.Option("--web-port", min=0, max=65535)] = 8081,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate.")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
@@ -143,7 +153,7 @@ def serve(
             gateway_port=gateway_port,
             gateway_anonymous_tenant=None if gateway_require_key else DEFAULT_TENANT,
             time_scale=time_scale,
-            rollout=RolloutOptions(tick_interval_s=rollout_tick),
+            rollout=RolloutOptions(tick_interval_s=rollout_tick, lease_ttl_s=lease_ttl),
             gate=gate,
             web_extension=dashboard.mount,
         )

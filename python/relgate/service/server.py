@@ -330,12 +330,6 @@ async def _start(
             tenant_of=functools.partial(gateway_tenant, authenticator, anonymous=anonymous),
             registry=metrics.registry,
         )
-        try:
-            await gateway.start(host, gateway_port)
-        except OSError as exc:
-            raise InvalidInputError(
-                f"cannot bind the gateway to {host}:{gateway_port}: {exc}"
-            ) from None
     rollouts = RolloutManager(
         store,
         gateway=gateway,
@@ -343,12 +337,20 @@ async def _start(
         options=options,
     )
     metrics.watch(store, rollouts)
-    try:
-        await rollouts.start()
-    except BaseException:
-        if gateway is not None:
-            await gateway.stop(0)
-        raise
+    # The routing (every tenant's live release, a rollout's split) is in place before the
+    # gateway accepts its first request: no window that serves nothing after a restart.
+    await rollouts.start()
+    if gateway is not None and gateway_port is not None:
+        try:
+            await gateway.start(host, gateway_port)
+        except OSError as exc:
+            await rollouts.stop()
+            raise InvalidInputError(
+                f"cannot bind the gateway to {host}:{gateway_port}: {exc}"
+            ) from None
+        except BaseException:
+            await rollouts.stop()
+            raise
     servicers.append(RolloutServicer(rollouts))
     server = grpc.aio.server(
         options=[

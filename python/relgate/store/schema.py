@@ -31,6 +31,7 @@ from __future__ import annotations
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -53,9 +54,11 @@ __all__ = [
     "api_keys",
     "facts",
     "key_revocations",
+    "leases",
     "metadata",
     "receipts",
     "releases",
+    "rollout_evidence",
     "tenant_releases",
     "tree_heads",
 ]
@@ -195,6 +198,37 @@ key_revocations = Table(
     Column("actor", String(256), nullable=False),
     Column("reason", Text, nullable=False),
     Column("revoked_at", String(32), nullable=False),
+)
+
+# ---- control plane (migration 0004): not append-only, and never a source of a receipt ----
+
+#: The control plane's leader lease (one row per lease name). ``epoch`` is the fencing token: it
+#: grows by one at every change of holder, and every decision write checks, in its own
+#: transaction, that its epoch is still the lease's (``relgate.store.control``).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    # Wall-clock seconds (the holder's clock): when a follower may take the lease over.
+    Column("expires_at", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    CheckConstraint("epoch > 0", name="epoch_positive"),
+)
+
+#: A rollout's readings and request counts between two decisions (the facts a decision
+#: commits with its receipt later): ``n`` is the fact's index in the rollout's fact sequence.
+#: Rows a receipt has since committed are deleted, so the table holds at most one step's worth.
+rollout_evidence = Table(
+    "rollout_evidence",
+    metadata,
+    Column("tenant", String(256), primary_key=True),
+    Column("rollout_id", String(64), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("fact", Text, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
 )
 
 #: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).

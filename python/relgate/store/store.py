@@ -44,6 +44,7 @@ from relgate.receipts.model import (
 from relgate.store import schema
 from relgate.store.audit import AuditLog
 from relgate.store.chain import append_receipt
+from relgate.store.control import ControlRecords, Fence, check_fence
 from relgate.store.db import Database, check_name
 from relgate.store.engine import create_engine
 from relgate.store.keys import KeyRecords
@@ -91,6 +92,8 @@ class Store:
         self.audit = AuditLog(db)
         #: API keys, by hash.
         self.keys = KeyRecords(db)
+        #: The control plane's leader lease and rollout evidence between decisions.
+        self.control = ControlRecords(db)
 
     @property
     def weights_root(self) -> Path:
@@ -350,6 +353,7 @@ class Store:
         reason: str,
         facts: Sequence[tuple[str, dict[str, Any]]] = (),
         measure_weights: bool | str = "spot",
+        fence: Fence | None = None,
     ) -> Receipt:
         """Write one decision's receipt and its facts in one transaction (both or neither).
 
@@ -363,6 +367,10 @@ class Store:
 
         A tenant-level decision (a key created or revoked, an operator's access) has the subject
         ``TENANT_SUBJECT`` instead of a release, and no weights statement.
+
+        ``fence``: the leader lease's epoch the writer holds; checked in the decision's own
+        transaction, so a deposed leader's decision is refused (``LeaseLostError``) and nothing
+        of it is written (``relgate.store.control``).
 
         The tenant chain is serialized, so concurrent decisions never fork it. Raises
         ``NotFoundError`` for a release the tenant does not have and ``InvalidInputError`` for
@@ -403,6 +411,7 @@ class Store:
                 raise InvalidInputError(f"fact {fact_kind!r}: payload must be a JSON object")
             fact_rows.append((fact_kind, canonical_json(payload).decode("utf-8")))
         with self.db.transaction(lock_key=tenant) as conn:
+            check_fence(conn, fence)
             if not tenant_level and tenant_release_row(conn, tenant, release_sha) is None:
                 raise NotFoundError(f"no release {release_sha}")
             if tenant_level and fact_rows:
