@@ -29,12 +29,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from relgate.access import DEFAULT_TENANT
+from relgate.app.fleet import FleetHub
 from relgate.app.gates import GateOptions, GateRunner
 from relgate.app.jobs import Dispatcher
 from relgate.app.probes import CountingTraceStore, dataset_anchors
 from relgate.app.receipts import AnchorSchedule
 from relgate.app.remote_judge import with_workers
 from relgate.app.rollouts import RolloutManager, RolloutOptions
+from relgate.app.routing import local_hub
 from relgate.errors import InvalidInputError
 from relgate.gateway.server import Gateway
 from relgate.judge import make_judge
@@ -61,6 +63,7 @@ from relgate.service.servicers.key import KeyServicer
 from relgate.service.servicers.receipt import ReceiptServicer
 from relgate.service.servicers.release import ReleaseServicer
 from relgate.service.servicers.rollout import RolloutServicer
+from relgate.service.servicers.routing import RoutingServicer
 from relgate.service.servicers.worker import WorkerServicer
 from relgate.service.state_metrics import CountingJudge, counting_judges
 from relgate.service.web import Metrics, WebExtension, WebServer, start_web
@@ -336,11 +339,15 @@ async def _start(
             raise InvalidInputError(
                 f"cannot bind the gateway to {host}:{gateway_port}: {exc}"
             ) from None
+    # One hub feeds every gateway: this server's own (a replica fed in process) and each
+    # `relgate gateway` process watching the RoutingService (docs/scale-out-gateway.md).
+    hub = FleetHub() if gateway is None else local_hub(gateway)
     rollouts = RolloutManager(
         store,
         gateway=gateway,
         traces=traces,
         options=options,
+        hub=hub,
     )
     metrics.watch(store, rollouts)
     try:
@@ -350,6 +357,7 @@ async def _start(
             await gateway.stop(0)
         raise
     servicers.append(RolloutServicer(rollouts))
+    servicers.append(RoutingServicer(hub, traces, store.manifest))
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
