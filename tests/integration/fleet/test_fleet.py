@@ -120,9 +120,15 @@ def _load(replicas: list[Replica], seconds: float, rate: float, tag: str) -> lis
     out: list[LoadResult] = []
 
     def one(r: Replica) -> None:
-        spec = LoadSpec(url=r.url + "/v1/chat/completions", rate_per_s=rate,
-                        max_requests=int(rate * seconds), max_seconds=seconds + 30,
-                        sessions=100_000, session_prefix=f"{tag}-{r.name}-", timeout_s=30)  # fmt: skip
+        spec = LoadSpec(
+            url=r.url + "/v1/chat/completions",
+            rate_per_s=rate,
+            max_requests=int(rate * seconds),
+            max_seconds=seconds + 30,
+            sessions=100_000,
+            session_prefix=f"{tag}-{r.name}-",
+            timeout_s=30,
+        )
         out.append(asyncio.run(run_load(spec)))
 
     threads = [threading.Thread(target=one, args=(r,)) for r in replicas]
@@ -170,8 +176,10 @@ def test_a_canary_rolled_back_automatically_is_acked_by_every_replica(fleet: Any
     def acked() -> list[Any]:
         return [r for r in server.store.list_receipts(release_sha=v2) if r.kind == "swap_acked"]
 
-    _wait(lambda: any(r.evidence["serves"] == v1 and r.evidence["candidate"] is None
-                      for r in acked()), 2 * ACK_DEADLINE_S + 5, "the rollback's swap_acked")  # fmt: skip
+    def rolled_back() -> bool:
+        return any(r.evidence["serves"] == v1 and r.evidence["candidate"] is None for r in acked())
+
+    _wait(rolled_back, 2 * ACK_DEADLINE_S + 5, "the rollback's swap_acked")
     names = {r.name for r in replicas} | {"in-process"}
     for receipt in acked():
         ev = receipt.evidence
