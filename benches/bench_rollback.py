@@ -67,13 +67,104 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def _instrument(marks: dict[str, list[float]]) -> None:
+    """Wrap the steps between a decision and its swap with wall-clock marks (--profile)."""
+    import functools
+
+    from relgate.app.probes import RolloutProbe
+    from relgate.app.routing import RoutingTable
+    from relgate.rollout.controller import RolloutController
+    from relgate.store import Store
+
+    def mark(name: str) -> None:
+        marks.setdefault(name, []).append(time.time())
+
+    def wrap_async(cls: Any, attr: str) -> None:
+        orig = getattr(cls, attr)
+
+        @functools.wraps(orig)
+        async def w(*a: Any, **k: Any) -> Any:
+            mark(f"{attr}:start")
+            try:
+                return await orig(*a, **k)
+            finally:
+                mark(f"{attr}:end")
+
+        setattr(cls, attr, w)
+
+    def wrap(cls: Any, attr: str) -> None:
+        orig = getattr(cls, attr)
+
+        @functools.wraps(orig)
+        def w(*a: Any, **k: Any) -> Any:
+            mark(f"{attr}:start")
+            try:
+                return orig(*a, **k)
+            finally:
+                mark(f"{attr}:end")
+
+        setattr(cls, attr, w)
+
+    import gc
+
+    gc_start: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_start.append(time.perf_counter())
+        elif gc_start:
+            pause = time.perf_counter() - gc_start.pop()
+            marks.setdefault(f"gc{info['generation']}", []).append(pause)
+
+    gc.callbacks.append(on_gc)
+    wrap_async(RolloutProbe, "refresh")
+    wrap(RolloutController, "tick")
+    wrap(Store, "record_decision")
+    wrap(RoutingTable, "_publish")
+
+
+PROFILE: dict[str, list[float]] = {}
+
+
+def _profile_round(
+    marks: dict[str, list[float]], decided: float, published: float, first: float | None
+) -> None:
+    """The last marks before the swap, as offsets from the decision (ms)."""
+
+    def first_after(name: str, t: float) -> float | None:
+        xs = [x for x in marks.get(name, []) if x >= t - 1e-6]
+        return xs[0] if xs else None
+
+    # The tick took `now` (the decision's `at`), refreshed the readings, then ran the
+    # controller on a worker thread, which recorded the receipt and published the swap.
+    points = {
+        "refresh:end": first_after("refresh:end", decided),
+        "tick:start": first_after("tick:start", decided),
+        "record_decision:start": first_after("record_decision:start", decided),
+        "record_decision:end": first_after("record_decision:end", decided),
+        "_publish:start": first_after("_publish:start", decided),
+        "published": published,
+        "first_served": first,
+    }
+    prev = decided
+    for name, t in points.items():
+        if t is None or t < decided - 1:
+            continue
+        PROFILE.setdefault(name, []).append(t - prev)
+        prev = t
+
+
 def main() -> None:
     """Run the rounds and print the timings."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--rate", type=float, default=300.0)
     ap.add_argument("--latency", type=float, default=0.02, help="backend latency (s)")
+    ap.add_argument("--profile", action="store_true", help="break the decision->swap time down")
     args = ap.parse_args()
+    marks: dict[str, list[float]] = {}
+    if args.profile:
+        _instrument(marks)
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
@@ -135,6 +226,8 @@ def main() -> None:
                 default=None,
             )
             drained = [h.drain for h in history if h.version == swap.version and h.drain]
+            if args.profile:
+                _profile_round(marks, decided, swap.published_at, first)
             decision_to_swap.append(swap.published_at - decided)
             if first is not None:
                 decision_to_served.append(first - decided)
@@ -158,6 +251,11 @@ def main() -> None:
     row("decision -> swap visible", decision_to_swap)
     row("decision -> first served by previous", decision_to_served)
     row("drain of the canary snapshot", drains)
+    for name, xs in PROFILE.items():
+        row(f"  step to {name}", xs)
+    for gen in ("gc0", "gc1", "gc2"):
+        if marks.get(gen):
+            row(f"  {gen} pauses (n={len(marks[gen])})", marks[gen])
     print(f"(goal: swap visible and first served within {GOAL_S * 1e3:.0f} ms; drain bounded by "
           f"the longest request, here ~{args.latency * 1e3:.0f} ms)")  # fmt: skip
 
