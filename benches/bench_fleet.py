@@ -20,6 +20,8 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -185,11 +187,21 @@ def _fleet_round(
 
 
 def _added_latency(in_process: str, replica: Replica, backend: str, args: Any) -> None:
-    seconds = 4.0
+    """The same load, from a load generator in its own process (so it does not share the
+    control plane's interpreter), against the in-process gateway (the anchor) and a replica."""
     lat: dict[str, list[float]] = {}
-    for name, url in (("in-process", in_process), ("replica", replica.url)):
-        res = _load([url], args.rate, seconds, name)
-        lat[name] = [x for r in res for x in r.latencies()]
+    n = int(args.rate * 4)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, url in (("in-process", in_process), ("replica", replica.url)):
+            out = Path(tmp) / f"{name}.jsonl"
+            subprocess.run(
+                [sys.executable, "-m", "relgate.testing.loadgen", "--url",
+                 url + "/v1/chat/completions", "--rate", str(args.rate), "--max-requests", str(n),
+                 "--max-seconds", "60", "--sessions", "10000", "--out", str(out)],
+                check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+            records = [json.loads(line) for line in out.read_text().splitlines()]
+            lat[name] = [r["latency_s"] for r in records if r["status"] == 200]
     anchor = statistics.median(lat["in-process"])
     _row("latency via the in-process gateway (anchor)", lat["in-process"], anchor)
     _row("latency via one replica process", lat["replica"], anchor)
