@@ -1,6 +1,6 @@
 """`relgate gateway`: one data-plane replica, fed by the control plane (docs/scale-out-gateway.md).
 
-    relgate gateway --control HOST:PORT [--tenant T ...] [--port 8080] [--health-port 8081]
+    relgate gateway --control HOST:PORT [--tenant T ...] [--port 8080] [--health-port 8082]
 
 It serves the OpenAI-compatible gateway on ``--port``, watches its tenants' routing snapshots on
 the control plane's RoutingService (full snapshots on connect, then changes), acks each version
@@ -168,7 +168,7 @@ def gateway_cmd(
     health_port: Annotated[
         int,
         typer.Option("--health-port", min=0, max=65535, help="/healthz and /metrics (0: any)."),
-    ] = 8081,
+    ] = 8082,
     name: Annotated[
         str | None, typer.Option("--name", help="Replica name (default: host name and port).")
     ] = None,
