@@ -161,6 +161,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=300.0)
     ap.add_argument("--latency", type=float, default=0.02, help="backend latency (s)")
     ap.add_argument("--profile", action="store_true", help="break the decision->swap time down")
+    ap.add_argument(
+        "--unfreeze-half",
+        action="store_true",
+        help="run the second half of the rounds with the heap unfrozen (the pre-fix anchor)",
+    )
     args = ap.parse_args()
     marks: dict[str, list[float]] = {}
     if args.profile:
@@ -198,7 +203,12 @@ def main() -> None:
         decision_to_swap: list[float] = []
         decision_to_served: list[float] = []
         drains: list[float] = []
+        served_round: list[int] = []
         for i in range(args.rounds):
+            if args.unfreeze_half and i == args.rounds // 2:
+                import gc
+
+                gc.unfreeze()  # the anchor: the second half runs as before the fix
             ro = c.start_rollout(v2, overrides=spec)
             load = LoadSpec(
                 url=srv.gateway_url + "/v1/chat/completions",
@@ -231,6 +241,7 @@ def main() -> None:
             decision_to_swap.append(swap.published_at - decided)
             if first is not None:
                 decision_to_served.append(first - decided)
+                served_round.append(i)
             if drained and drained[0] is not None:
                 drains.append(drained[0].elapsed_s)
         c.close()
@@ -250,9 +261,21 @@ def main() -> None:
     print(f"rollback bench: {args.rounds} rounds at {args.rate:g} req/s, backend {args.latency}s")
     row("decision -> swap visible", decision_to_swap)
     row("decision -> first served by previous", decision_to_served)
+    if args.unfreeze_half:
+        half = args.rounds // 2
+        frozen = [x for x, i in zip(decision_to_served, served_round, strict=True) if i < half]
+        thawed = [x for x, i in zip(decision_to_served, served_round, strict=True) if i >= half]
+        row("  first half, start-up heap frozen", frozen)
+        row("  second half, unfrozen (anchor)", thawed)
+        if frozen and thawed:
+            print(f"  p99 frozen / unfrozen: {_pct(frozen, 0.99) / _pct(thawed, 0.99):.2f}")
     row("drain of the canary snapshot", drains)
     for name, xs in PROFILE.items():
         row(f"  step to {name}", xs)
+    if args.profile:
+        import gc
+
+        print(f"  heap: {len(gc.get_objects())} tracked objects, {gc.get_freeze_count()} frozen")
     for gen in ("gc0", "gc1", "gc2"):
         if marks.get(gen):
             row(f"  {gen} pauses (n={len(marks[gen])})", marks[gen])
