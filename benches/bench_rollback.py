@@ -49,8 +49,16 @@ def _manifest(tag: str, url: str, previous: str | None) -> bytes:
     ).encode()
 
 
-def _gate(store: Any, sha: str) -> None:
-    result = {"verdict": "pass", "gate_result_sha256": "cd" * 32}
+def _gate(srv: Any, sha: str) -> None:
+    # The result names the judge the server's quality monitor scores with (a rollout refuses a
+    # release gated with another judge).
+    judge = srv.rollouts.options.judge()
+    result = {
+        "verdict": "pass",
+        "gate_result_sha256": "cd" * 32,
+        "judge_sha256": judge.judge_sha256,
+    }
+    store = srv.store
     store.record_decision(
         tenant="default",
         release_sha=sha,
@@ -188,8 +196,8 @@ def main() -> None:
         c = RelgateClient(srv.address, api_key=srv.admin_key_path.read_text().strip())
         v1 = c.register_release(_manifest("v1", b1.base_url, None)).release.sha256
         v2 = c.register_release(_manifest("v2", b2.base_url, v1)).release.sha256
-        _gate(srv.store, v1)
-        _gate(srv.store, v2)
+        _gate(srv, v1)
+        _gate(srv, v2)
         boot = c.start_rollout(v1, overrides={"shadow_s": 0})
         c.control("Promote", boot.rollout_id, "bench")
         spec = {

@@ -23,7 +23,6 @@ from relgate._proto.relgate.v1 import rollout_pb2
 from relgate.app.probes import ProbeOptions
 from relgate.app.rollouts import RolloutOptions
 from relgate.client import RelgateClient
-from relgate.errors import JudgeUnavailableError
 from relgate.judge.base import Judge
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.testing.backends import BackendKnobs, TestBackend
@@ -50,16 +49,22 @@ def _manifest(tag: str, backend: TestBackend, previous: str | None) -> bytes:
 
 
 def _gate(server: RunningServer, sha: str) -> None:
-    result = {"verdict": "pass", "gate_result_sha256": "cd" * 32}
+    # Gated with the judge the server's quality monitor scores with (a rollout refuses others).
+    assert server.rollouts.options.judge is not None
+    judge_sha = server.rollouts.options.judge().judge_sha256
+    result = {"verdict": "pass", "gate_result_sha256": "cd" * 32, "judge_sha256": judge_sha}
     server.store.record_decision(
         tenant="default", release_sha=sha, kind="gate_pass", evidence=result, actor="test",
         reason="test gate", facts=[("gate_result", result)],
     )  # fmt: skip
 
 
-def _no_judge() -> Judge:
-    # The 5xx monitor decides this rollback; the quality monitor is left inconclusive.
-    raise JudgeUnavailableError("no judge in the fleet test")
+@pytest.fixture(scope="module")
+def judge() -> Judge:
+    """The gate's CPU judge on the shipped MiniLM model (the quality monitor's)."""
+    from relgate.judge.embedding import EmbeddingJudge
+
+    return EmbeddingJudge()
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -86,7 +91,7 @@ class _Loop:
 
 @pytest.fixture
 def fleet(
-    tmp_path: Path, store_url: str | None
+    tmp_path: Path, store_url: str | None, judge: Judge
 ) -> Iterator[tuple[RunningServer, RelgateClient, dict, list[Replica]]]:
     loop = _Loop()
     backends = {n: TestBackend(n, BackendKnobs(base_latency_s=0.01), seed=i)
@@ -94,7 +99,7 @@ def fleet(
     for b in backends.values():
         loop.run(b.start())
     options = RolloutOptions(
-        tick_interval_s=0.05, judge=_no_judge, drain_deadline_s=5.0,
+        tick_interval_s=0.05, judge=lambda: judge, drain_deadline_s=5.0,
         ack_deadline_s=ACK_DEADLINE_S, probe=ProbeOptions(replay_interval_s=3600.0),
     )  # fmt: skip
     # SQLite, and PostgreSQL too when RELGATE_TEST_POSTGRES_URL is set (tests/conftest.py).

@@ -63,7 +63,9 @@ def test_replica_serves_through_a_control_plane_outage_and_resyncs(tmp_path: Pat
     try:
         with RelgateClient(server.address, api_key=key) as c:
             v1 = c.register_release(_manifest(backend.base_url)).release.sha256
-        result = {"verdict": "pass", "gate_result_sha256": "cd" * 32}
+        assert server.rollouts.options.judge is not None  # the monitor's judge names the gate's
+        judge_sha = server.rollouts.options.judge().judge_sha256
+        result = {"verdict": "pass", "gate_result_sha256": "cd" * 32, "judge_sha256": judge_sha}
         server.store.record_decision(
             tenant="default", release_sha=v1, kind="gate_pass", evidence=result, actor="t",
             reason="t", facts=[("gate_result", result)],
