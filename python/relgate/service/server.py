@@ -443,7 +443,9 @@ async def _start(
     )
     # Everything loaded so far lives as long as the server: out of the collector's sight, a full
     # collection no longer walks it (measured: full collections of ~330 ms that landed on
-    # rollbacks in flight; docs/scale-out-gateway.md, "The rollback tail").
+    # rollbacks in flight; docs/scale-out-gateway.md, "The rollback tail"). Collected first, so
+    # no garbage is frozen with it (a process that starts several servers does not keep theirs).
+    gc.collect()
     gc.freeze()
     log.info("relgate server on %s (web %s)", running.address, running.web_url)
     return running
