@@ -8,7 +8,7 @@ canary of v2 over v1, lets traffic flow, then aborts it: the controller's decisi
 manual_rollback receipt's ``at``), the gateway's swap record, and the first trace admitted after
 the swap give the timings. Printed as percentiles over rounds, against the 100 ms goal.
 
-    python benches/bench_rollback.py [--rounds 20] [--rate 300]
+    python benches/bench_rollback.py [--rounds 20] [--rate 300] [--profile] [--replicas N]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from relgate.app.rollouts import RolloutOptions
 from relgate.client import RelgateClient
 from relgate.service.server import BackgroundServer
 from relgate.testing.backends import BackendKnobs, TestBackend
+from relgate.testing.fleet import Replica, start_replicas, stop_replicas
 from relgate.testing.loadgen import LoadSpec, run_load
 
 GOAL_S = 0.100
@@ -162,6 +163,14 @@ def _profile_round(
         prev = t
 
 
+def _wait_synced(fleet: list[Replica]) -> None:
+    end = time.monotonic() + 30
+    while not all(r.health().get("serving") for r in fleet):
+        if time.monotonic() > end:
+            raise RuntimeError("replicas did not sync")
+        time.sleep(0.05)
+
+
 def main() -> None:
     """Run the rounds and print the timings."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -169,6 +178,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=300.0)
     ap.add_argument("--latency", type=float, default=0.02, help="backend latency (s)")
     ap.add_argument("--profile", action="store_true", help="break the decision->swap time down")
+    ap.add_argument("--replicas", type=int, default=0, help="serve through N replica processes")
     ap.add_argument(
         "--unfreeze-half",
         action="store_true",
@@ -193,7 +203,8 @@ def main() -> None:
     options = RolloutOptions(tick_interval_s=0.05, judge=None)
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(Path(tmp), rollout=options) as srv:
         assert srv.admin_key_path is not None
-        c = RelgateClient(srv.address, api_key=srv.admin_key_path.read_text().strip())
+        key = srv.admin_key_path.read_text().strip()
+        c = RelgateClient(srv.address, api_key=key)
         v1 = c.register_release(_manifest("v1", b1.base_url, None)).release.sha256
         v2 = c.register_release(_manifest("v2", b2.base_url, v1)).release.sha256
         _gate(srv, v1)
@@ -211,6 +222,12 @@ def main() -> None:
         decision_to_swap: list[float] = []
         decision_to_served: list[float] = []
         drains: list[float] = []
+        acked_all: list[float] = []
+        # With --replicas, the load goes to `relgate gateway` processes (round i to replica
+        # i mod N); their traces reach the control plane's store through PushTraces.
+        fleet = start_replicas(srv.address, key, args.replicas) if args.replicas else []
+        if fleet:
+            _wait_synced(fleet)
         served_round: list[int] = []
         for i in range(args.rounds):
             if args.unfreeze_half and i == args.rounds // 2:
@@ -219,7 +236,8 @@ def main() -> None:
                 gc.unfreeze()  # the anchor: the second half runs as before the fix
             ro = c.start_rollout(v2, overrides=spec)
             load = LoadSpec(
-                url=srv.gateway_url + "/v1/chat/completions",
+                url=(fleet[i % len(fleet)].url if fleet else srv.gateway_url)
+                + "/v1/chat/completions",
                 rate_per_s=args.rate,
                 max_requests=int(args.rate * 1.2),
                 max_seconds=1.2,
@@ -231,7 +249,10 @@ def main() -> None:
             time.sleep(0.5)  # a bench, not a test: let the canary carry traffic first
             c.control("Abort", ro.rollout_id, "bench")
             runner.join()
-            receipt = [r for r in srv.store.list_receipts(release_sha=v2)][-1]
+            if fleet:
+                time.sleep(0.5)  # the replica's last trace batch (sent every 200 ms)
+            # The abort decision (with replicas, swap_acked receipts follow it in the chain).
+            receipt = [r for r in srv.store.list_receipts(release_sha=v2) if "at" in r.evidence][-1]
             decided = float(receipt.evidence["at"])
             history = list(srv.rollouts.routing("default").history)
             swap = history[-1]
@@ -252,6 +273,11 @@ def main() -> None:
                 served_round.append(i)
             if drained and drained[0] is not None:
                 drains.append(drained[0].elapsed_s)
+            if fleet:
+                acks = [h.acks for h in history if h.version == swap.version and h.acks]
+                if acks and acks[0] is not None and acks[0].complete:
+                    acked_all.append(max(t for n, t in acks[0].acked if n != "in-process"))
+        stop_replicas(fleet)
         c.close()
     on_loop(b1.stop())
     on_loop(b2.stop())
@@ -278,6 +304,8 @@ def main() -> None:
         if frozen and thawed:
             print(f"  p99 frozen / unfrozen: {_pct(frozen, 0.99) / _pct(thawed, 0.99):.2f}")
     row("drain of the canary snapshot", drains)
+    if args.replicas:
+        row(f"swap -> all {args.replicas} replicas acked", acked_all)
     for name, xs in PROFILE.items():
         row(f"  step to {name}", xs)
     if args.profile:
