@@ -14,6 +14,7 @@ the swap give the timings. Printed as percentiles over rounds, against the 100 m
 from __future__ import annotations
 
 import argparse
+import atexit
 import asyncio
 import json
 import statistics
@@ -226,6 +227,7 @@ def main() -> None:
         # With --replicas, the load goes to `relgate gateway` processes (round i to replica
         # i mod N); their traces reach the control plane's store through PushTraces.
         fleet = start_replicas(srv.address, key, args.replicas) if args.replicas else []
+        atexit.register(stop_replicas, fleet)  # stopped even when a round fails
         if fleet:
             _wait_synced(fleet)
         served_round: list[int] = []
