@@ -14,8 +14,8 @@ the swap give the timings. Printed as percentiles over rounds, against the 100 m
 from __future__ import annotations
 
 import argparse
-import atexit
 import asyncio
+import atexit
 import json
 import statistics
 import tempfile
