@@ -8,13 +8,14 @@ canary of v2 over v1, lets traffic flow, then aborts it: the controller's decisi
 manual_rollback receipt's ``at``), the gateway's swap record, and the first trace admitted after
 the swap give the timings. Printed as percentiles over rounds, against the 100 ms goal.
 
-    python benches/bench_rollback.py [--rounds 20] [--rate 300]
+    python benches/bench_rollback.py [--rounds 20] [--rate 300] [--profile] [--replicas N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import statistics
 import tempfile
@@ -27,6 +28,7 @@ from relgate.app.rollouts import RolloutOptions
 from relgate.client import RelgateClient
 from relgate.service.server import BackgroundServer
 from relgate.testing.backends import BackendKnobs, TestBackend
+from relgate.testing.fleet import Replica, start_replicas, stop_replicas
 from relgate.testing.loadgen import LoadSpec, run_load
 
 GOAL_S = 0.100
@@ -49,8 +51,16 @@ def _manifest(tag: str, url: str, previous: str | None) -> bytes:
     ).encode()
 
 
-def _gate(store: Any, sha: str) -> None:
-    result = {"verdict": "pass", "gate_result_sha256": "cd" * 32}
+def _gate(srv: Any, sha: str) -> None:
+    # The result names the judge the server's quality monitor scores with (a rollout refuses a
+    # release gated with another judge).
+    judge = srv.rollouts.options.judge()
+    result = {
+        "verdict": "pass",
+        "gate_result_sha256": "cd" * 32,
+        "judge_sha256": judge.judge_sha256,
+    }
+    store = srv.store
     store.record_decision(
         tenant="default",
         release_sha=sha,
@@ -67,13 +77,118 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def _instrument(marks: dict[str, list[float]]) -> None:
+    """Wrap the steps between a decision and its swap with wall-clock marks (--profile)."""
+    import functools
+
+    from relgate.app.probes import RolloutProbe
+    from relgate.app.routing import RoutingTable
+    from relgate.rollout.controller import RolloutController
+    from relgate.store import Store
+
+    def mark(name: str) -> None:
+        marks.setdefault(name, []).append(time.time())
+
+    def wrap_async(cls: Any, attr: str) -> None:
+        orig = getattr(cls, attr)
+
+        @functools.wraps(orig)
+        async def w(*a: Any, **k: Any) -> Any:
+            mark(f"{attr}:start")
+            try:
+                return await orig(*a, **k)
+            finally:
+                mark(f"{attr}:end")
+
+        setattr(cls, attr, w)
+
+    def wrap(cls: Any, attr: str) -> None:
+        orig = getattr(cls, attr)
+
+        @functools.wraps(orig)
+        def w(*a: Any, **k: Any) -> Any:
+            mark(f"{attr}:start")
+            try:
+                return orig(*a, **k)
+            finally:
+                mark(f"{attr}:end")
+
+        setattr(cls, attr, w)
+
+    import gc
+
+    gc_start: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_start.append(time.perf_counter())
+        elif gc_start:
+            pause = time.perf_counter() - gc_start.pop()
+            marks.setdefault(f"gc{info['generation']}", []).append(pause)
+
+    gc.callbacks.append(on_gc)
+    wrap_async(RolloutProbe, "refresh")
+    wrap(RolloutController, "tick")
+    wrap(Store, "record_decision")
+    wrap(RoutingTable, "_publish")
+
+
+PROFILE: dict[str, list[float]] = {}
+
+
+def _profile_round(
+    marks: dict[str, list[float]], decided: float, published: float, first: float | None
+) -> None:
+    """The last marks before the swap, as offsets from the decision (ms)."""
+
+    def first_after(name: str, t: float) -> float | None:
+        xs = [x for x in marks.get(name, []) if x >= t - 1e-6]
+        return xs[0] if xs else None
+
+    # The tick took `now` (the decision's `at`), refreshed the readings, then ran the
+    # controller on a worker thread, which recorded the receipt and published the swap.
+    points = {
+        "refresh:end": first_after("refresh:end", decided),
+        "tick:start": first_after("tick:start", decided),
+        "record_decision:start": first_after("record_decision:start", decided),
+        "record_decision:end": first_after("record_decision:end", decided),
+        "_publish:start": first_after("_publish:start", decided),
+        "published": published,
+        "first_served": first,
+    }
+    prev = decided
+    for name, t in points.items():
+        if t is None or t < decided - 1:
+            continue
+        PROFILE.setdefault(name, []).append(t - prev)
+        prev = t
+
+
+def _wait_synced(fleet: list[Replica]) -> None:
+    end = time.monotonic() + 30
+    while not all(r.health().get("serving") for r in fleet):
+        if time.monotonic() > end:
+            raise RuntimeError("replicas did not sync")
+        time.sleep(0.05)
+
+
 def main() -> None:
     """Run the rounds and print the timings."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--rate", type=float, default=300.0)
     ap.add_argument("--latency", type=float, default=0.02, help="backend latency (s)")
+    ap.add_argument("--profile", action="store_true", help="break the decision->swap time down")
+    ap.add_argument("--replicas", type=int, default=0, help="serve through N replica processes")
+    ap.add_argument(
+        "--unfreeze-half",
+        action="store_true",
+        help="run the second half of the rounds with the heap unfrozen (the pre-fix anchor)",
+    )
     args = ap.parse_args()
+    marks: dict[str, list[float]] = {}
+    if args.profile:
+        _instrument(marks)
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
@@ -89,11 +204,12 @@ def main() -> None:
     options = RolloutOptions(tick_interval_s=0.05, judge=None)
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(Path(tmp), rollout=options) as srv:
         assert srv.admin_key_path is not None
-        c = RelgateClient(srv.address, api_key=srv.admin_key_path.read_text().strip())
+        key = srv.admin_key_path.read_text().strip()
+        c = RelgateClient(srv.address, api_key=key)
         v1 = c.register_release(_manifest("v1", b1.base_url, None)).release.sha256
         v2 = c.register_release(_manifest("v2", b2.base_url, v1)).release.sha256
-        _gate(srv.store, v1)
-        _gate(srv.store, v2)
+        _gate(srv, v1)
+        _gate(srv, v2)
         boot = c.start_rollout(v1, overrides={"shadow_s": 0})
         c.control("Promote", boot.rollout_id, "bench")
         spec = {
@@ -107,10 +223,23 @@ def main() -> None:
         decision_to_swap: list[float] = []
         decision_to_served: list[float] = []
         drains: list[float] = []
+        acked_all: list[float] = []
+        # With --replicas, the load goes to `relgate gateway` processes (round i to replica
+        # i mod N); their traces reach the control plane's store through PushTraces.
+        fleet = start_replicas(srv.address, key, args.replicas) if args.replicas else []
+        atexit.register(stop_replicas, fleet)  # stopped even when a round fails
+        if fleet:
+            _wait_synced(fleet)
+        served_round: list[int] = []
         for i in range(args.rounds):
+            if args.unfreeze_half and i == args.rounds // 2:
+                import gc
+
+                gc.unfreeze()  # the anchor: the second half runs as before the fix
             ro = c.start_rollout(v2, overrides=spec)
             load = LoadSpec(
-                url=srv.gateway_url + "/v1/chat/completions",
+                url=(fleet[i % len(fleet)].url if fleet else srv.gateway_url)
+                + "/v1/chat/completions",
                 rate_per_s=args.rate,
                 max_requests=int(args.rate * 1.2),
                 max_seconds=1.2,
@@ -122,7 +251,10 @@ def main() -> None:
             time.sleep(0.5)  # a bench, not a test: let the canary carry traffic first
             c.control("Abort", ro.rollout_id, "bench")
             runner.join()
-            receipt = [r for r in srv.store.list_receipts(release_sha=v2)][-1]
+            if fleet:
+                time.sleep(0.5)  # the replica's last trace batch (sent every 200 ms)
+            # The abort decision (with replicas, swap_acked receipts follow it in the chain).
+            receipt = [r for r in srv.store.list_receipts(release_sha=v2) if "at" in r.evidence][-1]
             decided = float(receipt.evidence["at"])
             history = list(srv.rollouts.routing("default").history)
             swap = history[-1]
@@ -135,11 +267,19 @@ def main() -> None:
                 default=None,
             )
             drained = [h.drain for h in history if h.version == swap.version and h.drain]
+            if args.profile:
+                _profile_round(marks, decided, swap.published_at, first)
             decision_to_swap.append(swap.published_at - decided)
             if first is not None:
                 decision_to_served.append(first - decided)
+                served_round.append(i)
             if drained and drained[0] is not None:
                 drains.append(drained[0].elapsed_s)
+            if fleet:
+                acks = [h.acks for h in history if h.version == swap.version and h.acks]
+                if acks and acks[0] is not None and acks[0].complete:
+                    acked_all.append(max(t for n, t in acks[0].acked if n != "in-process"))
+        stop_replicas(fleet)
         c.close()
     on_loop(b1.stop())
     on_loop(b2.stop())
@@ -157,7 +297,26 @@ def main() -> None:
     print(f"rollback bench: {args.rounds} rounds at {args.rate:g} req/s, backend {args.latency}s")
     row("decision -> swap visible", decision_to_swap)
     row("decision -> first served by previous", decision_to_served)
+    if args.unfreeze_half:
+        half = args.rounds // 2
+        frozen = [x for x, i in zip(decision_to_served, served_round, strict=True) if i < half]
+        thawed = [x for x, i in zip(decision_to_served, served_round, strict=True) if i >= half]
+        row("  first half, start-up heap frozen", frozen)
+        row("  second half, unfrozen (anchor)", thawed)
+        if frozen and thawed:
+            print(f"  p99 frozen / unfrozen: {_pct(frozen, 0.99) / _pct(thawed, 0.99):.2f}")
     row("drain of the canary snapshot", drains)
+    if args.replicas:
+        row(f"swap -> all {args.replicas} replicas acked", acked_all)
+    for name, xs in PROFILE.items():
+        row(f"  step to {name}", xs)
+    if args.profile:
+        import gc
+
+        print(f"  heap: {len(gc.get_objects())} tracked objects, {gc.get_freeze_count()} frozen")
+    for gen in ("gc0", "gc1", "gc2"):
+        if marks.get(gen):
+            row(f"  {gen} pauses (n={len(marks[gen])})", marks[gen])
     print(f"(goal: swap visible and first served within {GOAL_S * 1e3:.0f} ms; drain bounded by "
           f"the longest request, here ~{args.latency * 1e3:.0f} ms)")  # fmt: skip
 

@@ -222,6 +222,7 @@ __all__ = [
     "Arm",
     "Classification",
     "DrainResult",
+    "FleetAcks",
     "ReleaseRoute",
     "RoutingChange",
     "RoutingSnapshot",
@@ -258,6 +259,36 @@ class DrainResult:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetAcks:
+    """How a fleet of gateway replicas took one snapshot: which replicas acked it and how long
+    each took from publication (seconds), which did not before the deadline, and whether the
+    swap is complete (every replica live at publication acked). In-process gateways count."""
+
+    tenant: str
+    version: int
+    acked: tuple[tuple[str, float], ...]
+    missing: tuple[str, ...]
+    deadline_s: float
+    elapsed_s: float
+
+    @property
+    def complete(self) -> bool:
+        """True when no replica is missing."""
+        return not self.missing
+
+    def evidence(self) -> dict[str, object]:
+        """The receipt's evidence (names sorted; times in milliseconds)."""
+        return {
+            "version": self.version,
+            "acked": {name: round(s * 1e3, 3) for name, s in sorted(self.acked)},
+            "missing": sorted(self.missing),
+            "deadline_s": self.deadline_s,
+            "elapsed_ms": round(self.elapsed_s * 1e3, 3),
+            "complete": self.complete,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingChange:
     """One published change of a tenant's routing: what the new snapshot serves, when it was
     published, how long the swap took, and (once known) how the drain before it went."""
@@ -271,6 +302,7 @@ class RoutingChange:
     published_at: float
     swap_s: float
     drain: DrainResult | None = None
+    acks: FleetAcks | None = None
 
     @classmethod
     def of(cls, snap: RoutingSnapshot, published_at: float, swap_s: float) -> RoutingChange:

@@ -20,12 +20,18 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 from relgate.access import DEFAULT_TENANT
 from relgate.errors import InvalidInputError, NotFoundError
 
 Clock = Callable[[], float]
+
+
+class TraceSink(Protocol):
+    """Where recorded traces also go (must not block: queue and return)."""
+
+    def __call__(self, trace: Trace) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,7 @@ class TraceStore:
         self._feedback: dict[str, float] = {}
         self._events: OrderedDict[str, deque[tuple[float, float, int]]] = OrderedDict()
         self._recorded = 0
+        self._sinks: list[TraceSink] = []
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -153,18 +160,36 @@ class TraceStore:
             row = _as_row(trace)
             buf.append(row)
             self._by_id[trace.id] = row
+            self._event(trace)
+        for sink in self._sinks:
+            sink(trace)
 
-            ev = self._events.get(trace.release_sha256)
-            if ev is None:
-                ev = self._events[trace.release_sha256] = deque(maxlen=self._window_events)
-                while len(self._events) > self._max_releases:
-                    self._events.popitem(last=False)
-            else:
-                self._events.move_to_end(trace.release_sha256)
-            ev.append((trace.time, trace.latency_s, trace.status))
-            horizon = trace.time - self._max_window_s
-            while ev and ev[0][0] < horizon:
-                ev.popleft()
+    def record_event(self, trace: Trace) -> None:
+        """Feed only the release's window (time, latency, status) with a request whose text was
+        not kept (a gateway replica sampled it out): the latency and 5xx monitors count it, the
+        replay never sees it. Sinks are not called."""
+        with self._lock:
+            self._recorded += 1
+            self._event(trace)
+
+    def add_sink(self, sink: TraceSink) -> None:
+        """Hand every trace recorded from now on to ``sink`` too (after it is stored, outside
+        the store's lock): how a gateway replica ships its traces to the control plane."""
+        self._sinks.append(sink)
+
+    def _event(self, trace: Trace) -> None:
+        # Called with the lock held.
+        ev = self._events.get(trace.release_sha256)
+        if ev is None:
+            ev = self._events[trace.release_sha256] = deque(maxlen=self._window_events)
+            while len(self._events) > self._max_releases:
+                self._events.popitem(last=False)
+        else:
+            self._events.move_to_end(trace.release_sha256)
+        ev.append((trace.time, trace.latency_s, trace.status))
+        horizon = trace.time - self._max_window_s
+        while ev and ev[0][0] < horizon:
+            ev.popleft()
 
     def _forget(self, trace_id: str) -> None:
         self._by_id.pop(trace_id, None)

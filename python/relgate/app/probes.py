@@ -87,6 +87,12 @@ class CountingTraceStore(TraceStore):
         if not trace.shadow:
             self._served[trace.release_sha256] += 1
 
+    def record_event(self, trace: Trace) -> None:
+        """Feed the window with a sampled-out trace and count it for its release."""
+        super().record_event(trace)
+        if not trace.shadow:
+            self._served[trace.release_sha256] += 1
+
     def served(self, release: str) -> int:
         """Requests ``release`` has served since this store was created."""
         return self._served[release]

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relgate.access import acting_as
+from relgate.app.fleet import FleetHub
 from relgate.app.gates import gate_clearance
 from relgate.app.leader import LeaderOptions, Leadership
 from relgate.app.probes import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
@@ -44,15 +45,16 @@ from relgate.app.rollout_runtime import (
     last_fact_time,
     manifest_routes,
 )
-from relgate.app.routing import RolloutRouting, RoutingTable
+from relgate.app.routing import LOCAL_REPLICA, RolloutRouting, RoutingTable, local_hub
 from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
-from relgate.receipts.model import Receipt, live_release_of
+from relgate.receipts.model import Receipt, ReceiptKind, live_release_of
 from relgate.rollout.controller import RolloutController
 from relgate.rollout.phase import PhaseDecision, compute_phase, rollout_over
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import RolloutStatus
+from relgate.routing import FleetAcks, RoutingChange
 from relgate.store import Store
 from relgate.store.control import LeaseLostError
 
@@ -70,6 +72,8 @@ class RolloutOptions:
     clock: Callable[[], float] = time.time
     tick_interval_s: float = 1.0
     drain_deadline_s: float = 30.0
+    # How long a swap waits for every gateway replica's ack (docs/scale-out-gateway.md).
+    ack_deadline_s: float = 5.0
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     judge: Callable[[], Judge] | None = None
     anchors: AnchorSource | None = None
@@ -121,11 +125,14 @@ class RolloutManager:
         options: RolloutOptions | None = None,
         on_receipt: Callable[[Receipt], None] | None = None,
         leadership: Leadership | None = None,
+        hub: FleetHub | None = None,
     ) -> None:
         self._store = store
         #: This server's standing on the store's leader lease.
         self._seen_version: tuple[Any, ...] | None = None
         self._gateway = gateway
+        # Every table publishes through the one hub; the in-process gateway is one replica.
+        self.hub = hub if hub is not None or gateway is None else local_hub(gateway)
         self._traces = traces
         self.options = opt = options or RolloutOptions()
         self.leadership = leadership or Leadership(store, LeaderOptions(ttl_s=opt.lease_ttl_s))
@@ -140,6 +147,7 @@ class RolloutManager:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._judge_instance: Judge | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._anchors: AnchorSource = opt.anchors or (lambda sha: suite_anchors(None))
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -199,9 +207,43 @@ class RolloutManager:
                 loop=self._loop,
                 drain_deadline_s=self.options.drain_deadline_s,
                 clock=self.options.clock,
+                hub=self.hub,
+                ack_deadline_s=self.options.ack_deadline_s,
+                on_acked=self._swap_acked,
             )
             self._routing[tenant] = r
         return r
+
+    def _swap_acked(self, change: RoutingChange, acks: FleetAcks, subject: str | None) -> None:
+        """A swap served by replica processes completed (or its deadline passed): a
+        ``swap_acked`` receipt says which replicas acked it, how long each took, which did not.
+        (The in-process gateway alone acks in the publishing call: no receipt for it.)"""
+        names = {n for n, _ in acks.acked} | set(acks.missing)
+        if not names - {LOCAL_REPLICA} or self._loop is None:
+            return
+        evidence = {**acks.evidence(), "serves": change.serves, "candidate": change.candidate,
+                    "weight_bp": change.weight_bp}  # fmt: skip
+        outcome = "acked by all" if acks.complete else f"{len(acks.missing)} replica(s) missing"
+        write = functools.partial(
+            self._store.record_decision,
+            tenant=change.tenant,
+            release_sha=subject or change.serves,
+            kind=ReceiptKind.SWAP_ACKED,
+            evidence=evidence,
+            actor="relgate-fleet",
+            reason=f"routing v{change.version}: {outcome}",
+            measure_weights=False,
+        )
+
+        async def record() -> None:
+            try:
+                self._receipt(None, await asyncio.to_thread(write))
+            except Exception:
+                log.exception("swap_acked receipt of routing v%d failed", change.version)
+
+        task = self._loop.create_task(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def live_release(self, tenant: str) -> str | None:
         """The release serving the tenant's traffic (None: nothing is live yet)."""

@@ -7,6 +7,7 @@ import typer
 from relgate import __version__
 from relgate.cli import bench, gate, judge, keys, receipts, release, roll, rollback, serve
 from relgate.cli.attest import attest_app, reattest
+from relgate.cli.gateway import gateway_cmd
 from relgate.cli.judge_batch import RayOptionCommand
 from relgate.cli.model import app as model_app
 from relgate.cli.worker import worker_cmd
@@ -33,6 +34,7 @@ app.add_typer(attest_app, name="attest")
 app.command("reattest", cls=RayOptionCommand)(reattest)
 app.command("rollback")(rollback.rollback)
 app.command("worker")(worker_cmd)
+app.command("gateway")(gateway_cmd)
 
 
 def _version(value: bool) -> None:

@@ -63,6 +63,8 @@ class ReceiptKind(StrEnum):
     KEY_CREATE = "key_create"
     KEY_REVOKE = "key_revoke"
     OPERATOR_ACCESS = "operator_access"
+    # A routing swap reached the gateway fleet: which replicas acked it, when, which did not.
+    SWAP_ACKED = "swap_acked"
 
 
 #: Every kind's value, in declaration order.
