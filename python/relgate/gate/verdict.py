@@ -22,9 +22,11 @@ what the data cannot tell. Per slice, in this order:
 5. INSUFFICIENT otherwise: an interval straddles the floor or the margin.
 
 Overall: ``fail`` if any slice FAILs; otherwise ``insufficient`` when the policy is strict and a
-slice was not vouched for, or when no slice could be vouched for at all (a gate that vouches
-for nothing cannot pass); otherwise ``pass``, with the unvouched slices named. The aggregate
-(mean over slices) is reported and never decides.
+slice was not vouched for, or when the judge is untrusted on every slice (nothing was measured,
+so there is nothing to pass on); otherwise ``pass``, with the unvouched slices named (an
+INSUFFICIENT slice blocks only under ``strict``: too few items to tell is not evidence of harm,
+so an A/A release passes with its undecided slices named). The aggregate (mean over slices) is
+reported and never decides.
 """
 
 from __future__ import annotations
@@ -356,7 +358,7 @@ def _outcome(results: list[SliceResult], policy: GatePolicy) -> GateOutcome:
     verdicts = [r.verdict for r in results]
     if SliceVerdict.FAIL in verdicts:
         return GateOutcome.FAIL
-    if SliceVerdict.PASS not in verdicts:
+    if all(v == SliceVerdict.JUDGE_UNTRUSTED for v in verdicts):
         return GateOutcome.INSUFFICIENT
     if policy.strict and any(v != SliceVerdict.PASS for v in verdicts):
         return GateOutcome.INSUFFICIENT

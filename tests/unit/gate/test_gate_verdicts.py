@@ -83,8 +83,10 @@ def test_a_drop_fails_only_when_its_interval_is_beyond_the_margin() -> None:
     assert m.change_low < -0.05 < m.change_high, (m.change_low, m.change_high)
     assert m.verdict == SliceVerdict.INSUFFICIENT
     assert any("straddles -0.05: cannot tell" in r for r in m.reasons)
-    # Named, never failed (and a gate that vouches for no slice at all cannot pass).
-    assert mixed.outcome == GateOutcome.INSUFFICIENT and mixed.unvouched == ("A",)
+    # Named, never failed; it blocks only under strict (too few items is no evidence of harm).
+    assert mixed.outcome == GateOutcome.PASS and mixed.unvouched == ("A",)
+    strict = POLICY.model_copy(update=dict(strict=True))
+    assert mixed.reapply(strict).outcome == GateOutcome.INSUFFICIENT
 
 
 def test_a_tiny_slice_without_evidence_is_insufficient_not_fail() -> None:
@@ -139,7 +141,9 @@ def test_untrusted_judge_slice_and_all_unvouched_gate() -> None:
     assert "ceiling CI low 0.050 < min_ceiling 0.1" in b.reasons[0]
     assert result.outcome == GateOutcome.PASS and result.unvouched == ("B",)
     nothing = decide(scores, make_calibration({"A": (0.1, 0.0), "B": (0.1, math.nan)}), POLICY)
-    assert nothing.outcome == GateOutcome.INSUFFICIENT  # a gate that vouches for nothing
+    # The judge untrusted on every slice: nothing was measured, so nothing passes.
+    assert {s.verdict for s in nothing.slices} == {SliceVerdict.JUDGE_UNTRUSTED}
+    assert nothing.outcome == GateOutcome.INSUFFICIENT
 
 
 def test_raw_scale_and_the_floor_rules() -> None:
