@@ -52,6 +52,7 @@ from relgate.suite import load_suite
 if TYPE_CHECKING:
     from relgate.client import RelgateClient
     from relgate.demo.gate import GateChapter
+    from relgate.demo.real import RealWorld
     from relgate.testing.backends import TestBackend
 
 __all__ = [
@@ -249,7 +250,16 @@ class DemoWorld:
 class _Traffic:
     """Generated traffic on a background thread until ``stop``: the demo's users."""
 
-    def __init__(self, url: str, prompts: list[str], slices: list[str], rate: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        prompts: list[str],
+        slices: list[str],
+        rate: float,
+        *,
+        max_in_flight: int = 256,
+        timeout_s: float = 30.0,
+    ) -> None:
         from relgate.testing.loadgen import LoadSpec
 
         self.served: Counter[str] = Counter()
@@ -264,6 +274,8 @@ class _Traffic:
             session_prefix="user-",
             slices=tuple(slices),
             prompts=tuple(prompts),
+            max_in_flight=max_in_flight,
+            timeout_s=timeout_s,
         )
         self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
         self._ready = threading.Event()
@@ -423,7 +435,7 @@ def roll_chapter(
     return result
 
 
-def receipts_chapter(console: Console, world: DemoWorld, out: Path) -> ReceiptsResult:
+def receipts_chapter(console: Console, world: DemoWorld | RealWorld, out: Path) -> ReceiptsResult:
     """Export the tenant's receipt bundle to ``out`` and verify it offline."""
     console.rule("[bold]4. Receipts[/bold] (exported, verified offline)")
     bundle = export_bundle(world.running.store, tenant="default")

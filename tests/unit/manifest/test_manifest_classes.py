@@ -175,3 +175,25 @@ def test_from_endpoint_sends_each_items_rendered_request_with_a_seed() -> None:
     assert bodies["x"]["temperature"] == 0.0
     assert bodies["x"]["seed"] == request_seed(0, [{"role": "user", "content": "x"}])
     assert isinstance(items["law"], Rendered)
+
+
+def test_the_real_model_examples_pin_the_subset_and_v2_changes_only_the_legal_class(
+    tmp_path: Path,
+) -> None:
+    import yaml
+    from relgate.demo.real import EXAMPLES, write_subset
+
+    _, sha = write_subset(tmp_path)
+    docs = {t: yaml.safe_load((EXAMPLES / f"{t}.yaml").read_text()) for t in ("v0", "v1", "v2")}
+    assert {d["dataset"]["sha256"] for d in docs.values()} == {sha}
+    v1, v2 = (ReleaseManifest.parse(docs[t]) for t in ("v1", "v2"))
+    assert v1.classes is None and v2.classes is not None and set(v2.classes) == {"legal"}
+    assert {k: v for k, v in v2.to_dict().items() if k != "classes"} == v1.to_dict()
+    # Outside the legal class, v2 sends exactly what v1 sends (messages, settings, seed).
+    for prompt, slice_name in (("Why?", "Economics"), ("How?", "Science")):
+        assert v2.render_prompt(prompt, slice_name) == v1.render_prompt(prompt, slice_name)
+    law = v2.render_prompt("Is it legal?", "Law")
+    assert (
+        law.generation["stop"] == [" "]
+        and law.messages == v1.render_prompt("Is it legal?", "Law").messages
+    )
