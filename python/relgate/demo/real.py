@@ -280,8 +280,9 @@ def real_gate_chapter(console: Console, world: RealWorld) -> RealGates:
     console.print(
         f"suite subset: {', '.join(REAL_SLICES)} (103 items of the 38-slice demo suite: one "
         "answering pass takes about 150 s on 2 cores); judge: the MiniLM embedding judge; "
-        "policy floor q >= 0.3 (where a release stops answering; SmolLM2's on-topic answers "
-        "measured 0.65-0.93: docs/real-model.md)"
+        "policy: floor q >= 0.3 (where a release stops answering; SmolLM2's on-topic answers "
+        "measured 0.65-0.93), margin 0.2 (the smallest change 9-63 items per slice can rule "
+        "out): docs/real-model.md"
     )
     gates = RealGates()
     with contextlib.closing(world.client()) as client:
