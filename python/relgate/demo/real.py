@@ -31,7 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from rich.console import Console
 
 from relgate import dashboard
@@ -41,6 +40,7 @@ from relgate.app.probes import suite_anchors
 from relgate.app.rollouts import RolloutOptions
 from relgate.canonical import canonical_json
 from relgate.data import demo_calibration_answers_path, demo_suite_path
+from relgate.documents import load_yaml
 from relgate.errors import NotFoundError
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.suite import load_suite
@@ -98,7 +98,7 @@ def release_manifests(
         path = examples / f"{tag}.yaml"
         if not path.is_file():
             raise NotFoundError(f"real-model demo: {path} is missing (run from the repository)")
-        doc = yaml.safe_load(path.read_text())
+        doc = load_yaml(path.read_text(), str(path))
         doc["model"] = {**doc["model"], "path": str(gguf), "endpoint": endpoint}
         out[tag] = doc
     return out

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 from rich.console import Console
@@ -52,7 +52,6 @@ from relgate.suite import load_suite
 if TYPE_CHECKING:
     from relgate.client import RelgateClient
     from relgate.demo.gate import GateChapter
-    from relgate.demo.real import RealWorld
     from relgate.testing.backends import TestBackend
 
 __all__ = [
@@ -435,7 +434,16 @@ def roll_chapter(
     return result
 
 
-def receipts_chapter(console: Console, world: DemoWorld | RealWorld, out: Path) -> ReceiptsResult:
+class ServerWorld(Protocol):
+    """What the receipts chapter needs of a demo world (``DemoWorld``, ``RealWorld``)."""
+
+    @property
+    def running(self) -> RunningServer: ...
+
+    def gate_client(self) -> RelgateClient: ...
+
+
+def receipts_chapter(console: Console, world: ServerWorld, out: Path) -> ReceiptsResult:
     """Export the tenant's receipt bundle to ``out`` and verify it offline."""
     console.rule("[bold]4. Receipts[/bold] (exported, verified offline)")
     bundle = export_bundle(world.running.store, tenant="default")
