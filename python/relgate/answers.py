@@ -1,11 +1,13 @@
 """A release's answers to a suite's prompts, each with its sha256.
 
 Sources: a recorded-outputs file (JSONL, parquet or CSV with columns ``item_id`` and
-``answer``), or generated from chat messages (each item's messages already rendered with the
-release's prompt template): the release's OpenAI-compatible endpoint (bounded concurrency,
-retries with backoff, timeouts), a local transformers model, or an in-process vLLM engine
-(imported lazily; GPU). ``generation`` carries the release's settings (``temperature``,
-``max_tokens``, ``top_p``, ``stop``, ``seed``); without them answers are greedy.
+``answer``), or generated from chat messages (each item rendered by the release, with
+``ReleaseManifest.render_prompt``: the same function the gateway renders live traffic with, so
+an item of the legal slice gets the legal class's template and settings): the release's
+OpenAI-compatible endpoint (bounded concurrency, retries with backoff, timeouts, a seed on every
+request), a local transformers model, or an in-process vLLM engine (imported lazily; GPU).
+``generation`` carries the release's settings (``temperature``, ``max_tokens``, ``top_p``,
+``stop``, ``seed``); without them answers are greedy.
 
 ``Answers.sha256`` is SHA-256 over the sorted RFC 8785 JSON lines ``{"answer", "item_id"}``, so
 the same answers from any source or order have the same identity.
@@ -24,6 +26,7 @@ import polars as pl
 from relgate.canonical import jsonl_sha256, text_sha256
 from relgate.errors import InvalidInputError, JudgeError, NotFoundError
 from relgate.judge.base import import_backend
+from relgate.prompt import Rendered, request_seed
 
 __all__ = [
     "DEFAULT_GENERATION",
@@ -36,6 +39,9 @@ __all__ = [
 ]
 
 Messages = Sequence[Mapping[str, str]]
+#: One item's request: chat messages (the call's settings apply) or a release's rendering of
+#: it (its settings win over the call's, field by field).
+Request = Messages | Rendered
 #: Settings of a release that names none: greedy, long enough for a sentence or two.
 DEFAULT_GENERATION: Mapping[str, Any] = {"temperature": 0.0, "max_tokens": 256}
 
@@ -138,8 +144,22 @@ def _settings(generation: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _request(msgs: Request, generation: Mapping[str, Any]) -> dict[str, Any]:
+    """The request fields of one item: messages, settings, and always a seed (the release's
+    per-request seed, else one derived from seed 0 and the messages) so a rerun repeats."""
+    if isinstance(msgs, Rendered):
+        messages = [dict(m) for m in msgs.messages]
+        settings = {**generation, **msgs.generation}
+    else:
+        messages = [dict(m) for m in msgs]
+        settings = dict(generation)
+    if settings.get("seed") is None:
+        settings["seed"] = request_seed(0, messages)
+    return {"messages": messages, **settings}
+
+
 async def _from_endpoint(
-    messages: Mapping[str, Messages],
+    messages: Mapping[str, Request],
     base_url: str,
     model: str,
     generation: Mapping[str, Any],
@@ -155,8 +175,8 @@ async def _from_endpoint(
     gate = asyncio.Semaphore(concurrency)
     done = [0]
 
-    async def one(session: Any, item: str, msgs: Messages) -> tuple[str, str]:
-        body = {"model": model, "messages": [dict(m) for m in msgs], **generation}
+    async def one(session: Any, item: str, msgs: Request) -> tuple[str, str]:
+        body = {"model": model, **_request(msgs, generation)}
         data = await post_json(
             session,
             url,
@@ -184,7 +204,7 @@ async def _from_endpoint(
 
 
 def from_endpoint(
-    messages: Mapping[str, Messages],
+    messages: Mapping[str, Request],
     *,
     base_url: str,
     model: str,
@@ -196,7 +216,8 @@ def from_endpoint(
     on_done: Callable[[int, int], None] | None = None,
 ) -> Answers:
     """Ask an OpenAI-compatible endpoint (``base_url`` ends in ``/v1``) to answer each item's
-    chat messages, with the release's ``generation`` settings (greedy by default), at most
+    request (chat messages, or a release's ``Rendered`` request whose settings win), with
+    ``generation`` settings (greedy by default) and a seed on every request, at most
     ``concurrency`` requests in flight, each retried ``retries`` times on 5xx / 429 / network
     errors and bounded by ``timeout_s``. ``on_done(done, total)`` reports progress."""
     texts = asyncio.run(

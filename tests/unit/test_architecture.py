@@ -15,9 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "python" / "relgate"
 # Top-level modules and packages that hold domain values and pure decisions.
 DOMAIN = {
     "access", "answers", "attest", "canonical", "data", "datasets", "documents", "engines",
-    "errors", "gate",
-    "intoto", "judge", "manifest", "merkle", "receipts", "rollout", "routing", "stats", "suite",
-    "traces", "_native",
+    "errors", "gate", "intoto", "judge", "manifest", "merkle", "prompt", "receipts", "rollout",
+    "routing", "stats", "suite", "traces", "_native",
 }  # fmt: skip
 FACES = {"cli", "dashboard", "demo", "bench", "worker", "scale", "testing", "__main__"}
 # room -> the rooms it may import (besides itself).

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 from rich.console import Console
@@ -249,7 +249,16 @@ class DemoWorld:
 class _Traffic:
     """Generated traffic on a background thread until ``stop``: the demo's users."""
 
-    def __init__(self, url: str, prompts: list[str], slices: list[str], rate: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        prompts: list[str],
+        slices: list[str],
+        rate: float,
+        *,
+        max_in_flight: int = 256,
+        timeout_s: float = 30.0,
+    ) -> None:
         from relgate.testing.loadgen import LoadSpec
 
         self.served: Counter[str] = Counter()
@@ -264,6 +273,8 @@ class _Traffic:
             session_prefix="user-",
             slices=tuple(slices),
             prompts=tuple(prompts),
+            max_in_flight=max_in_flight,
+            timeout_s=timeout_s,
         )
         self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
         self._ready = threading.Event()
@@ -423,7 +434,16 @@ def roll_chapter(
     return result
 
 
-def receipts_chapter(console: Console, world: DemoWorld, out: Path) -> ReceiptsResult:
+class ServerWorld(Protocol):
+    """What the receipts chapter needs of a demo world (``DemoWorld``, ``RealWorld``)."""
+
+    @property
+    def running(self) -> RunningServer: ...
+
+    def gate_client(self) -> RelgateClient: ...
+
+
+def receipts_chapter(console: Console, world: ServerWorld, out: Path) -> ReceiptsResult:
     """Export the tenant's receipt bundle to ``out`` and verify it offline."""
     console.rule("[bold]4. Receipts[/bold] (exported, verified offline)")
     bundle = export_bundle(world.running.store, tenant="default")

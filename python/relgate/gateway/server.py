@@ -270,15 +270,20 @@ class Gateway:
 
     # -- forwarding --------------------------------------------------------------------------
 
-    def _forward_body(self, body: Mapping[str, Any], route: ReleaseRoute) -> dict[str, Any]:
+    def _forward_body(
+        self, body: Mapping[str, Any], route: ReleaseRoute, attrs: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The body sent to ``route``: the client's, with the release's rendering of the
+        messages and its generation settings (those of the class ``attrs`` selects) winning
+        over the client's fields of the same name."""
         out = {k: v for k, v in body.items() if k not in _STRIP_FIELDS}
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidInputError("messages: expected a non-empty list")
         meta = body.get("metadata")
-        out["messages"] = route.prompt_template.render_messages(
-            messages, meta if isinstance(meta, Mapping) else None
-        )
+        rendered = route.render(messages, meta if isinstance(meta, Mapping) else None, attrs)
+        out.update(rendered.generation)
+        out["messages"] = rendered.messages
         out["model"] = route.model
         return out
 
@@ -299,7 +304,8 @@ class Gateway:
         body: dict[str, Any] = {"messages": [{"role": "user", "content": prompt}], **(extra or {})}
         if variables:
             body["metadata"] = dict(variables)
-        fwd = self._forward_body(body, route)
+        attrs = {**(variables or {}), "slice": slice} if slice else dict(variables or {})
+        fwd = self._forward_body(body, route, attrs)
         fwd["stream"] = False
         return await self._upstream.complete(route, fwd, slice)
 
@@ -384,7 +390,7 @@ class Gateway:
             labels.release, labels.slice = release_label(route.release_sha256), cls.slice
         try:
             if ep is None:
-                fwd = self._forward_body(body, route)
+                fwd = self._forward_body(body, route, _class_attrs(cls))
             elif ep.required not in body:
                 raise InvalidInputError(f"{ep.required}: required")
             else:
@@ -519,7 +525,7 @@ class Gateway:
         admitted = clock()
         trace_id = "tr_" + uuid.uuid4().hex
         try:
-            fwd = self._forward_body(body, route)
+            fwd = self._forward_body(body, route, _class_attrs(cls))
         except InvalidInputError:
             return
         fwd["stream"] = False
@@ -530,6 +536,12 @@ class Gateway:
             trace_id, snap, cls, route, prompt, variables, admitted, t0, ex,
             role="candidate", shadow=True,
         )  # fmt: skip
+
+
+def _class_attrs(cls: Classification) -> dict[str, str]:
+    """The labels a release's per-class settings are selected by: the request's string
+    metadata and the slice it was classified into."""
+    return {**cls.attrs, "slice": cls.slice}
 
 
 async def _default_tenant(request: web.Request) -> str:
