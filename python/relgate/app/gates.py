@@ -14,8 +14,9 @@ The contract other parts read (the rollout refuses a release without it):
   is verdict pass; ``fail`` and ``insufficient`` block, and the release is archived (fact
   ``archived``) until a later gate passes or an override opens it. A cold start (no
   ``previous_release``) is never verdict pass (docs/design.md §3): it is recorded as
-  ``gate_fail`` with the reason ``COLD_START_REASON``, keeps its per-slice results (its slices'
-  own outcome in ``result_outcome``) and rolls only through an override (then shadowed).
+  ``gate_fail`` with the reason ``gate_records.COLD_START_REASON``, keeps its per-slice
+  results (its slices' own outcome in ``result_outcome``) and rolls only through an override
+  (then shadowed).
 - fact ``gate_override``: ``{"gate_override_sha256", "rationale", "actor"}`` with a
   ``gate_override`` receipt; ``gate_override_sha256`` is SHA-256 over the canonical JSON of
   ``{release_sha256, gate_result_sha256, rationale, actor}``.
@@ -38,11 +39,20 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pydantic
 
 from relgate.access import acting_as
 from relgate.answers import Answers, load_answers
-from relgate.canonical import canonical_json, jsonl_sha256, sha256_hex
+from relgate.app.gate_records import (
+    GateRecord,
+    gate_clearance,
+    merge_policy,
+    outcome_of,
+    override_sha256,
+    reason_of,
+    sample_set_sha256,
+    verdict_of,
+)
+from relgate.canonical import canonical_json, sha256_hex
 from relgate.errors import (
     GateError,
     IntegrityError,
@@ -62,7 +72,7 @@ from relgate.gate.sources import (
     SuiteResolver,
     release_answers,
 )
-from relgate.gate.verdict import GateOutcome, GateScores
+from relgate.gate.verdict import GateScores
 from relgate.judge.base import Judge
 from relgate.judge.cache import ScoreCache
 from relgate.manifest import GatePolicy
@@ -107,110 +117,6 @@ class GateRequest:
     judge: JudgeChoice | None = None
     suite_ref: str | None = None
     reuse_scores: bool = False
-
-
-@dataclass(frozen=True)
-class GateRecord:
-    """A gate result as stored (or a what-if re-application): the result body
-    (``GateResult.to_dict`` plus ``sha256``), its fact payload and receipt, and the state."""
-
-    release_sha: str
-    body: dict[str, Any]
-    fact: dict[str, Any]
-    report_html: Path
-    receipt: Receipt | None
-    calibration: Calibration
-    override: dict[str, Any] | None = None
-    what_if: bool = False
-
-    @property
-    def gate_result_sha256(self) -> str:
-        """SHA-256 over the canonical result (what an override names)."""
-        return str(self.body["sha256"])
-
-    @property
-    def archived(self) -> bool:
-        """A failed gate archives the release, until an override opens it."""
-        return self.fact.get("verdict") == "fail" and self.override is None
-
-
-def override_sha256(release_sha: str, gate_result_sha: str, rationale: str, actor: str) -> str:
-    """SHA-256 over the canonical JSON of ``{release_sha256, gate_result_sha256, rationale,
-    actor}`` (docs/design.md §3)."""
-    return sha256_hex(
-        canonical_json(
-            {
-                "release_sha256": release_sha,
-                "gate_result_sha256": gate_result_sha,
-                "rationale": rationale,
-                "actor": actor,
-            }
-        )
-    )
-
-
-def merge_policy(base: GatePolicy, overrides: Mapping[str, Any]) -> GatePolicy:
-    """``base`` with ``overrides`` applied, validated as the manifest validates policies."""
-    try:
-        return GatePolicy.model_validate({**base.model_dump(), **dict(overrides)})
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise InvalidInputError(f"gate policy: {problems}") from None
-
-
-def sample_set_sha256(scores: GateScores, answers: Answers) -> str:
-    """SHA-256 over the sorted RFC 8785 lines ``{item_id, answer_sha256, reference_sha256,
-    score}`` of the candidate's scored rows: the sample set the verdict was computed on."""
-    rows = scores.rows
-    return jsonl_sha256(
-        {
-            "item_id": item,
-            "answer_sha256": answers.answer_sha256[item],
-            "reference_sha256": ref,
-            "score": float(score),
-        }
-        for item, ref, score in zip(
-            rows["item_id"].to_list(),
-            rows["reference_sha256"].to_list(),
-            rows["x_candidate"].to_list(),
-            strict=True,
-        )
-    )
-
-
-COLD_START_REASON = "cold start: no previous release; passes only through a gate override"
-
-
-def _verdict(result: GateResult, cold_start: bool) -> str:
-    """``pass`` or ``fail``: a cold start fails whatever its slices say (docs/design.md §3:
-    it can pass only through the override, and is then shadowed)."""
-    return "pass" if result.outcome == GateOutcome.PASS and not cold_start else "fail"
-
-
-def _outcome(result: GateResult, cold_start: bool) -> str:
-    """The recorded outcome: the result's, except that a cold start's pass is a fail."""
-    if cold_start and result.outcome == GateOutcome.PASS:
-        return GateOutcome.FAIL.value
-    return result.outcome.value
-
-
-def _reason(result: GateResult, cold_start: bool = False) -> str:
-    if cold_start:
-        text = COLD_START_REASON
-        if result.failed_slices:
-            text += f"; failed slices: {', '.join(result.failed_slices)}"
-    elif result.outcome == GateOutcome.FAIL:
-        text = f"gate failed on {', '.join(result.failed_slices)}"
-    elif result.outcome == GateOutcome.INSUFFICIENT:
-        text = "gate could not vouch for the release (insufficient)"
-    else:
-        text = "gate passed"
-    if result.unvouched:
-        text += f"; not vouched for: {', '.join(result.unvouched)}"
-    return text
 
 
 class GateRunner:
@@ -409,12 +315,12 @@ class GateRunner:
         paths = write_report(result, out, title)
         body = {**result.to_dict(), "sha256": result_sha}
         cold_start = manifest.previous_release is None
-        verdict = _verdict(result, cold_start)
+        verdict = verdict_of(result, cold_start)
         fact: dict[str, Any] = {
             "verdict": verdict,
             # A cold start never passes (docs/design.md §3): a pass of its slices is recorded
             # as outcome fail; their own outcome stays on record as ``result_outcome``.
-            "outcome": _outcome(result, cold_start),
+            "outcome": outcome_of(result, cold_start),
             "result_outcome": result.outcome.value,
             "gate_result_sha256": result_sha,
             "judge_sha256": body["judge_sha256"],
@@ -442,7 +348,7 @@ class GateRunner:
             facts.append(
                 (
                     "archived",
-                    {"gate_result_sha256": result_sha, "reason": _reason(result, cold_start)},
+                    {"gate_result_sha256": result_sha, "reason": reason_of(result, cold_start)},
                 )
             )
         report("receipt", 0, 1)
@@ -452,7 +358,7 @@ class GateRunner:
             kind=f"gate_{verdict}",
             evidence=evidence,
             actor=request.actor,
-            reason=_reason(result, cold_start),
+            reason=reason_of(result, cold_start),
             facts=facts,
         )
         report("receipt", 1, 1)
@@ -523,11 +429,11 @@ class GateRunner:
         result = decide(*self._stored_scores(latest), merge_policy(base, overrides))
         body = {**result.to_dict(), "sha256": result.sha256}
         cold_start = bool(latest.fact.get("cold_start"))
-        verdict = _verdict(result, cold_start)
+        verdict = verdict_of(result, cold_start)
         fact = {
             **latest.fact,
             "verdict": verdict,
-            "outcome": _outcome(result, cold_start),
+            "outcome": outcome_of(result, cold_start),
             "result_outcome": result.outcome.value,
         }
         return replace(latest, body=body, fact=fact, receipt=None, override=None, what_if=True)
@@ -582,35 +488,3 @@ class GateRunner:
             facts=[("gate_override", fact)],
         )
         return digest, receipt
-
-
-def gate_clearance(store: Store, release_sha: str, tenant: str) -> dict[str, Any]:
-    """The gate evidence that lets ``release_sha`` roll: its latest gate_result with verdict
-    pass, or a gate_override of that latest result (an override names the
-    ``gate_result_sha256`` it read; one made before a newer gate run does not clear the newer
-    result). Raises ``GateError`` otherwise."""
-    results = store.facts(release_sha, "gate_result", tenant=tenant)
-    latest = results[-1].payload if results else None
-    latest_sha = latest.get("gate_result_sha256") if latest is not None else None
-    overrides = [
-        f.payload
-        for f in store.facts(release_sha, "gate_override", tenant=tenant)
-        if latest_sha is not None and f.payload.get("gate_result_sha256") == latest_sha
-    ]
-    if overrides:
-        return {"gate_override": overrides[-1], "gate_result": latest}
-    if latest is not None and latest.get("verdict") == "pass":
-        return {"gate_result": latest}
-    if latest is None:
-        why = "it has no gate result"
-    elif store.facts(release_sha, "gate_override", tenant=tenant):
-        why = (
-            f"its latest gate result {latest_sha} failed and was not overridden (an override "
-            "of an older gate result does not clear a newer one)"
-        )
-    else:
-        why = "its gate failed and there is no gate override"
-    raise GateError(
-        f"release {release_sha} cannot roll: {why} "
-        "(run the gate, or force an override of the latest result with a rationale)"
-    )

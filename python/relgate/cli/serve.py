@@ -14,10 +14,7 @@ import typer
 from relgate.access import DEFAULT_TENANT
 from relgate.cli._common import handle_errors
 
-app = typer.Typer(help="Run the relgate server.")
 
-
-@app.callback(invoke_without_command=True)
 @handle_errors
 def serve(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="State directory (store, keys).")],
@@ -28,11 +25,20 @@ def serve(
         ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
-    grpc_port: Annotated[int, typer.Option("--grpc-port", min=0, max=65535)] = 50051,
+    grpc_port: Annotated[
+        int,
+        typer.Option(
+            "--grpc-port", min=0, max=65535, envvar="RELGATE_GRPC_PORT", help="gRPC API port."
+        ),
+    ] = 50051,
     gateway_port: Annotated[
         int,
         typer.Option(
-            "--gateway-port", min=0, max=65535, help="OpenAI-compatible gateway (data plane)."
+            "--gateway-port",
+            min=0,
+            max=65535,
+            envvar="RELGATE_GATEWAY_PORT",
+            help="OpenAI-compatible gateway (data plane).",
         ),
     ] = 8080,
     gateway_require_key: Annotated[
@@ -56,7 +62,16 @@ def serve(
         float,
         typer.Option("--rollout-tick", min=0.01, help="Seconds between rollout controller ticks."),
     ] = 1.0,
-    web_port: Annotated[int, typer.Option("--web-port", min=0, max=65535)] = 8081,
+    web_port: Annotated[
+        int,
+        typer.Option(
+            "--web-port",
+            min=0,
+            max=65535,
+            envvar="RELGATE_WEB_PORT",
+            help="Dashboard, /healthz and /metrics.",
+        ),
+    ] = 8081,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate.")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
     anchor_dir: Annotated[

@@ -419,6 +419,16 @@ class RelgateClient:
         reply: rollout_pb2.RollbackResponse = self._unary(self.rollouts.Rollback, request)
         return reply
 
+    def list_rollouts(
+        self, *, tenant: str = "", release_sha256: str = "", active_only: bool = False
+    ) -> rollout_pb2.ListRolloutsResponse:
+        """The tenant's rollouts (newest first) and what is live now."""
+        request = rollout_pb2.ListRolloutsRequest(
+            tenant=tenant, release_sha256=release_sha256, active_only=active_only
+        )
+        reply: rollout_pb2.ListRolloutsResponse = self._unary(self.rollouts.ListRollouts, request)
+        return reply
+
     def watch_rollout(
         self, rollout_id: str, *, timeout: float | None = None
     ) -> Iterator[rollout_pb2.RolloutEvent]:

@@ -130,13 +130,19 @@ class GateServicer:
             "OverrideGate": Rpc(Role.RELEASER, unary=self.override),
         }
 
+    async def _release_sha(self, handle: str, tenant: str) -> str:
+        """The tenant's release named by a sha256 or a unique prefix (>= 6 hex; the store
+        resolves it, an ambiguous prefix is an error)."""
+        store = self._runner.store
+        return await asyncio.to_thread(lambda: store.get_release(handle, tenant=tenant).sha256)
+
     async def run(
         self, request: gate_pb2.RunGateRequest, call: Call
     ) -> AsyncIterator[gate_pb2.GateProgress]:
         """Run the gate off the event loop; stream its stages, then the result."""
         tenant = await call.tenant(request.tenant)
         gate_request = GateRequest(
-            release_sha=check_sha256(request.release_sha256, "release_sha256"),
+            release_sha=await self._release_sha(request.release_sha256, tenant),
             tenant=tenant,
             actor=call.actor,
             answers=answer_choice(request.answers),
@@ -169,8 +175,8 @@ class GateServicer:
 
     async def get(self, request: gate_pb2.GetGateResultRequest, call: Call) -> gate_pb2.GateResult:
         """The latest stored result, or a what-if policy applied to its stored scores."""
-        sha = check_sha256(request.release_sha256, "release_sha256")
         tenant = await call.tenant(request.tenant)
+        sha = await self._release_sha(request.release_sha256, tenant)
         if request.HasField("what_if_policy"):
             overrides = policy_fields(request.what_if_policy)
             record = await asyncio.to_thread(self._runner.what_if, sha, overrides, tenant)
@@ -183,7 +189,7 @@ class GateServicer:
     ) -> gate_pb2.OverrideGateResponse:
         """Open a failed (or cold-start) gate with the caller's written rationale."""
         tenant = await call.tenant(request.tenant)
-        sha = check_sha256(request.release_sha256, "release_sha256")
+        sha = await self._release_sha(request.release_sha256, tenant)
         result_sha = (
             check_sha256(request.gate_result_sha256, "gate_result_sha256")
             if request.gate_result_sha256
