@@ -181,8 +181,11 @@ def _polish_param(param: Any, *, escape_markup: bool) -> None:
             param.metavar = longest.upper().replace("-", "_")
         if param.help and escape_markup:
             param.help = escape(param.help)
-    elif param.param_type_name == "argument" and param.metavar is None and param.name:
-        param.metavar = param.name.upper()
+    elif param.param_type_name == "argument" and param.name:
+        if param.metavar is None:
+            param.metavar = param.name.upper()
+        # The metavar says what the value is (SHA, FILE); typer would append "<str>".
+        param.display_type_rich = lambda ctx: None
         help_text = getattr(param, "help", None)
         if help_text and escape_markup:
             param.help = escape(help_text)
@@ -307,7 +310,7 @@ def message_dict(msg: Any) -> dict[str, Any]:
     for field in msg.DESCRIPTOR.fields:
         value = getattr(msg, field.name)
         is_message = field.type == FieldDescriptor.TYPE_MESSAGE
-        if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.is_repeated:
             if is_message and field.message_type.GetOptions().map_entry:
                 out[field.name] = {k: plain(v) for k, v in value.items()}
             else:
