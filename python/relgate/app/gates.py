@@ -42,6 +42,12 @@ import polars as pl
 
 from relgate.access import acting_as
 from relgate.answers import Answers, load_answers
+from relgate.app.gate_inputs import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    UPLOAD_PREFIX,
+    UploadStore,
+    resolve_server_path,
+)
 from relgate.app.gate_records import (
     GateRecord,
     gate_clearance,
@@ -75,7 +81,7 @@ from relgate.gate.sources import (
 from relgate.gate.verdict import GateScores
 from relgate.judge.base import Judge
 from relgate.judge.cache import ScoreCache
-from relgate.manifest import GatePolicy
+from relgate.manifest import Dataset, GatePolicy
 from relgate.receipts.model import Receipt
 from relgate.store import Store, StoredRelease
 
@@ -95,12 +101,16 @@ Progress = Callable[[str, int, int], None]
 class GateOptions:
     """Server settings of the gate.
 
-    ``suites_dir`` resolves relative dataset refs and recorded-outputs paths; ``judge`` is the
+    ``suites_dir`` resolves relative dataset refs; ``data_root`` is where recorded-outputs
+    paths named by a request may lie (``relgate.app.gate_inputs``; besides uploads and the
+    package's shipped files); ``max_upload_bytes`` caps an upload; ``judge`` is the
     default judge when a request names none; ``judge_factory`` replaces ``make_judge`` (tests
     inject a loaded or a fake judge); ``score_cache`` defaults to ``DATA_DIR/gates/scores.db``.
     """
 
     suites_dir: Path | None = None
+    data_root: Path | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     judge: JudgeChoice = field(default_factory=JudgeChoice)
     judge_factory: Callable[[JudgeChoice], Judge] | None = None
     score_cache: Path | None = None
@@ -128,6 +138,7 @@ class GateRunner:
         self.options = opts = options or GateOptions()
         self.root = store.data_dir / "gates"
         self.suites = SuiteResolver(opts.suites_dir)
+        self.uploads = UploadStore(self.root / "uploads", opts.max_upload_bytes)
         self.judges = JudgePool(opts.judge_factory)
         self._cache: ScoreCache | None = None
         self._run_lock = threading.Lock()
@@ -239,6 +250,23 @@ class GateRunner:
                 return self._reapply(stored, policy, request, report)
             return self._run_fresh(stored, policy, request, report)
 
+    def _suite(self, dataset: Dataset, ref: str | None, tenant: str) -> ResolvedSuite:
+        if ref is not None and ref.startswith(UPLOAD_PREFIX):
+            path = self.uploads.path(ref, tenant)
+            return SuiteResolver(path.parent).resolve(dataset, path.name)
+        return self.suites.resolve(dataset, ref)
+
+    def _readable(self, choice: AnswerChoice, tenant: str) -> AnswerChoice:
+        """A recorded-outputs choice pointed at a file the server may read: an upload of the
+        tenant, or a path under --data-root or the shipped data."""
+        if choice.kind != "recorded":
+            return choice
+        if choice.value.startswith(UPLOAD_PREFIX):
+            path = self.uploads.path(choice.value, tenant)
+        else:
+            path = resolve_server_path(choice.value, self.options.data_root, "answers path")
+        return AnswerChoice("recorded", str(path))
+
     def _run_fresh(
         self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
     ) -> GateRecord:
@@ -248,10 +276,20 @@ class GateRunner:
                 "answers: name a source (recorded outputs file, the release endpoint, "
                 "a vLLM or transformers model)"
             )
-        resolved = self.suites.resolve(manifest.dataset, request.suite_ref)
+        resolved = self._suite(manifest.dataset, request.suite_ref, stored.tenant)
         suite = resolved.suite
         report("answers", 0, len(suite.item_ids))
-        candidate = release_answers(request.answers, manifest, suite, self.options.suites_dir)
+        choice = self._readable(request.answers, stored.tenant)
+        try:
+            candidate = release_answers(choice, manifest, suite, None)
+        except InvalidInputError as exc:
+            if choice.kind == "recorded" and "cannot be read" in str(exc):
+                # The reader's message may quote the file; say what it is, not what it holds.
+                raise InvalidInputError(
+                    f"answers {request.answers.value!r}: not a readable answers file "
+                    f"({Path(choice.value).suffix}: JSONL or parquet with item_id, answer)"
+                ) from None
+            raise
         self._store_answers(candidate)
         previous = None
         prev_sha = manifest.previous_release

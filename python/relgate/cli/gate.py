@@ -168,14 +168,38 @@ def _emit(result: Any, json_out: bool) -> None:
     raise typer.Exit(verdict_exit(result))
 
 
+UPLOAD_PREFIX = "upload:"
+
+
+def _local_file(value: str | None, option: str, *, must_exist: bool = True) -> Path | None:
+    """The local file a value names (to upload), or None (an upload ref, a `server:` path,
+    or, with ``must_exist`` False, a name the server resolves)."""
+    if not value or value.startswith((UPLOAD_PREFIX, "server:")):
+        return None
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    if must_exist:
+        raise InvalidInputError(
+            f"{option} {value}: no such file here (a file on the server is server:PATH)"
+        )
+    return None
+
+
 @app.command("run")
 @handle_errors
 @with_connection
 def run_cmd(
     sha: ShaArg,
     answers: Annotated[
-        Path | None,
-        typer.Option("--answers", help="Recorded outputs (JSONL/parquet: item_id, answer)."),
+        str | None,
+        typer.Option(
+            "--answers",
+            metavar="FILE",
+            help="Recorded outputs (JSONL/parquet: item_id, answer). A local file is streamed "
+            "to the server; `server:PATH` names a file under the server's --data-root "
+            "instead; `upload:...` an earlier upload.",
+        ),
     ] = None,
     endpoint: Annotated[
         bool, typer.Option("--endpoint", help="Ask the release's own endpoint.")
@@ -189,7 +213,14 @@ def run_cmd(
     judge_model: Annotated[str | None, typer.Option("--judge-model")] = None,
     judge_endpoint: Annotated[str | None, typer.Option("--judge-endpoint")] = None,
     suite: Annotated[
-        str | None, typer.Option("--suite", help="Suite ref on the server [the manifest's].")
+        str | None,
+        typer.Option(
+            "--suite",
+            metavar="REF_OR_FILE",
+            help="The suite, when not the manifest's dataset.ref: a local file (streamed), "
+            "a shipped suite's name or a file under the server's --suites-dir.",
+            show_default="the manifest's dataset.ref",
+        ),
     ] = None,
     reuse_scores: Annotated[
         bool,
@@ -204,10 +235,12 @@ def run_cmd(
     policy is a what-if: `gate show --policy`; opening a failed gate is `gate override`)."""
     from relgate.client import answer_source, judge_message
 
-    # The server reads the file: send an absolute path when it exists here (same machine).
-    path = answers.resolve() if answers is not None and answers.exists() else answers
+    # A local file is uploaded once connected; `server:PATH` is read by the server itself.
+    local = _local_file(answers, "--answers")
+    server_path = answers.removeprefix("server:") if answers and not local else answers
     source = answer_source(
-        answers=path,
+        # (a stand-in for the upload's ref, so that one-source-only is checked before it)
+        answers=UPLOAD_PREFIX if local else server_path,
         endpoint=endpoint,
         vllm_model=vllm_model,
         transformers_model=transformers_model,
@@ -227,7 +260,13 @@ def run_cmd(
         else:
             sys.stderr.write(progress.line(event) + "\n")
 
+    suite_file = _local_file(suite, "--suite", must_exist=False)
     with conn.client() as client:
+        if local is not None:
+            ref = client.upload(local, kind="answers", tenant=tenant).ref
+            source = answer_source(answers=ref)
+        if suite_file is not None:
+            suite = client.upload(suite_file, kind="suite", tenant=tenant).ref
         result = client.run_gate(
             sha,
             answers=source,

@@ -101,6 +101,22 @@ def serve(
             "--suites-dir", help="Gate suites: manifests' dataset refs resolve here (or shipped)."
         ),
     ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-root",
+            metavar="DIR",
+            help="Answers files named by a server path (`gate run --answers server:PATH`) must "
+            "lie under this directory (.. and symlinks resolved); without it only uploads and "
+            "the package's shipped files are read.",
+        ),
+    ] = None,
+    max_upload_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-upload-bytes", metavar="BYTES", min=1, help="Largest answers/suite upload."
+        ),
+    ] = 256 << 20,
     gate_judge: Annotated[
         str,
         typer.Option(
@@ -136,6 +152,8 @@ def serve(
     argv = shlex.split(anchor_command) if anchor_command else None
     gate = GateOptions(
         suites_dir=suites_dir,
+        data_root=data_root,
+        max_upload_bytes=max_upload_bytes,
         judge=JudgeChoice(
             gate_judge, judge_options(gate_judge, gate_judge_model, gate_judge_base_url)
         ),

@@ -102,6 +102,10 @@ def rpc_error(exc: grpc.RpcError, server: str) -> RelgateError:
     return error_from_status(code, details, class_name)
 
 
+#: Upload pieces: well under gRPC's default 4 MiB message limit.
+UPLOAD_CHUNK_BYTES = 1 << 20
+
+
 def answer_source(
     *,
     answers: str | Path | None = None,
@@ -341,6 +345,23 @@ class RelgateClient:
         if result is None:
             raise RelgateError("RunGate ended without a result")
         return result
+
+    def upload(
+        self, path: Path, *, kind: str, tenant: str = "", chunk_bytes: int = UPLOAD_CHUNK_BYTES
+    ) -> gate_pb2.UploadResponse:
+        """Stream a local answers or suite file to the server (client streaming, in
+        ``chunk_bytes`` pieces); the reply's ``ref`` names it in ``run_gate``."""
+
+        def chunks() -> Iterator[gate_pb2.UploadChunk]:
+            with path.open("rb") as fh:
+                yield gate_pb2.UploadChunk(
+                    kind=kind, filename=path.name, tenant=tenant, data=fh.read(chunk_bytes)
+                )
+                while block := fh.read(chunk_bytes):
+                    yield gate_pb2.UploadChunk(data=block)
+
+        reply: gate_pb2.UploadResponse = self._unary(self.gates.Upload, chunks())
+        return reply
 
     def get_gate_result(
         self, release_sha256: str, *, what_if_policy: Mapping[str, Any] | None = None

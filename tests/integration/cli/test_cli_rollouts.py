@@ -15,7 +15,7 @@ from relgate.cli import app
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
-from rollout_helpers import Env, start_env  # noqa: E402
+from rollout_helpers import Env, start_env
 
 
 def _no_judge() -> Any:

@@ -128,6 +128,7 @@ class GateServicer:
             "RunGate": Rpc(Role.RELEASER, stream=self.run),
             "GetGateResult": Rpc(Role.VIEWER, unary=self.get),
             "OverrideGate": Rpc(Role.RELEASER, unary=self.override),
+            "Upload": Rpc(Role.RELEASER, upload=self.upload),
         }
 
     async def _release_sha(self, handle: str, tenant: str) -> str:
@@ -209,3 +210,23 @@ class GateServicer:
         return gate_pb2.OverrideGateResponse(
             gate_override_sha256=digest, receipt=receipt_pb(receipt)
         )
+
+    async def upload(
+        self, chunks: AsyncIterator[gate_pb2.UploadChunk], call: Call
+    ) -> gate_pb2.UploadResponse:
+        """Store a streamed answers or suite file for the caller's tenant (size-capped)."""
+        first = await anext(chunks, None)
+        if first is None:
+            raise InvalidInputError("upload: no chunk received")
+        tenant = await call.tenant(first.tenant)
+
+        async def rest() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                if chunk.kind or chunk.filename or chunk.tenant:
+                    raise InvalidInputError("upload: only the first chunk names the file")
+                yield chunk.data
+
+        ref, sha, size = await self._runner.uploads.receive(
+            tenant, first.kind, first.filename, first.data, rest()
+        )
+        return gate_pb2.UploadResponse(ref=ref, sha256=sha, size_bytes=size)
