@@ -214,6 +214,10 @@ def rollout_pb(ar: ActiveRollout, routing_version: int) -> rollout_pb2.Rollout:
     )
 
 
+#: How often a watch looks at a rollout between facts (for message-only changes).
+WATCH_POLL_S = 1.0
+
+
 class RolloutServicer:
     """relgate.v1.RolloutService."""
 
@@ -284,16 +288,39 @@ class RolloutServicer:
     async def watch(
         self, request: rollout_pb2.WatchRolloutRequest, call: Call
     ) -> AsyncIterator[rollout_pb2.RolloutEvent]:
-        """The rollout now, then every change until it is over."""
+        """The rollout now, then every change until it is over. A change of the status
+        message alone (a shadow that has run its course and now awaits a promote) is no new
+        fact, so the state is also looked at every ``WATCH_POLL_S`` and sent when it reads
+        differently."""
         rid, tenant = await self._resolve(request.rollout_id, call)
         sent: str | None = None
-        async for ar in self._m.watch(rid, tenant):
-            event = rollout_pb2.RolloutEvent(rollout=self._pb(ar))
-            r = ar.last_receipt
-            if r is not None and r.receipt_sha256 != sent:
-                event.receipt.CopyFrom(receipt_pb(r))
-                sent = r.receipt_sha256
-            yield event
+        said: str | None = None
+        changes = aiter(self._m.watch(rid, tenant))
+        pending: asyncio.Future[ActiveRollout | None] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(changes, None))
+                done, _ = await asyncio.wait({pending}, timeout=WATCH_POLL_S)
+                if pending in done:
+                    changed, pending = pending.result(), None
+                    if changed is None:
+                        return
+                    ar = changed
+                else:
+                    ar = self._m.get(rid, tenant)
+                event = rollout_pb2.RolloutEvent(rollout=self._pb(ar))
+                if not done and event.rollout.status.message == said:
+                    continue
+                said = event.rollout.status.message
+                r = ar.last_receipt
+                if r is not None and r.receipt_sha256 != sent:
+                    event.receipt.CopyFrom(receipt_pb(r))
+                    sent = r.receipt_sha256
+                yield event
+        finally:
+            if pending is not None:
+                pending.cancel()
 
     async def _command(
         self, verb: str, request: rollout_pb2.RolloutControlRequest, call: Call
