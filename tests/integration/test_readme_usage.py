@@ -24,6 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 RUNNABLE = ("bash", "console")
+# About 3 minutes on an idle 2-core machine (two gate runs embed the 7,335-row suite); a busy
+# shared one has taken over 10.
+TIMEOUT_S = 1500
 
 
 def usage_commands(text: str) -> list[str]:
@@ -103,11 +106,11 @@ def test_readme_usage_runs_verbatim(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-        out, _ = proc.communicate(timeout=600)
+        out, _ = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"the README's Usage did not finish in 600 s:\n{out[-6000:]}")
+        pytest.fail(f"the README's Usage did not finish in {TIMEOUT_S} s:\n{out[-6000:]}")
     finally:
         # The server the README starts in the background, should the script stop early.
         with contextlib.suppress(ProcessLookupError):
@@ -117,4 +120,4 @@ def test_readme_usage_runs_verbatim(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"{out[-8000:]}\n--- server log ---\n{server_log}"
     # The story happened: the rollback is on record and the bundle verified.
     assert "manual_rollback" in out
-    assert "verified" in out.lower() or "ok" in out.lower()
+    assert "trust: " in out  # the verify report (the script ran it and exited 0)

@@ -39,7 +39,9 @@ EXIT_PASS_WITH_WARNINGS = 20
 EXIT_INSUFFICIENT = 21
 EXIT_FAIL = 22
 
-ShaArg = Annotated[str, typer.Argument(help="Release sha256.")]
+ShaArg = Annotated[
+    str, typer.Argument(metavar="SHA", help="The release: sha256 or a unique prefix (6+ hex).")
+]
 PolicyOpt = Annotated[
     Path | None,
     typer.Option(
