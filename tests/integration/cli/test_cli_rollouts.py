@@ -18,13 +18,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
 from rollout_helpers import Env, start_env
 
 
-def _no_judge() -> Any:
-    raise AssertionError("these rollouts see no traffic: nothing is judged")
+@pytest.fixture(scope="module")
+def judge() -> Any:
+    """The gate's CPU judge (a rollout checks that its quality monitor scores with the judge
+    the release was gated with; these rollouts see no traffic, so it never scores)."""
+    from relgate.judge.embedding import EmbeddingJudge
+
+    return EmbeddingJudge()
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    yield from start_env(tmp_path, _no_judge)
+def env(tmp_path: Path, judge: Any) -> Iterator[Env]:
+    yield from start_env(tmp_path, lambda: judge)
 
 
 def _run(env: Env, *args: str) -> tuple[int, str]:
