@@ -123,3 +123,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Parametrize here (not in the fixture) so test ids say which backend ran.
     if "store_url" in metafunc.fixturenames:
         metafunc.parametrize("store_url", BACKENDS, indirect=True)
+
+
+# What `make test` could not run on this machine, said loudly at the end with the one command
+# that enables it (a fresh machine lacks PostgreSQL and chromium; `.ci/run` installs both).
+_ENABLE = (
+    ("chromium", "run .ci/browser.sh (installs Debian's chromium), then make test"),
+    ("playwright", "make dev (installs the dev extra, playwright included)"),
+)
+_store_tests: list[str] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _store_tests.extend(
+        item.nodeid for item in items if "store_url" in getattr(item, "fixturenames", ())
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines: list[str] = []
+    if POSTGRES_URL is None and _store_tests:
+        lines.append(
+            f"{len(_store_tests)} store tests ran on SQLite only, not PostgreSQL: enable with "
+            '`eval "$(.ci/postgres.sh)"; make test` (installs and starts PostgreSQL on 127.0.0.1)'
+        )
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, n in sorted(reasons.items()):
+        hint = next((how for key, how in _ENABLE if key in reason.lower()), None)
+        lines.append(f"{n} skipped: {reason}" + (f" -> {hint}" if hint else ""))
+    deselected = len(terminalreporter.stats.get("deselected", []))
+    if deselected:
+        lines.append(
+            f"{deselected} deselected (slow-marked or -k/-m): run them with make test-slow"
+        )
+    if lines:
+        terminalreporter.write_sep("!", "NOT RUN HERE", yellow=True, bold=True)
+        for line in lines:
+            terminalreporter.write_line(line, yellow=True, bold=True)

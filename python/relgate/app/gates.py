@@ -14,8 +14,9 @@ The contract other parts read (the rollout refuses a release without it):
   is verdict pass; ``fail`` and ``insufficient`` block, and the release is archived (fact
   ``archived``) until a later gate passes or an override opens it. A cold start (no
   ``previous_release``) is never verdict pass (docs/design.md §3): it is recorded as
-  ``gate_fail`` with the reason ``COLD_START_REASON``, keeps its per-slice results (its slices'
-  own outcome in ``result_outcome``) and rolls only through an override (then shadowed).
+  ``gate_fail`` with the reason ``gate_records.COLD_START_REASON``, keeps its per-slice
+  results (its slices' own outcome in ``result_outcome``) and rolls only through an override
+  (then shadowed).
 - fact ``gate_override``: ``{"gate_override_sha256", "rationale", "actor"}`` with a
   ``gate_override`` receipt; ``gate_override_sha256`` is SHA-256 over the canonical JSON of
   ``{release_sha256, gate_result_sha256, rationale, actor}``.
@@ -38,11 +39,26 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pydantic
 
 from relgate.access import acting_as
 from relgate.answers import Answers, load_answers
-from relgate.canonical import canonical_json, jsonl_sha256, sha256_hex
+from relgate.app.gate_inputs import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    UPLOAD_PREFIX,
+    UploadStore,
+    resolve_server_path,
+)
+from relgate.app.gate_records import (
+    GateRecord,
+    gate_clearance,
+    merge_policy,
+    outcome_of,
+    override_sha256,
+    reason_of,
+    sample_set_sha256,
+    verdict_of,
+)
+from relgate.canonical import canonical_json, sha256_hex
 from relgate.errors import (
     GateError,
     IntegrityError,
@@ -62,10 +78,10 @@ from relgate.gate.sources import (
     SuiteResolver,
     release_answers,
 )
-from relgate.gate.verdict import GateOutcome, GateScores
+from relgate.gate.verdict import GateScores
 from relgate.judge.base import Judge
 from relgate.judge.cache import ScoreCache
-from relgate.manifest import GatePolicy
+from relgate.manifest import Dataset, GatePolicy
 from relgate.receipts.model import Receipt
 from relgate.store import Store, StoredRelease
 
@@ -85,12 +101,16 @@ Progress = Callable[[str, int, int], None]
 class GateOptions:
     """Server settings of the gate.
 
-    ``suites_dir`` resolves relative dataset refs and recorded-outputs paths; ``judge`` is the
+    ``suites_dir`` resolves relative dataset refs; ``data_root`` is where recorded-outputs
+    paths named by a request may lie (``relgate.app.gate_inputs``; besides uploads and the
+    package's shipped files); ``max_upload_bytes`` caps an upload; ``judge`` is the
     default judge when a request names none; ``judge_factory`` replaces ``make_judge`` (tests
     inject a loaded or a fake judge); ``score_cache`` defaults to ``DATA_DIR/gates/scores.db``.
     """
 
     suites_dir: Path | None = None
+    data_root: Path | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     judge: JudgeChoice = field(default_factory=JudgeChoice)
     judge_factory: Callable[[JudgeChoice], Judge] | None = None
     score_cache: Path | None = None
@@ -109,110 +129,6 @@ class GateRequest:
     reuse_scores: bool = False
 
 
-@dataclass(frozen=True)
-class GateRecord:
-    """A gate result as stored (or a what-if re-application): the result body
-    (``GateResult.to_dict`` plus ``sha256``), its fact payload and receipt, and the state."""
-
-    release_sha: str
-    body: dict[str, Any]
-    fact: dict[str, Any]
-    report_html: Path
-    receipt: Receipt | None
-    calibration: Calibration
-    override: dict[str, Any] | None = None
-    what_if: bool = False
-
-    @property
-    def gate_result_sha256(self) -> str:
-        """SHA-256 over the canonical result (what an override names)."""
-        return str(self.body["sha256"])
-
-    @property
-    def archived(self) -> bool:
-        """A failed gate archives the release, until an override opens it."""
-        return self.fact.get("verdict") == "fail" and self.override is None
-
-
-def override_sha256(release_sha: str, gate_result_sha: str, rationale: str, actor: str) -> str:
-    """SHA-256 over the canonical JSON of ``{release_sha256, gate_result_sha256, rationale,
-    actor}`` (docs/design.md §3)."""
-    return sha256_hex(
-        canonical_json(
-            {
-                "release_sha256": release_sha,
-                "gate_result_sha256": gate_result_sha,
-                "rationale": rationale,
-                "actor": actor,
-            }
-        )
-    )
-
-
-def merge_policy(base: GatePolicy, overrides: Mapping[str, Any]) -> GatePolicy:
-    """``base`` with ``overrides`` applied, validated as the manifest validates policies."""
-    try:
-        return GatePolicy.model_validate({**base.model_dump(), **dict(overrides)})
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise InvalidInputError(f"gate policy: {problems}") from None
-
-
-def sample_set_sha256(scores: GateScores, answers: Answers) -> str:
-    """SHA-256 over the sorted RFC 8785 lines ``{item_id, answer_sha256, reference_sha256,
-    score}`` of the candidate's scored rows: the sample set the verdict was computed on."""
-    rows = scores.rows
-    return jsonl_sha256(
-        {
-            "item_id": item,
-            "answer_sha256": answers.answer_sha256[item],
-            "reference_sha256": ref,
-            "score": float(score),
-        }
-        for item, ref, score in zip(
-            rows["item_id"].to_list(),
-            rows["reference_sha256"].to_list(),
-            rows["x_candidate"].to_list(),
-            strict=True,
-        )
-    )
-
-
-COLD_START_REASON = "cold start: no previous release; passes only through a gate override"
-
-
-def _verdict(result: GateResult, cold_start: bool) -> str:
-    """``pass`` or ``fail``: a cold start fails whatever its slices say (docs/design.md §3:
-    it can pass only through the override, and is then shadowed)."""
-    return "pass" if result.outcome == GateOutcome.PASS and not cold_start else "fail"
-
-
-def _outcome(result: GateResult, cold_start: bool) -> str:
-    """The recorded outcome: the result's, except that a cold start's pass is a fail."""
-    if cold_start and result.outcome == GateOutcome.PASS:
-        return GateOutcome.FAIL.value
-    return result.outcome.value
-
-
-def _reason(result: GateResult, cold_start: bool = False) -> str:
-    if cold_start:
-        text = COLD_START_REASON
-        if result.failed_slices:
-            text += f"; failed slices: {', '.join(result.failed_slices)}"
-    elif result.outcome == GateOutcome.FAIL:
-        text = f"gate failed on {', '.join(result.failed_slices)}"
-    elif result.outcome == GateOutcome.INSUFFICIENT:
-        text = "gate could not vouch for the release (insufficient)"
-    else:
-        text = "gate passed"
-    if result.unvouched:
-        text += f"; not vouched for: {', '.join(result.unvouched)}"
-    return text
-
-
 class GateRunner:
     """Runs gates against the store (thread-safe; one gate run at a time, since runs are
     CPU-bound and share the judges)."""
@@ -222,6 +138,7 @@ class GateRunner:
         self.options = opts = options or GateOptions()
         self.root = store.data_dir / "gates"
         self.suites = SuiteResolver(opts.suites_dir)
+        self.uploads = UploadStore(self.root / "uploads", opts.max_upload_bytes)
         self.judges = JudgePool(opts.judge_factory)
         self._cache: ScoreCache | None = None
         self._run_lock = threading.Lock()
@@ -333,6 +250,23 @@ class GateRunner:
                 return self._reapply(stored, policy, request, report)
             return self._run_fresh(stored, policy, request, report)
 
+    def _suite(self, dataset: Dataset, ref: str | None, tenant: str) -> ResolvedSuite:
+        if ref is not None and ref.startswith(UPLOAD_PREFIX):
+            path = self.uploads.path(ref, tenant)
+            return SuiteResolver(path.parent).resolve(dataset, path.name)
+        return self.suites.resolve(dataset, ref)
+
+    def _readable(self, choice: AnswerChoice, tenant: str) -> AnswerChoice:
+        """A recorded-outputs choice pointed at a file the server may read: an upload of the
+        tenant, or a path under --data-root or the shipped data."""
+        if choice.kind != "recorded":
+            return choice
+        if choice.value.startswith(UPLOAD_PREFIX):
+            path = self.uploads.path(choice.value, tenant)
+        else:
+            path = resolve_server_path(choice.value, self.options.data_root, "answers path")
+        return AnswerChoice("recorded", str(path))
+
     def _run_fresh(
         self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
     ) -> GateRecord:
@@ -342,10 +276,20 @@ class GateRunner:
                 "answers: name a source (recorded outputs file, the release endpoint, "
                 "a vLLM or transformers model)"
             )
-        resolved = self.suites.resolve(manifest.dataset, request.suite_ref)
+        resolved = self._suite(manifest.dataset, request.suite_ref, stored.tenant)
         suite = resolved.suite
         report("answers", 0, len(suite.item_ids))
-        candidate = release_answers(request.answers, manifest, suite, self.options.suites_dir)
+        choice = self._readable(request.answers, stored.tenant)
+        try:
+            candidate = release_answers(choice, manifest, suite, None)
+        except InvalidInputError as exc:
+            if choice.kind == "recorded" and "cannot be read" in str(exc):
+                # The reader's message may quote the file; say what it is, not what it holds.
+                raise InvalidInputError(
+                    f"answers {request.answers.value!r}: not a readable answers file "
+                    f"({Path(choice.value).suffix}: JSONL or parquet with item_id, answer)"
+                ) from None
+            raise
         self._store_answers(candidate)
         previous = None
         prev_sha = manifest.previous_release
@@ -409,12 +353,12 @@ class GateRunner:
         paths = write_report(result, out, title)
         body = {**result.to_dict(), "sha256": result_sha}
         cold_start = manifest.previous_release is None
-        verdict = _verdict(result, cold_start)
+        verdict = verdict_of(result, cold_start)
         fact: dict[str, Any] = {
             "verdict": verdict,
             # A cold start never passes (docs/design.md §3): a pass of its slices is recorded
             # as outcome fail; their own outcome stays on record as ``result_outcome``.
-            "outcome": _outcome(result, cold_start),
+            "outcome": outcome_of(result, cold_start),
             "result_outcome": result.outcome.value,
             "gate_result_sha256": result_sha,
             "judge_sha256": body["judge_sha256"],
@@ -442,7 +386,7 @@ class GateRunner:
             facts.append(
                 (
                     "archived",
-                    {"gate_result_sha256": result_sha, "reason": _reason(result, cold_start)},
+                    {"gate_result_sha256": result_sha, "reason": reason_of(result, cold_start)},
                 )
             )
         report("receipt", 0, 1)
@@ -452,7 +396,7 @@ class GateRunner:
             kind=f"gate_{verdict}",
             evidence=evidence,
             actor=request.actor,
-            reason=_reason(result, cold_start),
+            reason=reason_of(result, cold_start),
             facts=facts,
         )
         report("receipt", 1, 1)
@@ -523,11 +467,11 @@ class GateRunner:
         result = decide(*self._stored_scores(latest), merge_policy(base, overrides))
         body = {**result.to_dict(), "sha256": result.sha256}
         cold_start = bool(latest.fact.get("cold_start"))
-        verdict = _verdict(result, cold_start)
+        verdict = verdict_of(result, cold_start)
         fact = {
             **latest.fact,
             "verdict": verdict,
-            "outcome": _outcome(result, cold_start),
+            "outcome": outcome_of(result, cold_start),
             "result_outcome": result.outcome.value,
         }
         return replace(latest, body=body, fact=fact, receipt=None, override=None, what_if=True)
@@ -582,35 +526,3 @@ class GateRunner:
             facts=[("gate_override", fact)],
         )
         return digest, receipt
-
-
-def gate_clearance(store: Store, release_sha: str, tenant: str) -> dict[str, Any]:
-    """The gate evidence that lets ``release_sha`` roll: its latest gate_result with verdict
-    pass, or a gate_override of that latest result (an override names the
-    ``gate_result_sha256`` it read; one made before a newer gate run does not clear the newer
-    result). Raises ``GateError`` otherwise."""
-    results = store.facts(release_sha, "gate_result", tenant=tenant)
-    latest = results[-1].payload if results else None
-    latest_sha = latest.get("gate_result_sha256") if latest is not None else None
-    overrides = [
-        f.payload
-        for f in store.facts(release_sha, "gate_override", tenant=tenant)
-        if latest_sha is not None and f.payload.get("gate_result_sha256") == latest_sha
-    ]
-    if overrides:
-        return {"gate_override": overrides[-1], "gate_result": latest}
-    if latest is not None and latest.get("verdict") == "pass":
-        return {"gate_result": latest}
-    if latest is None:
-        why = "it has no gate result"
-    elif store.facts(release_sha, "gate_override", tenant=tenant):
-        why = (
-            f"its latest gate result {latest_sha} failed and was not overridden (an override "
-            "of an older gate result does not clear a newer one)"
-        )
-    else:
-        why = "its gate failed and there is no gate override"
-    raise GateError(
-        f"release {release_sha} cannot roll: {why} "
-        "(run the gate, or force an override of the latest result with a rationale)"
-    )

@@ -51,7 +51,7 @@ from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
 from relgate.receipts.model import Receipt, ReceiptKind, live_release_of
 from relgate.rollout.controller import RolloutController
-from relgate.rollout.phase import PhaseDecision, compute_phase, rollout_over
+from relgate.rollout.phase import Phase, PhaseDecision, compute_phase, rollout_over
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import RolloutStatus
 from relgate.routing import FleetAcks, RoutingChange
@@ -543,6 +543,8 @@ class RolloutManager:
         self.leadership.require()
         ar = self.get(rollout_id, tenant)
         c = ar.controller
+        if verb == "promote":
+            self._refuse_early_shadow_promote(ar)
         fns: dict[str, Callable[[str, str], None]] = {
             "pause": c.pause,
             "resume": c.resume_rollout,
@@ -552,6 +554,30 @@ class RolloutManager:
         fns[verb](actor, reason)
         await self.tick(ar)
         return ar
+
+    def _refuse_early_shadow_promote(self, ar: ActiveRollout) -> None:
+        # A promote queued during a shadow would be ignored (only one made after the shadow
+        # counts): refuse it now, with when it may be made, instead of accepting it silently.
+        started = ar.status.shadow_started_at
+        if ar.phase().phase is not Phase.SHADOW or started is None:
+            return
+        ends = started + ar.controller.spec.shadow_s
+        left = ends - self.options.clock()
+        if left > 0:
+            raise InvalidTransitionError(
+                f"rollout {ar.rollout_id} is in its cold-start shadow for {left:.0f} s more "
+                f"(shadow_s {ar.controller.spec.shadow_s:g}): promote once it has run its "
+                "course, or start the rollout with a shorter shadow_s (--spec)"
+            )
+
+    def rollouts(self, tenant: str) -> list[ActiveRollout]:
+        """The tenant's rollouts, newest first."""
+        mine = [ar for ar in self._rollouts.values() if ar.tenant == tenant]
+        return sorted(mine, key=lambda ar: ar.status.started_at or 0.0, reverse=True)
+
+    def release_sha(self, handle: str, tenant: str) -> str:
+        """The sha256 of the tenant's release named by a sha256 or a unique prefix."""
+        return self._store.get_release(handle, tenant=tenant).sha256
 
     async def _end_observation(self, ar: ActiveRollout, why: str) -> None:
         async with ar.lock:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
-from google.protobuf.json_format import MessageToDict
 
 from relgate.cli._common import (
     Connection,
@@ -39,7 +39,9 @@ EXIT_PASS_WITH_WARNINGS = 20
 EXIT_INSUFFICIENT = 21
 EXIT_FAIL = 22
 
-ShaArg = Annotated[str, typer.Argument(help="Release sha256.")]
+ShaArg = Annotated[
+    str, typer.Argument(metavar="SHA", help="The release: sha256 or a unique prefix (6+ hex).")
+]
 PolicyOpt = Annotated[
     Path | None,
     typer.Option(
@@ -130,12 +132,60 @@ def format_result(result: Any) -> str:
     return "\n".join(lines)
 
 
+class Progress:
+    """Rate and ETA of a gate's stages from the (stage, done, total) messages the server
+    streams: rows per second since the stage began, and the time left at that rate."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._began: dict[str, tuple[float, int]] = {}
+
+    def update(self, stage: str, done: int, total: int) -> dict[str, Any]:
+        """The event for one message: stage, done, total, rate (per s) and eta_s (null until
+        there is a rate)."""
+        now = self._clock()
+        t0, done0 = self._began.setdefault(stage, (now, done))
+        elapsed = now - t0
+        rate = (done - done0) / elapsed if elapsed > 0 and done > done0 else None
+        eta = (total - done) / rate if rate else None
+        return {"stage": stage, "done": done, "total": total, "rate": rate, "eta_s": eta}
+
+    @staticmethod
+    def line(event: dict[str, Any]) -> str:
+        """``gate: calibration 2048/7335 (28%), 240 rows/s, ETA 22 s`` for people."""
+        done, total = event["done"], event["total"]
+        text = f"gate: {event['stage']} {done}/{total}"
+        if total:
+            text += f" ({100 * done / total:.0f}%)"
+        if event["rate"] is not None:
+            text += f", {event['rate']:.0f}/s, ETA {event['eta_s']:.0f} s"
+        return text
+
+
 def _emit(result: Any, json_out: bool) -> None:
     if json_out:
-        print_json(MessageToDict(result, preserving_proto_field_name=True))
+        print_json(result)
     else:
         typer.echo(format_result(result))
     raise typer.Exit(verdict_exit(result))
+
+
+UPLOAD_PREFIX = "upload:"
+
+
+def _local_file(value: str | None, option: str, *, must_exist: bool = True) -> Path | None:
+    """The local file a value names (to upload), or None (an upload ref, a `server:` path,
+    or, with ``must_exist`` False, a name the server resolves)."""
+    if not value or value.startswith((UPLOAD_PREFIX, "server:")):
+        return None
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    if must_exist:
+        raise InvalidInputError(
+            f"{option} {value}: no such file here (a file on the server is server:PATH)"
+        )
+    return None
 
 
 @app.command("run")
@@ -144,8 +194,14 @@ def _emit(result: Any, json_out: bool) -> None:
 def run_cmd(
     sha: ShaArg,
     answers: Annotated[
-        Path | None,
-        typer.Option("--answers", help="Recorded outputs (JSONL/parquet: item_id, answer)."),
+        str | None,
+        typer.Option(
+            "--answers",
+            metavar="FILE",
+            help="Recorded outputs (JSONL/parquet: item_id, answer). A local file is streamed "
+            "to the server; `server:PATH` names a file under the server's --data-root "
+            "instead; `upload:...` an earlier upload.",
+        ),
     ] = None,
     endpoint: Annotated[
         bool, typer.Option("--endpoint", help="Ask the release's own endpoint.")
@@ -159,7 +215,14 @@ def run_cmd(
     judge_model: Annotated[str | None, typer.Option("--judge-model")] = None,
     judge_endpoint: Annotated[str | None, typer.Option("--judge-endpoint")] = None,
     suite: Annotated[
-        str | None, typer.Option("--suite", help="Suite ref on the server [the manifest's].")
+        str | None,
+        typer.Option(
+            "--suite",
+            metavar="REF_OR_FILE",
+            help="The suite, when not the manifest's dataset.ref: a local file (streamed), "
+            "a shipped suite's name or a file under the server's --suites-dir.",
+            show_default="the manifest's dataset.ref",
+        ),
     ] = None,
     reuse_scores: Annotated[
         bool,
@@ -174,10 +237,12 @@ def run_cmd(
     policy is a what-if: `gate show --policy`; opening a failed gate is `gate override`)."""
     from relgate.client import answer_source, judge_message
 
-    # The server reads the file: send an absolute path when it exists here (same machine).
-    path = answers.resolve() if answers is not None and answers.exists() else answers
+    # A local file is uploaded once connected; `server:PATH` is read by the server itself.
+    local = _local_file(answers, "--answers")
+    server_path = answers.removeprefix("server:") if answers and not local else answers
     source = answer_source(
-        answers=path,
+        # (a stand-in for the upload's ref, so that one-source-only is checked before it)
+        answers=UPLOAD_PREFIX if local else server_path,
         endpoint=endpoint,
         vllm_model=vllm_model,
         transformers_model=transformers_model,
@@ -187,11 +252,23 @@ def run_cmd(
             "name the answers: --answers FILE, --endpoint, --vllm-model or --transformers-model"
         )
 
-    def stage(s: Any) -> None:
-        if not json_out:
-            sys.stderr.write(f"gate: {s.stage} {s.done}/{s.total}\n")
+    progress = Progress()
 
+    def stage(s: Any) -> None:
+        event = progress.update(s.stage, s.done, s.total)
+        if json_out:
+            # stdout keeps one document (the result); progress events are JSON lines on stderr.
+            sys.stderr.write(json.dumps({"event": "progress", **event}) + "\n")
+        else:
+            sys.stderr.write(progress.line(event) + "\n")
+
+    suite_file = _local_file(suite, "--suite", must_exist=False)
     with conn.client() as client:
+        if local is not None:
+            ref = client.upload(local, kind="answers", tenant=tenant).ref
+            source = answer_source(answers=ref)
+        if suite_file is not None:
+            suite = client.upload(suite_file, kind="suite", tenant=tenant).ref
         result = client.run_gate(
             sha,
             answers=source,
@@ -268,7 +345,7 @@ def override_cmd(
         print_json(
             {
                 "gate_override_sha256": response.gate_override_sha256,
-                "receipt": json.loads(json.dumps(MessageToDict(response.receipt))),
+                "receipt": response.receipt,
             }
         )
     else:

@@ -113,7 +113,9 @@ def register(
 @handle_errors
 @with_connection
 def show(
-    sha: Annotated[str, typer.Argument(help="sha256 or release id (rel_...).")],
+    sha: Annotated[
+        str, typer.Argument(metavar="SHA", help="sha256, a unique prefix, or release id (rel_...).")
+    ],
     *,
     conn: Connection,
     json_out: JsonOpt = False,
@@ -146,14 +148,15 @@ def list_(
     if json_out:
         print_json(releases)
         return
-    # Ids, not full shas, so the table fits a terminal (`--json` or `show` give the sha).
+    # 12-hex sha prefixes, which every verb accepts (`--json` or `show` give the full sha).
     rows = [
         [
+            r["sha256"][:12],
             r["release_id"],
             _model(r["manifest"]),
-            "rel_" + r["previous_release"][:12] if r["previous_release"] else "-",
+            r["previous_release"][:12] if r["previous_release"] else "-",
             r["created_at"],
         ]
         for r in releases
     ]
-    print_table("releases", ["id", "model", "previous", "created"], rows)
+    print_table("releases", ["sha", "id", "model", "previous", "created"], rows)

@@ -21,8 +21,15 @@ from relgate.cli.release import receipt_dict
 @handle_errors
 @with_connection
 def rollback(
-    to: Annotated[str, typer.Option("--to", help="sha256 of the release to serve.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (required; in the receipt).")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", metavar="SHA", help="The release to serve: sha256 or a unique prefix."
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", metavar="TEXT", help="Why (required; in the receipt).")
+    ],
     tenant: TenantOpt = "",
     *,
     conn: Connection,

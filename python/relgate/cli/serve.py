@@ -14,10 +14,7 @@ import typer
 from relgate.access import DEFAULT_TENANT
 from relgate.cli._common import handle_errors
 
-app = typer.Typer(help="Run the relgate server.")
 
-
-@app.callback(invoke_without_command=True)
 @handle_errors
 def serve(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="State directory (store, keys).")],
@@ -28,11 +25,20 @@ def serve(
         ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
-    grpc_port: Annotated[int, typer.Option("--grpc-port", min=0, max=65535)] = 50051,
+    grpc_port: Annotated[
+        int,
+        typer.Option(
+            "--grpc-port", min=0, max=65535, envvar="RELGATE_GRPC_PORT", help="gRPC API port."
+        ),
+    ] = 50051,
     gateway_port: Annotated[
         int,
         typer.Option(
-            "--gateway-port", min=0, max=65535, help="OpenAI-compatible gateway (data plane)."
+            "--gateway-port",
+            min=0,
+            max=65535,
+            envvar="RELGATE_GATEWAY_PORT",
+            help="OpenAI-compatible gateway (data plane).",
         ),
     ] = 8080,
     gateway_require_key: Annotated[
@@ -66,7 +72,16 @@ def serve(
             "leader is replaced within about this long (docs/scale-out.md).",
         ),
     ] = 5.0,
-    web_port: Annotated[int, typer.Option("--web-port", min=0, max=65535)] = 8081,
+    web_port: Annotated[
+        int,
+        typer.Option(
+            "--web-port",
+            min=0,
+            max=65535,
+            envvar="RELGATE_WEB_PORT",
+            help="Dashboard, /healthz and /metrics.",
+        ),
+    ] = 8081,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate.")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
     anchor_dir: Annotated[
@@ -96,6 +111,22 @@ def serve(
             "--suites-dir", help="Gate suites: manifests' dataset refs resolve here (or shipped)."
         ),
     ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-root",
+            metavar="DIR",
+            help="Answers files named by a server path (`gate run --answers server:PATH`) must "
+            "lie under this directory (.. and symlinks resolved); without it only uploads and "
+            "the package's shipped files are read.",
+        ),
+    ] = None,
+    max_upload_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-upload-bytes", metavar="BYTES", min=1, help="Largest answers/suite upload."
+        ),
+    ] = 256 << 20,
     gate_judge: Annotated[
         str,
         typer.Option(
@@ -131,6 +162,8 @@ def serve(
     argv = shlex.split(anchor_command) if anchor_command else None
     gate = GateOptions(
         suites_dir=suites_dir,
+        data_root=data_root,
+        max_upload_bytes=max_upload_bytes,
         judge=JudgeChoice(
             gate_judge, judge_options(gate_judge, gate_judge_model, gate_judge_base_url)
         ),

@@ -102,6 +102,10 @@ def rpc_error(exc: grpc.RpcError, server: str) -> RelgateError:
     return error_from_status(code, details, class_name)
 
 
+#: Upload pieces: well under gRPC's default 4 MiB message limit.
+UPLOAD_CHUNK_BYTES = 1 << 20
+
+
 def answer_source(
     *,
     answers: str | Path | None = None,
@@ -342,6 +346,23 @@ class RelgateClient:
             raise RelgateError("RunGate ended without a result")
         return result
 
+    def upload(
+        self, path: Path, *, kind: str, tenant: str = "", chunk_bytes: int = UPLOAD_CHUNK_BYTES
+    ) -> gate_pb2.UploadResponse:
+        """Stream a local answers or suite file to the server (client streaming, in
+        ``chunk_bytes`` pieces); the reply's ``ref`` names it in ``run_gate``."""
+
+        def chunks() -> Iterator[gate_pb2.UploadChunk]:
+            with path.open("rb") as fh:
+                yield gate_pb2.UploadChunk(
+                    kind=kind, filename=path.name, tenant=tenant, data=fh.read(chunk_bytes)
+                )
+                while block := fh.read(chunk_bytes):
+                    yield gate_pb2.UploadChunk(data=block)
+
+        reply: gate_pb2.UploadResponse = self._unary(self.gates.Upload, chunks())
+        return reply
+
     def get_gate_result(
         self, release_sha256: str, *, what_if_policy: Mapping[str, Any] | None = None
     ) -> gate_pb2.GateResult:
@@ -417,6 +438,16 @@ class RelgateClient:
             target_release_sha256=target_release_sha256, reason=reason, tenant=tenant
         )
         reply: rollout_pb2.RollbackResponse = self._unary(self.rollouts.Rollback, request)
+        return reply
+
+    def list_rollouts(
+        self, *, tenant: str = "", release_sha256: str = "", active_only: bool = False
+    ) -> rollout_pb2.ListRolloutsResponse:
+        """The tenant's rollouts (newest first) and what is live now."""
+        request = rollout_pb2.ListRolloutsRequest(
+            tenant=tenant, release_sha256=release_sha256, active_only=active_only
+        )
+        reply: rollout_pb2.ListRolloutsResponse = self._unary(self.rollouts.ListRollouts, request)
         return reply
 
     def watch_rollout(

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from relgate.errors import InvalidInputError
@@ -20,10 +21,12 @@ from relgate.routing import FULL_WEIGHT_BP
 
 __all__ = [
     "FULL_WEIGHT_BP",
+    "MAX_SPEC_FILE_BYTES",
     "MonitorThresholds",
     "ObserverSpec",
     "RolloutSpec",
     "StepSpec",
+    "load_spec_file",
 ]
 
 
@@ -203,6 +206,45 @@ class RolloutSpec:
             "shadow_s": self.shadow_s,
             "cold_start": self.cold_start,
         }
+
+
+#: A spec file is a few hundred bytes; anything past this is not one.
+MAX_SPEC_FILE_BYTES = 1 << 20
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    """The overrides of a rollout spec file (YAML or JSON; docs/rollout-spec.md), validated
+    against the defaults so that a typo fails here, before anything reaches the server.
+
+    The file holds the fields of ``RolloutSpec.to_dict`` (any subset), optionally under a
+    top-level ``spec:`` key (as an Argo Rollout's manifest nests its strategy).
+    """
+    import yaml
+
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SPEC_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInputError(f"rollout spec {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SPEC_FILE_BYTES:
+        raise InvalidInputError(f"rollout spec {path}: over {MAX_SPEC_FILE_BYTES} bytes")
+    try:
+        doc = yaml.safe_load(raw.decode("utf-8")) if raw.strip() else {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidInputError(f"rollout spec {path}: not YAML/JSON: {first}") from None
+    if isinstance(doc, Mapping) and set(doc) == {"spec"}:
+        doc = doc["spec"]
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise InvalidInputError(f"rollout spec {path}: expected a mapping of spec fields")
+    overrides = dict(doc)
+    try:
+        RolloutSpec().with_overrides(overrides)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}: {exc}") from None
+    return overrides
 
 
 def _reject_unknown(what: str, data: Mapping[str, Any], known: set[str]) -> None:

@@ -34,6 +34,7 @@ log = logging.getLogger("relgate.service")
 Context = grpc.aio.ServicerContext[Any, Any]
 UnaryImpl = Callable[[Any, "Call"], Awaitable[Message]]
 StreamImpl = Callable[[Any, "Call"], AsyncIterator[Message]]
+UploadImpl = Callable[[AsyncIterator[Any], "Call"], Awaitable[Message]]
 
 
 #: Records that an operator key acted on another tenant: (principal, tenant, method). Blocking.
@@ -76,6 +77,8 @@ class Rpc:
     role: Role
     unary: UnaryImpl | None = None
     stream: StreamImpl | None = None
+    #: Client streaming: the implementation gets the decoded request messages as they come.
+    upload: UploadImpl | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,38 @@ def _stream_behavior(guard: _Guard, impl: StreamImpl | None) -> Callable[..., As
     return behavior
 
 
+def _upload_behavior(guard: _Guard, impl: UploadImpl | None) -> Callable[..., Awaitable[bytes]]:
+    async def behavior(raw_requests: AsyncIterator[bytes], context: Context) -> bytes:
+        outcome = _Outcome(guard)
+        principal: Principal | None = None
+        try:
+            try:
+                principal = await guard.authenticate(context)
+                _, call = guard.admit(b"", principal, context)
+                if impl is None:
+                    outcome.record("UNIMPLEMENTED")
+                    await _unimplemented(context, guard.method)
+
+                async def decoded() -> AsyncIterator[Message]:
+                    async for raw in raw_requests:
+                        yield decode(guard.request_cls, raw)
+
+                response = (await impl(decoded(), call)).SerializeToString()
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _fail(guard, outcome, context, exc, principal is not None)
+            outcome.record("OK")
+            return response
+        except asyncio.CancelledError:
+            outcome.record("CANCELLED")
+            raise
+        finally:
+            outcome.record("UNKNOWN")
+
+    return behavior
+
+
 _INTERNAL = grpc.StatusCode.INTERNAL
 
 
@@ -271,7 +306,11 @@ def build_handler(
         rpc = rpcs[method.name]
         request_cls = message_factory.GetMessageClass(method.input_type)
         guard = _Guard(env, f"{service.full_name}/{method.name}", rpc.role, request_cls)
-        if method.server_streaming:
+        if method.client_streaming and not method.server_streaming:
+            handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+                _upload_behavior(guard, rpc.upload)
+            )
+        elif method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 _stream_behavior(guard, rpc.stream)
             )

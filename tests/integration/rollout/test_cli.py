@@ -41,7 +41,7 @@ def test_roll_verbs_and_rollback(env: Env, tmp_path: Path) -> None:
     code, out = _run(env, "roll", "abort", rid, "--reason", "enough", "--json")
     assert code == 0 and json.loads(out)["phase"] == "Aborted"
     code, out = _run(env, "roll", "watch", rid, "--json")
-    assert code == 0
+    assert code == 31, out  # roll watch's exit code says the rollout was aborted
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert events[-1]["phase"] == "Aborted"
     code, out = _run(env, "roll", "resume", rid)

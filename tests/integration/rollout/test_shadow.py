@@ -3,6 +3,8 @@ traffic, answered and recorded, never served) until a human promotes it after th
 
 from __future__ import annotations
 
+import pytest
+from relgate.errors import InvalidTransitionError
 from rollout_helpers import FAST_SPEC, PHASE, Env, releases_of, wait_for
 
 
@@ -21,8 +23,10 @@ def test_cold_start_is_shadowed_then_promoted_by_a_human(env: Env) -> None:
     mirrored = [t for t in traces.all_traces() if t.shadow]
     assert mirrored and {t.release_sha256 for t in mirrored} == {fresh}
     assert all(t.answer for t in mirrored)
-    # A promote during the shadow does not count; after it, a human promotes.
-    env.client.control("Promote", ro.rollout_id, "too early")
+    # A promote during the shadow is refused with the reason (never accepted and ignored);
+    # after it, a human promotes.
+    with pytest.raises(InvalidTransitionError, match=r"cold-start shadow for 600 s more"):
+        env.client.control("Promote", ro.rollout_id, "too early")
     env.clock.advance(601)
     wait_for(
         lambda: "Shadow: shadow complete" in env.client.get_rollout(ro.rollout_id).status.message

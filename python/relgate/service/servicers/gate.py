@@ -128,7 +128,14 @@ class GateServicer:
             "RunGate": Rpc(Role.RELEASER, stream=self.run),
             "GetGateResult": Rpc(Role.VIEWER, unary=self.get),
             "OverrideGate": Rpc(Role.RELEASER, unary=self.override),
+            "Upload": Rpc(Role.RELEASER, upload=self.upload),
         }
+
+    async def _release_sha(self, handle: str, tenant: str) -> str:
+        """The tenant's release named by a sha256 or a unique prefix (>= 6 hex; the store
+        resolves it, an ambiguous prefix is an error)."""
+        store = self._runner.store
+        return await asyncio.to_thread(lambda: store.get_release(handle, tenant=tenant).sha256)
 
     async def run(
         self, request: gate_pb2.RunGateRequest, call: Call
@@ -136,7 +143,7 @@ class GateServicer:
         """Run the gate off the event loop; stream its stages, then the result."""
         tenant = await call.tenant(request.tenant)
         gate_request = GateRequest(
-            release_sha=check_sha256(request.release_sha256, "release_sha256"),
+            release_sha=await self._release_sha(request.release_sha256, tenant),
             tenant=tenant,
             actor=call.actor,
             answers=answer_choice(request.answers),
@@ -169,8 +176,8 @@ class GateServicer:
 
     async def get(self, request: gate_pb2.GetGateResultRequest, call: Call) -> gate_pb2.GateResult:
         """The latest stored result, or a what-if policy applied to its stored scores."""
-        sha = check_sha256(request.release_sha256, "release_sha256")
         tenant = await call.tenant(request.tenant)
+        sha = await self._release_sha(request.release_sha256, tenant)
         if request.HasField("what_if_policy"):
             overrides = policy_fields(request.what_if_policy)
             record = await asyncio.to_thread(self._runner.what_if, sha, overrides, tenant)
@@ -183,7 +190,7 @@ class GateServicer:
     ) -> gate_pb2.OverrideGateResponse:
         """Open a failed (or cold-start) gate with the caller's written rationale."""
         tenant = await call.tenant(request.tenant)
-        sha = check_sha256(request.release_sha256, "release_sha256")
+        sha = await self._release_sha(request.release_sha256, tenant)
         result_sha = (
             check_sha256(request.gate_result_sha256, "gate_result_sha256")
             if request.gate_result_sha256
@@ -203,3 +210,23 @@ class GateServicer:
         return gate_pb2.OverrideGateResponse(
             gate_override_sha256=digest, receipt=receipt_pb(receipt)
         )
+
+    async def upload(
+        self, chunks: AsyncIterator[gate_pb2.UploadChunk], call: Call
+    ) -> gate_pb2.UploadResponse:
+        """Store a streamed answers or suite file for the caller's tenant (size-capped)."""
+        first = await anext(chunks, None)
+        if first is None:
+            raise InvalidInputError("upload: no chunk received")
+        tenant = await call.tenant(first.tenant)
+
+        async def rest() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                if chunk.kind or chunk.filename or chunk.tenant:
+                    raise InvalidInputError("upload: only the first chunk names the file")
+                yield chunk.data
+
+        ref, sha, size = await self._runner.uploads.receive(
+            tenant, first.kind, first.filename, first.data, rest()
+        )
+        return gate_pb2.UploadResponse(ref=ref, sha256=sha, size_bytes=size)

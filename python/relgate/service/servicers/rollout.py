@@ -6,6 +6,7 @@ ticked on the server's loop); this module converts messages and checks roles and
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import json
 import math
@@ -22,7 +23,6 @@ from relgate.rollout.phase import Phase
 from relgate.rollout.spec import RolloutSpec
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb
-from relgate.service.servicers.release import check_sha256
 
 # The proto's RolloutPhase has no Pending/Holding/Promoting: they are progressing (the exact
 # phase is the first word of status.message).
@@ -214,6 +214,10 @@ def rollout_pb(ar: ActiveRollout, routing_version: int) -> rollout_pb2.Rollout:
     )
 
 
+#: How often a watch looks at a rollout between facts (for message-only changes).
+WATCH_POLL_S = 1.0
+
+
 class RolloutServicer:
     """relgate.v1.RolloutService."""
 
@@ -233,28 +237,40 @@ class RolloutServicer:
             "Promote": Rpc(Role.RELEASER, unary=self.promote),
             "Abort": Rpc(Role.RELEASER, unary=self.abort),
             "Rollback": Rpc(Role.RELEASER, unary=self.rollback),
+            "ListRollouts": Rpc(Role.VIEWER, unary=self.list),
         }
 
     def _pb(self, ar: ActiveRollout) -> rollout_pb2.Rollout:
         return rollout_pb(ar, self._m.routing(ar.tenant).version)
 
-    async def _tenant_of(self, rollout_id: str, call: Call) -> str:
-        if not rollout_id.strip():
-            raise InvalidInputError("rollout_id is required")
-        ar = self._m.get(rollout_id)
+    async def _resolve(self, handle: str, call: Call) -> tuple[str, str]:
+        """(rollout id, tenant) of a rollout id, or of the latest rollout of the caller's
+        release named by a sha256 or a unique prefix (the store resolves it; ambiguity is an
+        error)."""
+        handle = handle.strip()
+        if not handle:
+            raise InvalidInputError("rollout_id is required (a ro_ id or a release sha256)")
+        if not handle.startswith("ro_"):
+            tenant = await call.tenant("")
+            sha = await asyncio.to_thread(self._m.release_sha, handle, tenant)
+            for ar in self._m.rollouts(tenant):
+                if ar.controller.candidate == sha:
+                    return ar.rollout_id, tenant
+            raise NotFoundError(f"release {sha[:12]} has no rollout")
+        ar = self._m.get(handle)
         # Another tenant's rollout is reported as absent (existence is data).
         if not call.principal.may_act_on(ar.tenant):
-            raise NotFoundError(f"no rollout {rollout_id!r}")
-        return await call.tenant(ar.tenant)
+            raise NotFoundError(f"no rollout {handle!r}")
+        return handle, await call.tenant(ar.tenant)
 
     async def start(
         self, request: rollout_pb2.StartRolloutRequest, call: Call
     ) -> rollout_pb2.Rollout:
         """Start a canary (or shadow) of a gated release."""
         tenant = await call.tenant(request.tenant)
-        sha = check_sha256(request.release_sha256, "release_sha256")
+        sha = await asyncio.to_thread(self._m.release_sha, request.release_sha256, tenant)
         stable = (
-            check_sha256(request.stable_release_sha256, "stable_release_sha256")
+            await asyncio.to_thread(self._m.release_sha, request.stable_release_sha256, tenant)
             if request.stable_release_sha256
             else None
         )
@@ -266,28 +282,51 @@ class RolloutServicer:
 
     async def get(self, request: rollout_pb2.GetRolloutRequest, call: Call) -> rollout_pb2.Rollout:
         """The rollout now."""
-        tenant = await self._tenant_of(request.rollout_id, call)
-        return self._pb(self._m.get(request.rollout_id, tenant))
+        rid, tenant = await self._resolve(request.rollout_id, call)
+        return self._pb(self._m.get(rid, tenant))
 
     async def watch(
         self, request: rollout_pb2.WatchRolloutRequest, call: Call
     ) -> AsyncIterator[rollout_pb2.RolloutEvent]:
-        """The rollout now, then every change until it is over."""
-        tenant = await self._tenant_of(request.rollout_id, call)
+        """The rollout now, then every change until it is over. A change of the status
+        message alone (a shadow that has run its course and now awaits a promote) is no new
+        fact, so the state is also looked at every ``WATCH_POLL_S`` and sent when it reads
+        differently."""
+        rid, tenant = await self._resolve(request.rollout_id, call)
         sent: str | None = None
-        async for ar in self._m.watch(request.rollout_id, tenant):
-            event = rollout_pb2.RolloutEvent(rollout=self._pb(ar))
-            r = ar.last_receipt
-            if r is not None and r.receipt_sha256 != sent:
-                event.receipt.CopyFrom(receipt_pb(r))
-                sent = r.receipt_sha256
-            yield event
+        said: str | None = None
+        changes = aiter(self._m.watch(rid, tenant))
+        pending: asyncio.Future[ActiveRollout | None] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(changes, None))
+                done, _ = await asyncio.wait({pending}, timeout=WATCH_POLL_S)
+                if pending in done:
+                    changed, pending = pending.result(), None
+                    if changed is None:
+                        return
+                    ar = changed
+                else:
+                    ar = self._m.get(rid, tenant)
+                event = rollout_pb2.RolloutEvent(rollout=self._pb(ar))
+                if not done and event.rollout.status.message == said:
+                    continue
+                said = event.rollout.status.message
+                r = ar.last_receipt
+                if r is not None and r.receipt_sha256 != sent:
+                    event.receipt.CopyFrom(receipt_pb(r))
+                    sent = r.receipt_sha256
+                yield event
+        finally:
+            if pending is not None:
+                pending.cancel()
 
     async def _command(
         self, verb: str, request: rollout_pb2.RolloutControlRequest, call: Call
     ) -> rollout_pb2.Rollout:
-        tenant = await self._tenant_of(request.rollout_id, call)
-        ar = await self._m.command(request.rollout_id, tenant, verb, call.actor, request.reason)
+        rid, tenant = await self._resolve(request.rollout_id, call)
+        ar = await self._m.command(rid, tenant, verb, call.actor, request.reason)
         return self._pb(ar)
 
     async def pause(
@@ -319,8 +358,48 @@ class RolloutServicer:
     ) -> rollout_pb2.RollbackResponse:
         """Swap the routing to any earlier release, with a manual_rollback receipt."""
         tenant = await call.tenant(request.tenant)
-        target = check_sha256(request.target_release_sha256, "target_release_sha256")
+        target = await asyncio.to_thread(self._m.release_sha, request.target_release_sha256, tenant)
         receipt, version = await self._m.rollback(
             tenant, target, actor=call.actor, reason=request.reason
         )
         return rollout_pb2.RollbackResponse(receipt=receipt_pb(receipt), routing_version=version)
+
+    async def list(
+        self, request: rollout_pb2.ListRolloutsRequest, call: Call
+    ) -> rollout_pb2.ListRolloutsResponse:
+        """The tenant's rollouts, newest first, and what is live now."""
+        tenant = await call.tenant(request.tenant)
+        sha = (
+            await asyncio.to_thread(self._m.release_sha, request.release_sha256, tenant)
+            if request.release_sha256.strip()
+            else None
+        )
+        rollouts = [
+            self._pb(ar)
+            for ar in self._m.rollouts(tenant)
+            if (sha is None or ar.controller.candidate == sha)
+            and not (request.active_only and ar.over)
+        ]
+        return rollout_pb2.ListRolloutsResponse(rollouts=rollouts, live=await self._live(tenant))
+
+    async def _live(self, tenant: str) -> rollout_pb2.LiveRouting:
+        table = self._m.routing(tenant)
+        snap = table.snapshot
+        live = rollout_pb2.LiveRouting(tenant=tenant, routing_version=table.version)
+        sha = snap.stable.release_sha256 if snap is not None else None
+        sha = sha or await asyncio.to_thread(self._m.live_release, tenant)
+        if not sha:
+            return live
+        live.release_sha256 = sha
+        route = snap.stable if snap is not None else None
+        matchers = route.routing.matchers if route is not None and route.routing else ()
+        live.routing_classes.extend(
+            ",".join(f"{k}={v}" for k, v in sorted(dict(m).items())) or "*" for m in matchers
+        )
+        if not live.routing_classes:
+            live.routing_classes.append("*")
+        if snap is not None and snap.candidate is not None:
+            live.candidate_release_sha256 = snap.candidate.release_sha256
+            live.candidate_weight_bp = snap.weight_bp
+            live.shadow = snap.shadow
+        return live

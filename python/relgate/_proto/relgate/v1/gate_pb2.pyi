@@ -52,6 +52,28 @@ GATE_VERDICT_PASS_WITH_WARNINGS: GateVerdict
 GATE_VERDICT_FAIL: GateVerdict
 GATE_VERDICT_INSUFFICIENT: GateVerdict
 
+class UploadChunk(_message.Message):
+    __slots__ = ("kind", "filename", "tenant", "data")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    filename: str
+    tenant: str
+    data: bytes
+    def __init__(self, kind: _Optional[str] = ..., filename: _Optional[str] = ..., tenant: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadResponse(_message.Message):
+    __slots__ = ("ref", "sha256", "size_bytes")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    sha256: str
+    size_bytes: int
+    def __init__(self, ref: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
 class GatePolicy(_message.Message):
     __slots__ = ("scale", "floor", "floor_on", "non_inferiority_margin", "alpha", "min_rows", "min_ceiling", "strict", "n_resamples", "confidence", "seed")
     SCALE_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,11 @@ class GateServiceStub:
                 request_serializer=relgate_dot_v1_dot_gate__pb2.OverrideGateRequest.SerializeToString,
                 response_deserializer=relgate_dot_v1_dot_gate__pb2.OverrideGateResponse.FromString,
                 _registered_method=True)
+        self.Upload = channel.stream_unary(
+                '/relgate.v1.GateService/Upload',
+                request_serializer=relgate_dot_v1_dot_gate__pb2.UploadChunk.SerializeToString,
+                response_deserializer=relgate_dot_v1_dot_gate__pb2.UploadResponse.FromString,
+                _registered_method=True)
 
 
 class GateServiceServicer:
@@ -77,6 +82,16 @@ class GateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Upload(self, request_iterator, context):
+        """Upload a file the gate reads (recorded answers, or a suite), streamed in chunks; the
+        server stores it content-addressed per tenant (size-capped) and answers with a ref
+        ("upload:<sha256><suffix>") that AnswerSource.recorded_outputs_path or
+        RunGateRequest.suite_path take. Needs role releaser.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +109,11 @@ def add_GateServiceServicer_to_server(servicer, server):
                     servicer.OverrideGate,
                     request_deserializer=relgate_dot_v1_dot_gate__pb2.OverrideGateRequest.FromString,
                     response_serializer=relgate_dot_v1_dot_gate__pb2.OverrideGateResponse.SerializeToString,
+            ),
+            'Upload': grpc.stream_unary_rpc_method_handler(
+                    servicer.Upload,
+                    request_deserializer=relgate_dot_v1_dot_gate__pb2.UploadChunk.FromString,
+                    response_serializer=relgate_dot_v1_dot_gate__pb2.UploadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +197,33 @@ class GateService:
             '/relgate.v1.GateService/OverrideGate',
             relgate_dot_v1_dot_gate__pb2.OverrideGateRequest.SerializeToString,
             relgate_dot_v1_dot_gate__pb2.OverrideGateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Upload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/relgate.v1.GateService/Upload',
+            relgate_dot_v1_dot_gate__pb2.UploadChunk.SerializeToString,
+            relgate_dot_v1_dot_gate__pb2.UploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -164,6 +164,42 @@ class WatchRolloutRequest(_message.Message):
     rollout_id: str
     def __init__(self, rollout_id: _Optional[str] = ...) -> None: ...
 
+class ListRolloutsRequest(_message.Message):
+    __slots__ = ("tenant", "release_sha256", "active_only")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    release_sha256: str
+    active_only: bool
+    def __init__(self, tenant: _Optional[str] = ..., release_sha256: _Optional[str] = ..., active_only: _Optional[bool] = ...) -> None: ...
+
+class LiveRouting(_message.Message):
+    __slots__ = ("tenant", "release_sha256", "routing_classes", "candidate_release_sha256", "candidate_weight_bp", "shadow", "routing_version")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_WEIGHT_BP_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    release_sha256: str
+    routing_classes: _containers.RepeatedScalarFieldContainer[str]
+    candidate_release_sha256: str
+    candidate_weight_bp: int
+    shadow: bool
+    routing_version: int
+    def __init__(self, tenant: _Optional[str] = ..., release_sha256: _Optional[str] = ..., routing_classes: _Optional[_Iterable[str]] = ..., candidate_release_sha256: _Optional[str] = ..., candidate_weight_bp: _Optional[int] = ..., shadow: _Optional[bool] = ..., routing_version: _Optional[int] = ...) -> None: ...
+
+class ListRolloutsResponse(_message.Message):
+    __slots__ = ("rollouts", "live")
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
+    rollouts: _containers.RepeatedCompositeFieldContainer[Rollout]
+    live: LiveRouting
+    def __init__(self, rollouts: _Optional[_Iterable[_Union[Rollout, _Mapping]]] = ..., live: _Optional[_Union[LiveRouting, _Mapping]] = ...) -> None: ...
+
 class RolloutEvent(_message.Message):
     __slots__ = ("rollout", "receipt")
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]

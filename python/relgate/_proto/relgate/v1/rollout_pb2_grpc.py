@@ -74,6 +74,11 @@ class RolloutServiceStub:
                 request_serializer=relgate_dot_v1_dot_rollout__pb2.RollbackRequest.SerializeToString,
                 response_deserializer=relgate_dot_v1_dot_rollout__pb2.RollbackResponse.FromString,
                 _registered_method=True)
+        self.ListRollouts = channel.unary_unary(
+                '/relgate.v1.RolloutService/ListRollouts',
+                request_serializer=relgate_dot_v1_dot_rollout__pb2.ListRolloutsRequest.SerializeToString,
+                response_deserializer=relgate_dot_v1_dot_rollout__pb2.ListRolloutsResponse.FromString,
+                _registered_method=True)
 
 
 class RolloutServiceServicer:
@@ -135,6 +140,13 @@ class RolloutServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRollouts(self, request, context):
+        """The caller's tenant's rollouts (newest first) and what is live now. Needs role viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RolloutServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +189,11 @@ def add_RolloutServiceServicer_to_server(servicer, server):
                     servicer.Rollback,
                     request_deserializer=relgate_dot_v1_dot_rollout__pb2.RollbackRequest.FromString,
                     response_serializer=relgate_dot_v1_dot_rollout__pb2.RollbackResponse.SerializeToString,
+            ),
+            'ListRollouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRollouts,
+                    request_deserializer=relgate_dot_v1_dot_rollout__pb2.ListRolloutsRequest.FromString,
+                    response_serializer=relgate_dot_v1_dot_rollout__pb2.ListRolloutsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +412,33 @@ class RolloutService:
             '/relgate.v1.RolloutService/Rollback',
             relgate_dot_v1_dot_rollout__pb2.RollbackRequest.SerializeToString,
             relgate_dot_v1_dot_rollout__pb2.RollbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRollouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relgate.v1.RolloutService/ListRollouts',
+            relgate_dot_v1_dot_rollout__pb2.ListRolloutsRequest.SerializeToString,
+            relgate_dot_v1_dot_rollout__pb2.ListRolloutsResponse.FromString,
             options,
             channel_credentials,
             insecure,
