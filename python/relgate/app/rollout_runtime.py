@@ -21,14 +21,22 @@ tick clock, and the route lookup.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from relgate.app.probes import ProbeOptions, RolloutProbe
 from relgate.app.routing import RolloutRouting
+from relgate.errors import InvalidTransitionError
+from relgate.judge.base import Judge
 from relgate.receipts.model import Receipt
+from relgate.rollout.controller import RolloutController
+from relgate.rollout.phase import Phase, PhaseDecision, rollout_over
 from relgate.rollout.status import Fact, FactKind, RolloutStatus
 from relgate.routing import FULL_WEIGHT_BP, ReleaseRoute
 from relgate.store import Store
@@ -346,3 +354,70 @@ def last_fact_time(status: RolloutStatus) -> float:
         if t is not None
     ]  # fmt: skip
     return max(times, default=0.0)
+
+
+AnchorSource = Callable[[str], Mapping[str, Sequence[str]]]
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """Knobs of the rollout runtime (all injectable for tests)."""
+
+    clock: Callable[[], float] = time.time
+    tick_interval_s: float = 1.0
+    drain_deadline_s: float = 30.0
+    # How long a swap waits for every gateway replica's ack (docs/scale-out-gateway.md).
+    ack_deadline_s: float = 5.0
+    probe: ProbeOptions = field(default_factory=ProbeOptions)
+    judge: Callable[[], Judge] | None = None
+    anchors: AnchorSource | None = None
+    #: How long the leader lease lasts (``relgate.app.leader``).
+    lease_ttl_s: float = 5.0
+
+
+@dataclass
+class ActiveRollout:
+    """One rollout: its controller, probe and fact log, and what watchers wait on."""
+
+    rollout_id: str
+    tenant: str
+    controller: RolloutController
+    probe: RolloutProbe
+    log: StoreFactLog
+    clock: TickClock
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    revision: int = 0
+    last_receipt: Receipt | None = None
+    ticking: bool = True
+    last_decision: PhaseDecision | None = None
+
+    @property
+    def status(self) -> RolloutStatus:
+        """The folded facts."""
+        return self.controller.status
+
+    def phase(self) -> PhaseDecision:
+        """The phase now (pure)."""
+        return self.controller.phase()
+
+    @property
+    def over(self) -> bool:
+        """Nothing more will happen (``relgate.rollout.phase.rollout_over``)."""
+        return rollout_over(self.phase().phase, self.status)
+
+
+def refuse_early_shadow_promote(ar: ActiveRollout, now: float) -> None:
+    """A promote queued during a shadow would be ignored (only one made after the shadow
+    counts): refuse it now, with when it may be made, instead of accepting it silently."""
+    started = ar.status.shadow_started_at
+    if ar.phase().phase is not Phase.SHADOW or started is None:
+        return
+    ends = started + ar.controller.spec.shadow_s
+    left = ends - now
+    if left > 0:
+        raise InvalidTransitionError(
+            f"rollout {ar.rollout_id} is in its cold-start shadow for {left:.0f} s more "
+            f"(shadow_s {ar.controller.spec.shadow_s:g}): promote once it has run its "
+            "course, or start the rollout with a shorter shadow_s (--spec)"
+        )

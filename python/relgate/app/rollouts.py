@@ -28,22 +28,25 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from relgate.access import acting_as
 from relgate.app.fleet import FleetHub
 from relgate.app.gates import gate_clearance
 from relgate.app.leader import LeaderOptions, Leadership
-from relgate.app.probes import CountingTraceStore, ProbeOptions, RolloutProbe, suite_anchors
+from relgate.app.probes import CountingTraceStore, RolloutProbe, suite_anchors
 from relgate.app.rollout_runtime import (
+    ActiveRollout,
+    AnchorSource,
+    RolloutOptions,
     StartEvidence,
     SteadyRouting,
     StoreFactLog,
     TickClock,
     last_fact_time,
     manifest_routes,
+    refuse_early_shadow_promote,
 )
 from relgate.app.routing import LOCAL_REPLICA, RolloutRouting, RoutingTable, local_hub
 from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
@@ -51,7 +54,7 @@ from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
 from relgate.receipts.model import Receipt, ReceiptKind, live_release_of
 from relgate.rollout.controller import RolloutController
-from relgate.rollout.phase import Phase, PhaseDecision, compute_phase, rollout_over
+from relgate.rollout.phase import PhaseDecision, compute_phase, rollout_over
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import RolloutStatus
 from relgate.routing import FleetAcks, RoutingChange
@@ -61,56 +64,6 @@ from relgate.store.control import LeaseLostError
 __all__ = ["ActiveRollout", "RolloutManager", "RolloutOptions"]
 
 log = logging.getLogger("relgate.rollout")
-
-AnchorSource = Callable[[str], Mapping[str, Sequence[str]]]
-
-
-@dataclass(frozen=True)
-class RolloutOptions:
-    """Knobs of the rollout runtime (all injectable for tests)."""
-
-    clock: Callable[[], float] = time.time
-    tick_interval_s: float = 1.0
-    drain_deadline_s: float = 30.0
-    # How long a swap waits for every gateway replica's ack (docs/scale-out-gateway.md).
-    ack_deadline_s: float = 5.0
-    probe: ProbeOptions = field(default_factory=ProbeOptions)
-    judge: Callable[[], Judge] | None = None
-    anchors: AnchorSource | None = None
-    #: How long the leader lease lasts (``relgate.app.leader``).
-    lease_ttl_s: float = 5.0
-
-
-@dataclass
-class ActiveRollout:
-    """One rollout: its controller, probe and fact log, and what watchers wait on."""
-
-    rollout_id: str
-    tenant: str
-    controller: RolloutController
-    probe: RolloutProbe
-    log: StoreFactLog
-    clock: TickClock
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    revision: int = 0
-    last_receipt: Receipt | None = None
-    ticking: bool = True
-    last_decision: PhaseDecision | None = None
-
-    @property
-    def status(self) -> RolloutStatus:
-        """The folded facts."""
-        return self.controller.status
-
-    def phase(self) -> PhaseDecision:
-        """The phase now (pure)."""
-        return self.controller.phase()
-
-    @property
-    def over(self) -> bool:
-        """Nothing more will happen (``relgate.rollout.phase.rollout_over``)."""
-        return rollout_over(self.phase().phase, self.status)
 
 
 class RolloutManager:
@@ -544,7 +497,7 @@ class RolloutManager:
         ar = self.get(rollout_id, tenant)
         c = ar.controller
         if verb == "promote":
-            self._refuse_early_shadow_promote(ar)
+            refuse_early_shadow_promote(ar, self.options.clock())
         fns: dict[str, Callable[[str, str], None]] = {
             "pause": c.pause,
             "resume": c.resume_rollout,
@@ -554,21 +507,6 @@ class RolloutManager:
         fns[verb](actor, reason)
         await self.tick(ar)
         return ar
-
-    def _refuse_early_shadow_promote(self, ar: ActiveRollout) -> None:
-        # A promote queued during a shadow would be ignored (only one made after the shadow
-        # counts): refuse it now, with when it may be made, instead of accepting it silently.
-        started = ar.status.shadow_started_at
-        if ar.phase().phase is not Phase.SHADOW or started is None:
-            return
-        ends = started + ar.controller.spec.shadow_s
-        left = ends - self.options.clock()
-        if left > 0:
-            raise InvalidTransitionError(
-                f"rollout {ar.rollout_id} is in its cold-start shadow for {left:.0f} s more "
-                f"(shadow_s {ar.controller.spec.shadow_s:g}): promote once it has run its "
-                "course, or start the rollout with a shorter shadow_s (--spec)"
-            )
 
     def rollouts(self, tenant: str) -> list[ActiveRollout]:
         """The tenant's rollouts, newest first."""
