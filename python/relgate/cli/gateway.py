@@ -159,7 +159,12 @@ def gateway_cmd(
     ],
     tenant: Annotated[
         list[str] | None,
-        typer.Option("--tenant", help="A tenant to serve (repeat; default: the key's own)."),
+        typer.Option(
+            "--tenant",
+            metavar="TENANT",
+            help="A tenant to serve (repeat for several).",
+            show_default="the key's own",
+        ),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[

@@ -165,6 +165,9 @@ class RealWorld:
             rollout=RolloutOptions(tick_interval_s=0.2, anchors=lambda sha: anchors),
             gate=GateOptions(suites_dir=self.data_dir / "suites", score_cache=self._score_cache),
             web_extension=dashboard.mount,
+            # The GGUF's own directory is the server's weights root: the releases name the file
+            # there, and the server reads weights only under its configured root.
+            weights_root=self.engine.model_path.parent,
         )
         self._running = self._bg.start()
         assert self._running.admin_key_path is not None

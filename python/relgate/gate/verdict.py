@@ -22,10 +22,11 @@ what the data cannot tell. Per slice, in this order:
 5. INSUFFICIENT otherwise: an interval straddles the floor or the margin.
 
 Overall: ``fail`` if any slice FAILs; otherwise ``insufficient`` when the policy is strict and a
-slice was not vouched for, or when the judge is untrusted on every slice (nothing was measured,
-so there is nothing to pass on); otherwise ``pass``, with the unvouched slices named (an
-INSUFFICIENT slice blocks only under ``strict``: too few items to tell is not evidence of harm,
-so an A/A release passes with its undecided slices named). The aggregate (mean over slices) is
+slice was not vouched for, or when no slice was measured at all (each has too few rows, an
+undefined statistic or an untrusted judge: there is nothing to pass on); otherwise ``pass``,
+with the unvouched slices named (an INSUFFICIENT slice blocks only under ``strict``: too few
+items to tell is not evidence of harm, so an A/A release passes with its undecided slices
+named). The aggregate (mean over slices) is
 reported and never decides.
 """
 
@@ -354,11 +355,23 @@ def worst_first(result: SliceResult, policy: GatePolicy) -> tuple[int, float, st
     return (_RANK[result.verdict], score if math.isfinite(score) else -math.inf, result.slice)
 
 
+def _measured(result: SliceResult, policy: GatePolicy) -> bool:
+    """The slice was measured: enough rows, a defined statistic and a trusted judge (whatever
+    its intervals then showed)."""
+    if result.verdict in (SliceVerdict.PASS, SliceVerdict.FAIL):
+        return True
+    return (
+        result.verdict == SliceVerdict.INSUFFICIENT
+        and result.n_rows >= policy.min_rows
+        and math.isfinite(result.rho)
+    )
+
+
 def _outcome(results: list[SliceResult], policy: GatePolicy) -> GateOutcome:
     verdicts = [r.verdict for r in results]
     if SliceVerdict.FAIL in verdicts:
         return GateOutcome.FAIL
-    if all(v == SliceVerdict.JUDGE_UNTRUSTED for v in verdicts):
+    if not any(_measured(r, policy) for r in results):
         return GateOutcome.INSUFFICIENT
     if policy.strict and any(v != SliceVerdict.PASS for v in verdicts):
         return GateOutcome.INSUFFICIENT

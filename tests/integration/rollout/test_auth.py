@@ -34,7 +34,7 @@ def test_roles_and_input(env: Env) -> None:
             viewer.get_rollout("ro_unknown")
     finally:
         viewer.close()
-    with pytest.raises(errors.InvalidInputError, match="release_sha256"):
+    with pytest.raises(errors.InvalidInputError, match="is not a release sha256"):
         env.client.start_rollout("not-a-sha")
     with pytest.raises(errors.InvalidInputError, match="unknown field"):
         env.client.start_rollout(env.shas["v1"], overrides={"stepz": []})

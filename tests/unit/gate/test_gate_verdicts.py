@@ -141,7 +141,8 @@ def test_untrusted_judge_slice_and_all_unvouched_gate() -> None:
     assert "ceiling CI low 0.050 < min_ceiling 0.1" in b.reasons[0]
     assert result.outcome == GateOutcome.PASS and result.unvouched == ("B",)
     nothing = decide(scores, make_calibration({"A": (0.1, 0.0), "B": (0.1, math.nan)}), POLICY)
-    # The judge untrusted on every slice: nothing was measured, so nothing passes.
+    # The judge untrusted on every slice: nothing was measured, so nothing passes (the same
+    # for too few rows everywhere: the CLI's what-if test covers that).
     assert {s.verdict for s in nothing.slices} == {SliceVerdict.JUDGE_UNTRUSTED}
     assert nothing.outcome == GateOutcome.INSUFFICIENT
 
