@@ -24,7 +24,7 @@ import base64
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,15 @@ PREDICATE_KEY = "relgateTensorMerkleBlake3V1"
 OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 MAX_BUNDLE_BYTES = 64 << 20
 
-__all__ = ["MAX_BUNDLE_BYTES", "OMS_PREDICATE_TYPE", "PREDICATE_KEY", "OmsResult", "sign", "verify"]
+__all__ = [
+    "MAX_BUNDLE_BYTES",
+    "OMS_PREDICATE_TYPE",
+    "PREDICATE_KEY",
+    "OmsResult",
+    "matching_attestation",
+    "sign",
+    "verify",
+]
 
 
 def _model_signing() -> Any:
@@ -85,22 +93,21 @@ def sign(
     private_key: PathLike,
     signature: PathLike,
     *,
-    attestation: Attestation | None = None,
+    attestation: PathLike | Mapping[str, Any] | Attestation | None = None,
     password: str | None = None,
     ignore_paths: Iterable[PathLike] = (),
     cache_dir: PathLike | None = None,
 ) -> Attestation:
     """Sign the model at ``path`` with the PEM EC private key ``private_key`` (P-256/384/521,
     as model_signing accepts) into the bundle ``signature``; return the attestation that
-    travels in it (``attestation`` when given, after checking it is a full one)."""
+    travels in it (``attestation`` when given: a registered one, after checking it is the
+    model's, see :func:`matching_attestation`)."""
     ms = _model_signing()
     from model_signing._signing import sign_ec_key
     from model_signing._signing import signing as ms_signing
 
     model = Path(path)
-    att = attestation if attestation is not None else attest(model, cache_dir=cache_dir)
-    if att.root is None:
-        raise InvalidInputError("a spot check has no root to sign; attest fully")
+    att = matching_attestation(model, attestation, cache_dir=cache_dir)
     ignored = _ignored(model, [*ignore_paths, signature])
     hashing = ms.hashing.Config().set_ignored_paths(paths=ignored)
     manifest = hashing.hash(model)
@@ -114,6 +121,35 @@ def sign(
         ) from None
     signer.sign(payload).write(Path(signature))
     return att
+
+
+def matching_attestation(
+    model: PathLike,
+    attestation: PathLike | Mapping[str, Any] | Attestation | None,
+    *,
+    cache_dir: PathLike | None = None,
+) -> Attestation:
+    """The attestation to export for the model at ``model``: measured now when
+    ``attestation`` is None; otherwise the given one (a file, a dict such as a manifest's
+    ``weights_attestation``, or a value), whose leaves must reproduce its root and whose root
+    must be the model's as measured now. An export signs the bytes on disk, so it never
+    vouches for a root those bytes do not have (:class:`IntegrityError`, rule ``root``)."""
+    measured = attest(model, cache_dir=cache_dir)
+    if attestation is None:
+        return measured
+    supplied = load_attestation(attestation)
+    if supplied.root is None:
+        raise InvalidInputError("a spot check has no root to export; attest fully")
+    if supplied.root != measured.root:
+        raise IntegrityError(
+            f"{os.fspath(model)} is not the checkpoint this attestation describes (run "
+            f"`relgate attest verify {os.fspath(model)} --root {supplied.root} --against "
+            "ATTESTATION.json` to name the tensors that differ)",
+            rule="root",
+            expected=supplied.root,
+            actual=measured.root,
+        )
+    return supplied
 
 
 def _payload(raw: bytes) -> dict[str, Any]:

@@ -47,7 +47,15 @@ from relgate.attest import (
     verify_attestation,
     verify_tensor,
 )
-from relgate.cli._common import JsonOpt, console, err_console, handle_errors, print_json
+from relgate.cli._common import (
+    Connection,
+    JsonOpt,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    with_connection,
+)
 from relgate.scale import ray_tasks
 from relgate.scale.reattest import ReattestEntry, read_expectations, run_reattest, write_report
 
@@ -223,6 +231,99 @@ def sign_cmd(
         print_json({"signature": str(output), "root": att.root, "tensors": att.tensors})
     else:
         console.print(f"[green]signed[/green] {path} -> {output} (tensor root {att.root})")
+
+
+def _registered_attestation(conn: Connection, release: str) -> dict[str, Any]:
+    with conn.client() as client:
+        found = client.get_release(release)
+    manifest = json.loads(found.manifest_json)
+    att = manifest.get("weights_attestation")
+    if not isinstance(att, dict):
+        raise errors.InvalidInputError(
+            f"release {found.sha256} has no weights attestation (closed or unreachable weights "
+            "at register time)"
+        )
+    return att
+
+
+@attest_app.command("export")
+@handle_errors
+@with_connection
+def export_cmd(
+    path: Annotated[Path, typer.Argument(help="The model directory (or file) the export covers.")],
+    *,
+    conn: Connection,
+    oms_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--oms",
+            metavar="BUNDLE",
+            help="Write a signed OpenSSF Model Signing bundle here (needs --private-key).",
+        ),
+    ] = None,
+    in_toto: Annotated[
+        Path | None,
+        typer.Option("--in-toto", metavar="FILE", help="Write an unsigned in-toto Statement v1."),
+    ] = None,
+    private_key: Annotated[
+        Path | None, typer.Option("--private-key", help="PEM EC private key for --oms.")
+    ] = None,
+    attestation: Annotated[
+        Path | None,
+        typer.Option("--attestation", help="Export this attestation (`attest -o` JSON)."),
+    ] = None,
+    release: Annotated[
+        str | None,
+        typer.Option(
+            "--release",
+            metavar="SHA",
+            help="Export the attestation this release registered (asks the server).",
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[Path] | None, typer.Option("--ignore", help="A path not to sign (repeatable).")
+    ] = None,
+    no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export an attestation for PATH: the one a release registered (--release), one from a
+    file (--attestation), or one measured now. The checkpoint on disk must have its root
+    (exit 7 and both roots named otherwise). --oms writes a bundle stock `model_signing
+    verify key` accepts, carrying the tensor root; --in-toto an unsigned Statement."""
+    from relgate.attest import oms
+
+    if (oms_out is None) == (in_toto is None):
+        raise errors.InvalidInputError("give one of --oms BUNDLE or --in-toto FILE")
+    if attestation is not None and release is not None:
+        raise errors.InvalidInputError("give --attestation or --release, not both")
+    if oms_out is not None and private_key is None:
+        raise errors.InvalidInputError("--oms needs --private-key KEY.pem")
+    source: Path | dict[str, Any] | None = attestation
+    if release is not None:
+        source = _registered_attestation(conn, release)
+    cache = _cache(no_cache, cache_dir)
+    if oms_out is not None:
+        assert private_key is not None
+        att = oms.sign(
+            path,
+            private_key,
+            oms_out,
+            attestation=source,
+            ignore_paths=ignore or (),
+            cache_dir=cache,
+        )
+        out = oms_out
+    else:
+        assert in_toto is not None
+        att = oms.matching_attestation(path, source, cache_dir=cache)
+        statement = intoto.statement(att, name=path.name)
+        in_toto.write_text(json.dumps(statement, indent=2) + "\n", encoding="utf-8")
+        out = in_toto
+    if json_out:
+        print_json({"output": str(out), "root": att.root, "tensors": att.tensors})
+    else:
+        console.print(f"[green]exported[/green] {path} -> {out} (tensor root {att.root})")
 
 
 def _verify_oms(path: Path, bundle: Path, public_key: Path | None, json_out: bool) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import relgate
+from relgate.attest import oms
 from relgate.cli import app
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
@@ -195,3 +196,73 @@ def test_not_a_bundle_is_a_clear_error(model: Path, tmp_path: Path) -> None:
     assert r.exit_code != 0 and "not a model_signing bundle" in r.output
     r = runner.invoke(app, ["attest", "verify", str(model), "--oms", str(bad)])
     assert r.exit_code != 0 and "--public-key" in r.output
+
+
+def _export(model: Path, att_file: Path) -> list[str]:
+    return ["attest", "export", str(model), "--attestation", str(att_file)]
+
+
+def test_export_an_attestation_file_as_a_bundle_stock_verifies(model: Path, tmp_path: Path) -> None:
+    priv, pub = _keys(tmp_path, "k")
+    att_file = tmp_path / "att.json"
+    r = runner.invoke(app, ["attest", str(model), "-o", str(att_file)])
+    assert r.exit_code == 0, r.output
+    root = json.loads(att_file.read_text())["root"]
+    sig = tmp_path / "exported.sig"
+    r = runner.invoke(
+        app,
+        [*_export(model, att_file), "--oms", str(sig), "--private-key", str(priv), "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["root"] == root
+    stock = _stock_verify(model, sig, pub)
+    assert stock.returncode == 0, stock.stdout + stock.stderr
+    assert oms.verify(model, sig, pub).tensor_root == root
+
+    statement = tmp_path / "statement.json"
+    r = runner.invoke(
+        app,
+        [
+            "attest",
+            "export",
+            str(model),
+            "--attestation",
+            str(att_file),
+            "--in-toto",
+            str(statement),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(statement.read_text())["subject"][0]["digest"] == {
+        "tensorMerkleBlake3V1": root
+    }
+
+
+def test_export_refuses_an_attestation_the_bytes_do_not_have(model: Path, tmp_path: Path) -> None:
+    """An export signs the bytes on disk: an attestation of other bytes is refused, both roots
+    named, and no bundle is written."""
+    priv, _ = _keys(tmp_path, "k")
+    att_file = tmp_path / "att.json"
+    assert runner.invoke(app, ["attest", str(model), "-o", str(att_file)]).exit_code == 0
+    rng = np.random.default_rng(12)
+    save_file(
+        {"l0.w": rng.standard_normal((16, 8)).astype(np.float32)},
+        str(model / "model-00001-of-00002.safetensors"),
+    )
+    sig = tmp_path / "exported.sig"
+    r = runner.invoke(
+        app,
+        [*_export(model, att_file), "--oms", str(sig), "--private-key", str(priv)],
+    )
+    assert r.exit_code == 7, r.output
+    assert "not the checkpoint this attestation describes" in r.output
+    assert json.loads(att_file.read_text())["root"] in r.output
+    assert not sig.exists()
+
+
+def test_export_needs_one_format_and_a_key(model: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["attest", "export", str(model)])
+    assert r.exit_code == 3 and "--oms BUNDLE or --in-toto FILE" in r.output
+    r = runner.invoke(app, ["attest", "export", str(model), "--oms", str(tmp_path / "x.sig")])
+    assert r.exit_code == 3 and "--private-key" in r.output
+    assert not (tmp_path / "x.sig").exists()

@@ -113,3 +113,58 @@ def test_register_refuses_weights_outside_the_root(admin: RelgateClient, tmp_pat
     doc["model"] = {"kind": "local", "path": str(tmp_path), "endpoint": "http://127.0.0.1:9/v1"}
     with pytest.raises(errors.InvalidInputError, match="outside the server's weights root"):
         admin.register_release(json.dumps(doc))
+
+
+def test_export_a_registered_attestation_as_an_oms_bundle(
+    admin: RelgateClient, server: RunningServer, admin_key: str, tmp_path: Path
+) -> None:
+    """`attest export --release SHA --oms`: the root the release registered, signed over the
+    operator's copy of the checkpoint; stock model_signing verifies the bundle."""
+    pytest.importorskip("model_signing")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from model_signing import verifying
+    from relgate.cli import app
+    from typer.testing import CliRunner
+
+    path = _minilm(server)
+    doc = manifest_doc(3)
+    doc["model"] = {"kind": "local", "path": path, "endpoint": "http://127.0.0.1:9/v1"}
+    result = admin.register_release(json.dumps(doc))
+    registered = json.loads(result.release.manifest_json)["weights_attestation"]["root"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    priv, pub = tmp_path / "k.pem", tmp_path / "k.pub"
+    priv.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    model, sig = _root(server) / path, tmp_path / "model.sig"
+    env = {
+        "RELGATE_SERVER": server.address,
+        "RELGATE_API_KEY": admin_key,
+        "RELGATE_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    args = ["attest", "export", str(model), "--release", result.release.sha256[:12]]
+    r = CliRunner().invoke(
+        app, [*args, "--oms", str(sig), "--private-key", str(priv), "--json"], env=env
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["root"] == registered
+    config = verifying.Config().use_elliptic_key_verifier(public_key=pub)
+    config.verify(model, sig)  # stock model_signing: raises on any mismatch
+
+    closed = admin.register_release(json.dumps(manifest_doc(4))).release.sha256
+    r = CliRunner().invoke(
+        app,
+        ["attest", "export", str(model), "--release", closed, "--in-toto", str(tmp_path / "s")],
+        env=env,
+    )
+    assert r.exit_code == 3 and "has no weights attestation" in r.output
