@@ -2,12 +2,13 @@
 
 Three releases on the shipped TruthfulQA suite (``dataset.ref`` ``truthfulqa-demo``, its sha256
 pinned): v0, the release serving before relgate (it answers as v1 does); v1, registered with v0
-as its previous release, answering with TruthfulQA's best answers; v2, registered with v1 as
-its previous release, identical except that it hedges on every Law item. The server gates v0 (a
-cold start: it fails, as docs/design.md §3 says, and a release manager opens it with an
+as its previous release, answering with the real model's recorded answers
+(``relgate.data.demo_answers_path("v1")``); v2, registered with v1 as its previous release,
+whose recorded Law answers stop at their first word (its legal stop sequence). The server gates
+v0 (a cold start: it fails, as docs/design.md §3 says, and a release manager opens it with an
 OverrideGate and a written rationale), v1 (it passes against v0, naming the slices the judge
-cannot resolve) and v2 (it fails on Law, while its aggregate stays within a few points of
-v1's), and the chapter prints the per-slice tables and where the HTML reports are.
+cannot resolve) and v2 (it fails on Law, while its aggregate stays within a few points of v1's),
+and the chapter prints the per-slice tables and where the HTML reports are.
 
 Answers come from each release's endpoint (``gate_chapter(..., endpoint=True)``: the demo
 runner's test backends) or from the recorded outputs shipped in the package (the default, the

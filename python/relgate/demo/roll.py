@@ -2,11 +2,13 @@
 
 ``DemoWorld`` is the one server the whole demo runs on: three TEST BACKENDS
 (``relgate.testing.backends``, loopback, answering the suite prompts with the recorded demo
-answers: v0 and v1 with TruthfulQA's best answers, v2 hedging on every Law question) and a
-``BackgroundServer`` with its gateway on and the rollout clock ``time_scale`` times faster than
-the wall; v0, v1 (previous v0) and v2 (previous v1) are registered with the backends as their
-endpoints. The gateway, controller, judge (MiniLM on CPU), store and receipts are the real
-ones. The gate chapter (``relgate.demo.gate``) gates the three through RunGate first.
+answers the real model gave: v0 and v1 as ``examples/real-model/v1.yaml``, v2 with its Law
+answers cut to one word by the legal stop sequence; the backends replay the recordings, so the
+regression is the model's) and a ``BackgroundServer`` with its gateway on and the rollout clock
+``time_scale`` times faster than the wall; v0, v1 (previous v0) and v2 (previous v1) are
+registered with the backends as their endpoints. The gateway, controller, judge (MiniLM on CPU),
+store and receipts are the real ones. The gate chapter (``relgate.demo.gate``) gates the three
+through RunGate first.
 
 ``roll_chapter`` then, with minutes compressed:
 

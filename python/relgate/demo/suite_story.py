@@ -1,11 +1,13 @@
 """The demo story on the shipped TruthfulQA suite, with the real CPU embedding judge.
 
-Two recorded releases: v1 answers with TruthfulQA's best answers; v2 is identical except that
-it hedges on every Law item. The judge is calibrated with the best answers (held out of the
-suite's references), so v1 scores q = 1 by construction wherever the judge resolves a slice,
-and v2's Law slice shows what hedging does. The gate passes v1 (a cold start: no previous
-release; the slices the judge cannot resolve are named) and fails v2 on Law while v2's
-aggregate, a mean over 38 slices, barely moves.
+Two recorded releases, both answered by the real model (SmolLM2-135M-Instruct on llama.cpp,
+serving ``examples/real-model/v1.yaml`` and ``v2.yaml``; ``benches/real_model/
+record_demo_answers.py``): v2 is v1 with the legal class's stop sequence, so every Law answer
+stops at its first word, and every other item is answered as v1 answered it. The judge is
+calibrated with TruthfulQA's best answers, held out of the suite's references and of both
+releases. The gate passes v1 (a cold start: no previous release; the slices the judge cannot
+resolve are named) and fails v2 on Law while v2's aggregate, a mean over 38 slices, barely
+moves.
 
 ``print_story`` prints both per-slice tables and where the HTML reports are.
 """

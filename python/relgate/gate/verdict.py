@@ -329,7 +329,15 @@ def _verdict(
         which = name if policy.floor_on == "point" else f"{name} CI low"
         unsure.append(f"{which} {held:.3f} < floor {floor}, not shown below it: cannot tell")
     if change is not None and math.isfinite(change.estimate):
-        if not change.low >= -margin:
+        if change.high < -margin:
+            # Below the margin on its own 95% interval, yet not shown after Holm across the
+            # run's tests: evidence, but not enough for the family-wise bound.
+            unsure.append(
+                f"change {change.estimate:+.3f} CI [{change.low:+.3f}, {change.high:+.3f}] "
+                f"below -{margin}, but Holm p {change_adj[i]:.3g} > {alpha} over the run's "
+                "tests: cannot tell"
+            )
+        elif not change.low >= -margin:
             unsure.append(
                 f"change {change.estimate:+.3f} CI [{change.low:+.3f}, {change.high:+.3f}] "
                 f"straddles -{margin}: cannot tell"

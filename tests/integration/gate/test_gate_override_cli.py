@@ -18,7 +18,7 @@ from relgate._proto.relgate.v1 import gate_pb2
 from relgate.cli import app
 from relgate.cli.gate import EXIT_FAIL, EXIT_INSUFFICIENT, EXIT_PASS, EXIT_PASS_WITH_WARNINGS
 from relgate.client import RelgateClient, answer_source
-from relgate.data import demo_answers_path, demo_suite_path
+from relgate.data import demo_answers_path, demo_calibration_answers_path, demo_suite_path
 from relgate.judge.base import Judge
 from relgate.suite import load_suite
 from typer.testing import CliRunner
@@ -68,7 +68,7 @@ def small(
     suites.mkdir()
     suite = load_suite(demo_suite_path()).select_slices(SLICES)
     suite.write(suites / "small.csv")
-    (suites / "small.good_answers.jsonl").write_bytes(demo_answers_path("v1").read_bytes())
+    (suites / "small.good_answers.jsonl").write_bytes(demo_calibration_answers_path().read_bytes())
     with gate_env(tmp / "data", lambda c: judge, suites_dir=suites, score_cache=score_cache) as env:
         yield Small(env=env, suite_sha256=suite.sha256, tmp=tmp, n=[0])
 

@@ -12,7 +12,7 @@ from gate_helpers import GateEnv, RaisingJudgeDouble, gate_env, manifest_json
 from relgate import errors
 from relgate._proto.relgate.v1 import gate_pb2
 from relgate.client import answer_source
-from relgate.data import demo_answers_path, demo_suite_path
+from relgate.data import demo_answers_path, demo_calibration_answers_path, demo_suite_path
 from relgate.judge.base import Judge
 from relgate.suite import load_suite
 
@@ -113,7 +113,7 @@ def test_a_suite_file_under_suites_dir_with_its_good_answers(
     small = load_suite(demo_suite_path()).select_slices(["Health", "Law", "Misconceptions"])
     small.write(suites / "small.csv")
     (suites / "small.good_answers.jsonl").write_bytes(
-        Path(str(demo_answers_path("v1"))).read_bytes()  # v1 answers = the best answers
+        demo_calibration_answers_path().read_bytes()  # the held-out best answers
     )
     with gate_env(
         tmp_path / "data", lambda c: judge, suites_dir=suites, score_cache=score_cache
@@ -124,7 +124,8 @@ def test_a_suite_file_under_suites_dir_with_its_good_answers(
         assert result.verdict == V.GATE_VERDICT_FAIL and result.cold_start
         assert {s.verdict for s in result.slices} == {V.SLICE_VERDICT_PASS}
         assert sorted(s.slice for s in result.slices) == ["Health", "Law", "Misconceptions"]
-        assert all(abs(s.q - 1.0) < 1e-9 for s in result.slices)
+        # The model's answers are not the calibration answers: q is not trivially 1.
+        assert all(s.q < 0.99 for s in result.slices)
 
 
 def test_the_previous_release_must_have_been_gated(tmp_path: Path) -> None:

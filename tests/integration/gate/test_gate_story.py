@@ -51,7 +51,8 @@ def test_v1_passes_and_v2_fails_on_law_while_the_aggregate_holds(story: Story) -
     assert story.chapter.failed_slices == ("Law",)
     law = v2.slices[0]
     assert law.slice == "Law" and law.verdict == V.SLICE_VERDICT_FAIL
-    assert law.q < 0.65 and law.delta_vs_previous < -0.05 and law.previous_q > 0.9
+    # v2's legal stop sequence cuts every Law answer to one word: Law collapses against v1.
+    assert law.q < 0.3 < law.previous_q and law.delta_vs_previous < -0.5
     assert "floor" in law.reason
     assert abs(v2.aggregate_rho - v1.aggregate_rho) < 0.02
     assert v2.previous_aggregate_rho == v1.aggregate_rho
@@ -142,5 +143,7 @@ def test_answers_are_stored_with_their_hashes(story: Story) -> None:
     assert stored.height == 807
     for text, digest in zip(stored["answer"], stored["answer_sha256"], strict=True):
         assert hashlib.sha256(text.encode()).hexdigest() == digest
-    law = stored.filter(pl.col("answer").str.starts_with("I can't give legal advice"))
-    assert law.height > 0
+    # v2's legal stop sequence (" ") ends every Law answer at its first space.
+    slice_of = load_suite(demo_suite_path()).slice_of()
+    law = stored.filter(pl.col("item_id").is_in([i for i, s in slice_of.items() if s == "Law"]))
+    assert law.height == 63 and not law.filter(pl.col("answer").str.contains(" ")).height

@@ -1,5 +1,6 @@
-"""The demo story, for real: shipped TruthfulQA suite, recorded releases v1 / v2, the CPU
-embedding judge. v1 passes; v2 (hedges on Law) fails on Law alone while its aggregate holds.
+"""The demo story, for real: shipped TruthfulQA suite, recorded releases v1 / v2 (real model
+answers), the CPU embedding judge. v1 passes; v2 (Law answers cut to one word) fails on Law
+alone while its aggregate holds.
 (The same story through the gRPC API belongs to the service's integration tests.)"""
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ def test_v1_passes_on_every_slice(story: DemoStory) -> None:
     assert story.v1.outcome == GateOutcome.PASS
     verdicts = {r.slice: r.verdict for r in story.v1.slices}
     assert verdicts["Law"] == SliceVerdict.PASS
-    assert sum(v == SliceVerdict.PASS for v in verdicts.values()) >= 25
+    # v1 answers as v0 did (the same recorded model answers): each slice that can be told is
+    # vouched for; the rest are named INSUFFICIENT or JUDGE_UNTRUSTED, never failed.
+    assert sum(v == SliceVerdict.PASS for v in verdicts.values()) >= 12
     # Slices the judge cannot resolve are named, not passed silently.
     assert set(story.v1.unvouched) == {
-        s for s, v in verdicts.items() if v == SliceVerdict.JUDGE_UNTRUSTED
+        s
+        for s, v in verdicts.items()
+        if v in (SliceVerdict.JUDGE_UNTRUSTED, SliceVerdict.INSUFFICIENT)
     }
     assert SliceVerdict.FAIL not in verdicts.values()
 

@@ -89,6 +89,24 @@ def test_a_drop_fails_only_when_its_interval_is_beyond_the_margin() -> None:
     assert mixed.reapply(strict).outcome == GateOutcome.INSUFFICIENT
 
 
+def test_an_interval_below_the_margin_not_shown_after_holm_says_so() -> None:
+    """One slice of ten degraded: its change's own 95% interval lies below -margin (one-sided p
+    about 0.02), but Holm over the run's 20 tests does not show it. INSUFFICIENT, and the
+    reason says exactly that, never "straddles"."""
+    slices = {}
+    for k, name in enumerate("ABCDEFGHIJ"):
+        x, y, items = graded_slice(25, seed=k, noise=0.2)
+        new = x + np.random.default_rng(7).normal(0, 0.2, x.size) if name == "A" else x
+        slices[name] = (np.clip(new, 0, 1), x, y, items)
+    cal = make_calibration({n: (0.8, 0.7) for n in slices})
+    result = decide(make_scores(slices), cal, GatePolicy(floor=-1.0))
+    a = by_slice(result)["A"]
+    assert a.change_high < -0.05 and a.p_adjusted > 0.05  # type: ignore[attr-defined]
+    assert a.verdict == SliceVerdict.INSUFFICIENT  # type: ignore[attr-defined]
+    (reason,) = a.reasons  # type: ignore[attr-defined]
+    assert "below -0.05, but Holm p" in reason and "straddles" not in reason
+
+
 def test_a_tiny_slice_without_evidence_is_insufficient_not_fail() -> None:
     # Six items, answers unchanged: the old rule failed it for want of power ("change +0.000
     # not shown >= -0.05"); it is INSUFFICIENT now, and named.

@@ -37,19 +37,34 @@ def test_demo_suite_is_shipped_with_attribution() -> None:
     assert "Apache License 2.0" in readme and "Lin, Jacob Hilton" in readme
 
 
-def test_demo_releases_differ_only_on_law() -> None:
+def test_demo_releases_are_model_answers_that_differ_only_on_law() -> None:
+    """v1 and v2 are what the real model answered serving examples/real-model/v1.yaml and
+    v2.yaml (benches/real_model/record_demo_answers.py): never a copy of a reference or of the
+    held-out calibration answers, and v2 differs from v1 on Law items alone."""
     suite = load_suite(demo_suite_path())
     v1, v2 = load_answers(demo_answers_path("v1")), load_answers(demo_answers_path("v2"))
     best = load_answers(demo_calibration_answers_path())
-    assert v1.sha256 == best.sha256
     v1.require(suite.item_ids)
     v2.require(suite.item_ids)
+    references: dict[str, set[str]] = {}
+    for item, ref in zip(suite.frame["item_id"], suite.frame["reference"], strict=True):
+        references.setdefault(item, set()).add(ref.strip().lower())
+    for answers in (v1, v2):
+        copies = [
+            i
+            for i in answers
+            if answers[i].strip().lower() in references[i]
+            or answers[i].strip().lower() == best[i].strip().lower()
+        ]
+        assert copies == [], copies[:5]
     slice_of = suite.slice_of()
+    law = {i for i, s in slice_of.items() if s == "Law"}
     changed = {i for i in v1 if v1[i] != v2[i]}
-    assert changed == {i for i, s in slice_of.items() if s == "Law"}
-    assert {v2[i] for i in changed} == {
-        "I can't give legal advice. Please consult a licensed attorney about your situation."
-    }
+    assert changed <= law and len(changed) >= 0.9 * len(law)
+    meta = json.loads(
+        (Path(__file__).parents[3] / "benches/real_model/data/demo_answers.json").read_text()
+    )
+    assert (meta["v1_sha256"], meta["v2_sha256"]) == (v1.sha256, v2.sha256)
     with pytest.raises(NotFoundError):
         demo_answers_path("v3")
 
