@@ -220,7 +220,14 @@ class GateRunner:
             if cal.judge_sha256 == judge.judge_sha256 and cal.suite_sha256 == resolved.suite.sha256:
                 progress("calibration", 1, 1)
                 return cal
-        progress("calibration", 0, resolved.suite.n_rows)
+        # Rows judged so far (the cached ones at once, then chunk by chunk), then the
+        # bootstrap; the stage ends after it.
+        rows = [0, resolved.suite.n_rows]
+
+        def judged(done: int, total: int) -> None:
+            rows[:] = [done, total]
+            progress("calibration", min(done, total - 1) if total else 0, total)
+
         cal = calibrate(
             resolved.suite,
             judge,
@@ -229,12 +236,13 @@ class GateRunner:
             n_resamples=policy.n_resamples,
             confidence=policy.confidence,
             seed=policy.seed,
+            progress=judged,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         cal.write(tmp)
         tmp.replace(path)
-        progress("calibration", resolved.suite.n_rows, resolved.suite.n_rows)
+        progress("calibration", rows[1], rows[1])
         return cal
 
     # ---- run --------------------------------------------------------------------------------
@@ -304,10 +312,14 @@ class GateRunner:
         report("answers", len(suite.item_ids), len(suite.item_ids))
         judge = self.judges.get(request.judge or self.options.judge)
         calibration = self._calibration(resolved, judge, policy, report)
-        n_rows = suite.n_rows * (2 if previous is not None else 1)
-        report("judge", 0, n_rows)
-        scores = score_release(suite, judge, candidate, previous, cache=self._score_cache())
-        report("judge", n_rows, n_rows)
+        scores = score_release(
+            suite,
+            judge,
+            candidate,
+            previous,
+            cache=self._score_cache(),
+            progress=lambda done, total: report("judge", done, total),
+        )
         report("statistics", 0, len(suite.slices))
         result = decide(scores, calibration, policy)
         report("statistics", len(suite.slices), len(suite.slices))

@@ -1,0 +1,78 @@
+"""Real progress of a long gate: `relgate gate run --json` streams the judge's rows done / total
+chunk by chunk (with rate and ETA), not 0 then done; on the shipped suite with a fresh score
+cache and a fast word-overlap judge (a test double: the progress, not the scores, is tested)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from relgate.app.gates import GateOptions
+from relgate.cli import app
+from relgate.service.server import BackgroundServer, RunningServer
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[3]
+ANSWERS = ROOT / "examples" / "answers" / "good.jsonl"
+MANIFEST = ROOT / "examples" / "manifests" / "closed-weight-api.json"
+
+
+class OverlapJudge:
+    """TEST DOUBLE judge: Jaccard overlap of lower-cased words (fast, deterministic)."""
+
+    judge_sha256 = "5" * 64
+    description: Mapping[str, Any] = {"backend": "overlap-test-double"}
+
+    def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
+        out = []
+        for a, r in zip(answers, references, strict=True):
+            wa, wr = set(a.lower().split()), set(r.lower().split())
+            out.append(len(wa & wr) / len(wa | wr) if wa | wr else 0.0)
+        return np.asarray(out, dtype=np.float64)
+
+    def agree(self, answer: str, reference: str) -> float:
+        return float(self.score([answer], [reference])[0])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    options = GateOptions(judge_factory=lambda choice: OverlapJudge())
+    with BackgroundServer(tmp_path / "data", gateway_port=None, gate=options) as running:
+        yield running
+
+
+def _cli(server: RunningServer, *args: str) -> Any:
+    assert server.admin_key_path is not None
+    key = server.admin_key_path.read_text().strip()
+    env = {"RELGATE_SERVER": server.address, "RELGATE_API_KEY": key}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_gate_run_json_streams_judge_progress_chunk_by_chunk(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    # Answers the calibration has not judged already (it judges the suite's good answers).
+    answers = tmp_path / "answers.jsonl"
+    rows = [json.loads(line) for line in ANSWERS.read_text().splitlines() if line.strip()]
+    answers.write_text("".join(json.dumps({**r, "answer": f"I think {r['answer']}"}) + "\n"
+                               for r in rows))  # fmt: skip
+    registered = _cli(server, "release", "register", "-f", str(MANIFEST), "--json")
+    assert registered.exit_code == 0, registered.output
+    sha = json.loads(registered.stdout)["release"]["sha256"]
+    result = _cli(server, "gate", "run", sha, "--answers", str(answers), "--json")
+    assert result.exit_code in (0, 20, 21, 22), result.output
+    assert json.loads(result.stdout)["release_sha256"] == sha  # stdout: the result alone
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert all(e["event"] == "progress" for e in events)
+    for stage in ("calibration", "judge"):
+        mine = [e for e in events if e["stage"] == stage]
+        done = [e["done"] for e in mine]
+        assert len(mine) >= 5, f"{stage}: {done}"  # chunk by chunk, not 0 then done
+        assert done == sorted(done) and len(set(done)) >= 5, done
+        assert mine[-1]["done"] == mine[-1]["total"] > 5000
+        assert any(e["rate"] and e["eta_s"] is not None for e in mine)  # rate and ETA shown
