@@ -84,6 +84,7 @@ from relgate.judge.cache import ScoreCache
 from relgate.manifest import Dataset, GatePolicy
 from relgate.receipts.model import Receipt
 from relgate.store import Store, StoredRelease
+from relgate.suite import Suite
 
 __all__ = [
     "GateOptions",
@@ -114,6 +115,10 @@ class GateOptions:
     judge: JudgeChoice = field(default_factory=JudgeChoice)
     judge_factory: Callable[[JudgeChoice], Judge] | None = None
     score_cache: Path | None = None
+    #: Gate runs in the store (``relgate.app.gate_runs``): how often a server beats for the
+    #: runs it works on, and after how long without a beat the leader resumes a run.
+    run_heartbeat_s: float = 1.0
+    run_stale_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,11 @@ class GateRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._cache = ScoreCache(path)
         return self._cache
+
+    def cache_counts(self) -> tuple[int, int]:
+        """The score cache's (hits, misses) so far: rows served from it, pairs judged."""
+        cache = self._score_cache()
+        return cache.hits, cache.misses
 
     def close(self) -> None:
         """Close the score cache."""
@@ -247,8 +257,19 @@ class GateRunner:
 
     # ---- run --------------------------------------------------------------------------------
 
-    def run(self, request: GateRequest, progress: Progress | None = None) -> GateRecord:
-        """Run the gate and record its decision (see the module docstring)."""
+    def run(
+        self,
+        request: GateRequest,
+        progress: Progress | None = None,
+        *,
+        stored_answers: str | None = None,
+        on_answers: Callable[[str], None] | None = None,
+    ) -> GateRecord:
+        """Run the gate and record its decision (see the module docstring).
+
+        ``stored_answers`` (a resumed run): the sha256 of the release's answers stored by an
+        earlier attempt, read instead of asking the request's source again; ``on_answers`` is
+        told the sha256 once the answers are stored."""
         report: Progress = progress or (lambda stage, done, total: None)
         stored = self._release(request.release_sha, request.tenant)
         # The policy that decides is the manifest's (hashed): never one a request brings.
@@ -256,7 +277,8 @@ class GateRunner:
         with self._run_lock, acting_as(stored.tenant):
             if request.reuse_scores:
                 return self._reapply(stored, policy, request, report)
-            return self._run_fresh(stored, policy, request, report)
+            answers = (stored_answers, on_answers or (lambda sha: None))
+            return self._run_fresh(stored, policy, request, report, answers)
 
     def _suite(self, dataset: Dataset, ref: str | None, tenant: str) -> ResolvedSuite:
         if ref is not None and ref.startswith(UPLOAD_PREFIX):
@@ -276,7 +298,12 @@ class GateRunner:
         return AnswerChoice("recorded", str(path))
 
     def _run_fresh(
-        self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
+        self,
+        stored: StoredRelease,
+        policy: GatePolicy,
+        request: GateRequest,
+        report: Progress,
+        answers: tuple[str | None, Callable[[str], None]],
     ) -> GateRecord:
         manifest = stored.manifest
         if request.answers is None:
@@ -287,18 +314,14 @@ class GateRunner:
         resolved = self._suite(manifest.dataset, request.suite_ref, stored.tenant)
         suite = resolved.suite
         report("answers", 0, len(suite.item_ids))
-        choice = self._readable(request.answers, stored.tenant)
-        try:
-            candidate = release_answers(choice, manifest, suite, None)
-        except InvalidInputError as exc:
-            if choice.kind == "recorded" and "cannot be read" in str(exc):
-                # The reader's message may quote the file; say what it is, not what it holds.
-                raise InvalidInputError(
-                    f"answers {request.answers.value!r}: not a readable answers file "
-                    f"({Path(choice.value).suffix}: JSONL or parquet with item_id, answer)"
-                ) from None
-            raise
-        self._store_answers(candidate)
+        stored_sha, on_answers = answers
+        if stored_sha is not None:
+            candidate = self._load_stored_answers(stored_sha, stored.sha256)
+            candidate.require(suite.item_ids)
+        else:
+            candidate = self._collect(request.answers, stored, suite)
+            self._store_answers(candidate)
+            on_answers(candidate.sha256)
         previous = None
         prev_sha = manifest.previous_release
         if prev_sha is not None:
@@ -330,6 +353,19 @@ class GateRunner:
             "reused_scores": False,
         }
         return self._record(stored, result, extra, request, report)
+
+    def _collect(self, source: AnswerChoice, stored: StoredRelease, suite: Suite) -> Answers:
+        choice = self._readable(source, stored.tenant)
+        try:
+            return release_answers(choice, stored.manifest, suite, None)
+        except InvalidInputError as exc:
+            if choice.kind == "recorded" and "cannot be read" in str(exc):
+                # The reader's message may quote the file; say what it is, not what it holds.
+                raise InvalidInputError(
+                    f"answers {source.value!r}: not a readable answers file "
+                    f"({Path(choice.value).suffix}: JSONL or parquet with item_id, answer)"
+                ) from None
+            raise
 
     def _reapply(
         self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
@@ -423,10 +459,15 @@ class GateRunner:
 
     # ---- read -------------------------------------------------------------------------------
 
-    def latest(self, release_sha: str, tenant: str) -> GateRecord:
-        """The release's latest gate result (``NotFoundError`` when it was never gated)."""
+    def latest(
+        self, release_sha: str, tenant: str, gate_result_sha256: str | None = None
+    ) -> GateRecord:
+        """The release's latest gate result, or the one ``gate_result_sha256`` names
+        (``NotFoundError`` when there is none)."""
         stored = self._release(release_sha, tenant)
         facts = self.store.facts(stored.sha256, "gate_result", tenant=stored.tenant)
+        if gate_result_sha256 is not None:
+            facts = [f for f in facts if f.payload["gate_result_sha256"] == gate_result_sha256]
         if not facts:
             raise NotFoundError(f"release {stored.sha256} has no gate result; run the gate")
         last = facts[-1]

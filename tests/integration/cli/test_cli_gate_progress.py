@@ -68,11 +68,22 @@ def test_gate_run_json_streams_judge_progress_chunk_by_chunk(
     assert result.exit_code in (0, 20, 21, 22), result.output
     assert json.loads(result.stdout)["release_sha256"] == sha  # stdout: the result alone
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    assert all(e["event"] == "progress" for e in events)
+    # First the run's id (what `gate status RUN_ID --wait` follows), then progress events.
+    assert events[0]["event"] == "run" and events[0]["run_id"].startswith("gr_")
+    assert not events[0]["attached"]
+    assert all(e["event"] == "progress" for e in events[1:])
     for stage in ("calibration", "judge"):
-        mine = [e for e in events if e["stage"] == stage]
+        mine = [e for e in events[1:] if e["stage"] == stage]
         done = [e["done"] for e in mine]
         assert len(mine) >= 5, f"{stage}: {done}"  # chunk by chunk, not 0 then done
         assert done == sorted(done) and len(set(done)) >= 5, done
         assert mine[-1]["done"] == mine[-1]["total"] > 5000
         assert any(e["rate"] and e["eta_s"] is not None for e in mine)  # rate and ETA shown
+    status = _cli(server, "gate", "status", events[0]["run_id"], "--json")
+    run = json.loads(status.stdout)
+    assert status.exit_code == result.exit_code, status.output
+    assert run["state"] == "done" and run["attempts"] == 1
+    assert run["result"]["gate_result_sha256"] == json.loads(result.stdout)["gate_result_sha256"]
+    # This run judged every pair itself (fresh cache): the attempt's statistics say so.
+    (attempt,) = run["attempt_stats"]
+    assert attempt["outcome"] == "done" and attempt["judged_pairs"] > 5000
