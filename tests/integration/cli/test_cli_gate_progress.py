@@ -1,10 +1,13 @@
 """Real progress of a long gate: `relgate gate run --json` streams the judge's rows done / total
 chunk by chunk (with rate and ETA), not 0 then done; on the shipped suite with a fresh score
-cache and a fast word-overlap judge (a test double: the progress, not the scores, is tested)."""
+cache and a fast word-overlap judge (a test double: the progress, not the scores, is tested);
+and a second RunGate of the same request attaches to the unfinished run."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import numpy.typing as npt
 import pytest
 from relgate.app.gates import GateOptions
 from relgate.cli import app
+from relgate.client import RelgateClient, answer_source
 from relgate.service.server import BackgroundServer, RunningServer
 from typer.testing import CliRunner
 
@@ -87,3 +91,46 @@ def test_gate_run_json_streams_judge_progress_chunk_by_chunk(
     # This run judged every pair itself (fresh cache): the attempt's statistics say so.
     (attempt,) = run["attempt_stats"]
     assert attempt["outcome"] == "done" and attempt["judged_pairs"] > 5000
+
+
+class SlowOverlapJudge(OverlapJudge):
+    """TEST DOUBLE: the overlap judge, 50 ms per call (a run long enough to attach to)."""
+
+    def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
+        time.sleep(0.05)
+        return super().score(answers, references)
+
+
+def test_a_second_run_gate_attaches_to_the_unfinished_run(tmp_path: Path) -> None:
+    options = GateOptions(judge_factory=lambda choice: SlowOverlapJudge())
+    with BackgroundServer(tmp_path / "data", gateway_port=None, gate=options) as server:
+        assert server.admin_key_path is not None
+        key = server.admin_key_path.read_text().strip()
+        with RelgateClient(server.address, api_key=key, timeout=120) as c:
+            sha = c.register_release(MANIFEST.read_text()).release.sha256
+            source = answer_source(answers=c.upload(ANSWERS, kind="answers").ref)
+            first_runs: list[Any] = []
+            results: dict[str, Any] = {}
+
+            def first() -> None:
+                results["first"] = c.run_gate(sha, answers=source, on_run=first_runs.append)
+
+            thread = threading.Thread(target=first, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 60
+            while not first_runs:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            second_runs: list[Any] = []
+            stages: list[Any] = []
+            second = c.run_gate(
+                sha, answers=source, on_run=second_runs.append, on_stage=stages.append
+            )
+            thread.join(timeout=120)
+            (run,) = second_runs
+            assert run.attached and run.run_id == first_runs[0].run_id
+            assert stages, "the attached call streamed no progress"
+            assert second.gate_result_sha256 == results["first"].gate_result_sha256
+            # One run, one decision.
+            receipts = [r.kind for r in server.store.list_receipts(release_sha=sha)]
+            assert receipts.count("gate_fail") + receipts.count("gate_pass") == 1

@@ -5,8 +5,10 @@ whose server stopped beating claimed once and resumed from what was stored."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,7 @@ class Env:
 
 
 @pytest.fixture
-def env(store: Store, tmp_path: Path) -> Env:
+def env(store: Store, tmp_path: Path) -> Iterator[Env]:
     made = Env(store, tmp_path)
     yield made
     made.runner.close()
@@ -172,3 +174,32 @@ def test_a_stale_run_is_claimed_once_and_resumed_from_what_was_stored(env: Env) 
     facts = env.store.facts(env.sha, "gate_result", tenant="default")
     assert len(facts) == 1
     survivor.close()
+
+
+def test_only_the_leader_resumes(env: Env) -> None:
+    row, _ = env.book(owner="dead-server").begin(env.request())
+    later = time.time() + 3600
+
+    def watch(book: GateRunBook, leading: bool) -> None:
+        async def go() -> None:
+            task = asyncio.create_task(book.watch(lambda: leading))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        asyncio.run(go())
+
+    follower = env.book(owner="follower", wall=lambda: later)
+    follower.heartbeat_s = 0.01
+    watch(follower, leading=False)
+    assert env.store.gate_runs.get(row.run_id, tenant="default").owner == "dead-server"
+    leader = env.book(owner="leader", wall=lambda: later)
+    leader.heartbeat_s = 0.01
+    watch(leader, leading=True)
+    deadline = time.monotonic() + 60
+    while (now := env.store.gate_runs.get(row.run_id, tenant="default")).state == "running":
+        assert time.monotonic() < deadline, "the resumed run did not finish"
+        time.sleep(0.05)
+    assert now.owner == "leader" and now.state == "done"
+    leader.close()
