@@ -7,6 +7,11 @@ the suite (one artifact per judge, suite and bootstrap settings, reused), applie
 writes the reports, and records one decision: a ``gate_pass`` or ``gate_fail`` receipt with
 its facts in one transaction.
 
+Every run is also a gate run in the store (``relgate.app.gate_runs``: attached to, resumed
+after a restart by the leader from the stored answers and the score cache); ``run`` takes the
+stored answers of an earlier attempt for that. The judge scores in chunks
+(``relgate.judge.cache.score_rows``), so progress reports real rows done / total.
+
 The contract other parts read (the rollout refuses a release without it):
 
 - fact ``gate_result``: ``{"verdict": "pass" | "fail", "gate_result_sha256", "judge_sha256",

@@ -65,8 +65,10 @@ class GateServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RunGate(self, request, context):
-        """Run the gate on a registered release; streams progress, then the result as the last
-        message. Emits a gate_pass or gate_fail receipt. Needs role releaser.
+        """Run the gate on a registered release; streams the run (its id) first, then progress,
+        then the result as the last message. Emits a gate_pass or gate_fail receipt. The run is
+        kept in the store: the same request while it is unfinished attaches to it. Needs role
+        releaser.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
