@@ -154,10 +154,12 @@ def test_a_gate_run_survives_a_control_plane_restart(
         cache.close()
         assert scored_before >= 256
 
+        restarted = time.monotonic()
         second = start_serve(data, *args, *(["--store", gate_store_url] if gate_store_url else []))
         procs.append(second)
         with _client(second, data) as c:
             done = c.wait_gate_run(run_id, timeout=600)
+            resumed_s = time.monotonic() - restarted
             assert done.state == "done", done.error
             # Asked again while finished: GetGateRun has the result.
             assert done.HasField("result")
@@ -180,6 +182,10 @@ def test_a_gate_run_survives_a_control_plane_restart(
         assert attempt.judged_pairs == all_pairs - scored_before
         assert attempt.cached_rows >= scored_before
         assert "resuming gate run " + run_id in "".join(second.stderr)
+        print(  # what the report quotes (pytest -s)
+            f"pairs {all_pairs}: {scored_before} stored before the kill, "
+            f"{attempt.judged_pairs} judged after the restart; restart to done {resumed_s:.1f} s"
+        )
     finally:
         for p in procs:
             p.stop()
