@@ -7,6 +7,11 @@ the suite (one artifact per judge, suite and bootstrap settings, reused), applie
 writes the reports, and records one decision: a ``gate_pass`` or ``gate_fail`` receipt with
 its facts in one transaction.
 
+Every run is also a gate run in the store (``relgate.app.gate_runs``: attached to, resumed
+after a restart by the leader from the stored answers and the score cache); ``run`` takes the
+stored answers of an earlier attempt for that. The judge scores in chunks
+(``relgate.judge.cache.score_rows``), so progress reports real rows done / total.
+
 The contract other parts read (the rollout refuses a release without it):
 
 - fact ``gate_result``: ``{"verdict": "pass" | "fail", "gate_result_sha256", "judge_sha256",
@@ -84,6 +89,7 @@ from relgate.judge.cache import ScoreCache
 from relgate.manifest import Dataset, GatePolicy
 from relgate.receipts.model import Receipt
 from relgate.store import Store, StoredRelease
+from relgate.suite import Suite
 
 __all__ = [
     "GateOptions",
@@ -114,6 +120,10 @@ class GateOptions:
     judge: JudgeChoice = field(default_factory=JudgeChoice)
     judge_factory: Callable[[JudgeChoice], Judge] | None = None
     score_cache: Path | None = None
+    #: Gate runs in the store (``relgate.app.gate_runs``): how often a server beats for the
+    #: runs it works on, and after how long without a beat the leader resumes a run.
+    run_heartbeat_s: float = 1.0
+    run_stale_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,11 @@ class GateRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._cache = ScoreCache(path)
         return self._cache
+
+    def cache_counts(self) -> tuple[int, int]:
+        """The score cache's (hits, misses) so far: rows served from it, pairs judged."""
+        cache = self._score_cache()
+        return cache.hits, cache.misses
 
     def close(self) -> None:
         """Close the score cache."""
@@ -220,7 +235,14 @@ class GateRunner:
             if cal.judge_sha256 == judge.judge_sha256 and cal.suite_sha256 == resolved.suite.sha256:
                 progress("calibration", 1, 1)
                 return cal
-        progress("calibration", 0, resolved.suite.n_rows)
+        # Rows judged so far (the cached ones at once, then chunk by chunk), then the
+        # bootstrap; the stage ends after it.
+        rows = [0, resolved.suite.n_rows]
+
+        def judged(done: int, total: int) -> None:
+            rows[:] = [done, total]
+            progress("calibration", min(done, total - 1) if total else 0, total)
+
         cal = calibrate(
             resolved.suite,
             judge,
@@ -229,18 +251,30 @@ class GateRunner:
             n_resamples=policy.n_resamples,
             confidence=policy.confidence,
             seed=policy.seed,
+            progress=judged,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         cal.write(tmp)
         tmp.replace(path)
-        progress("calibration", resolved.suite.n_rows, resolved.suite.n_rows)
+        progress("calibration", rows[1], rows[1])
         return cal
 
     # ---- run --------------------------------------------------------------------------------
 
-    def run(self, request: GateRequest, progress: Progress | None = None) -> GateRecord:
-        """Run the gate and record its decision (see the module docstring)."""
+    def run(
+        self,
+        request: GateRequest,
+        progress: Progress | None = None,
+        *,
+        stored_answers: str | None = None,
+        on_answers: Callable[[str], None] | None = None,
+    ) -> GateRecord:
+        """Run the gate and record its decision (see the module docstring).
+
+        ``stored_answers`` (a resumed run): the sha256 of the release's answers stored by an
+        earlier attempt, read instead of asking the request's source again; ``on_answers`` is
+        told the sha256 once the answers are stored."""
         report: Progress = progress or (lambda stage, done, total: None)
         stored = self._release(request.release_sha, request.tenant)
         # The policy that decides is the manifest's (hashed): never one a request brings.
@@ -248,7 +282,8 @@ class GateRunner:
         with self._run_lock, acting_as(stored.tenant):
             if request.reuse_scores:
                 return self._reapply(stored, policy, request, report)
-            return self._run_fresh(stored, policy, request, report)
+            answers = (stored_answers, on_answers or (lambda sha: None))
+            return self._run_fresh(stored, policy, request, report, answers)
 
     def _suite(self, dataset: Dataset, ref: str | None, tenant: str) -> ResolvedSuite:
         if ref is not None and ref.startswith(UPLOAD_PREFIX):
@@ -268,7 +303,12 @@ class GateRunner:
         return AnswerChoice("recorded", str(path))
 
     def _run_fresh(
-        self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
+        self,
+        stored: StoredRelease,
+        policy: GatePolicy,
+        request: GateRequest,
+        report: Progress,
+        answers: tuple[str | None, Callable[[str], None]],
     ) -> GateRecord:
         manifest = stored.manifest
         if request.answers is None:
@@ -279,18 +319,14 @@ class GateRunner:
         resolved = self._suite(manifest.dataset, request.suite_ref, stored.tenant)
         suite = resolved.suite
         report("answers", 0, len(suite.item_ids))
-        choice = self._readable(request.answers, stored.tenant)
-        try:
-            candidate = release_answers(choice, manifest, suite, None)
-        except InvalidInputError as exc:
-            if choice.kind == "recorded" and "cannot be read" in str(exc):
-                # The reader's message may quote the file; say what it is, not what it holds.
-                raise InvalidInputError(
-                    f"answers {request.answers.value!r}: not a readable answers file "
-                    f"({Path(choice.value).suffix}: JSONL or parquet with item_id, answer)"
-                ) from None
-            raise
-        self._store_answers(candidate)
+        stored_sha, on_answers = answers
+        if stored_sha is not None:
+            candidate = self._load_stored_answers(stored_sha, stored.sha256)
+            candidate.require(suite.item_ids)
+        else:
+            candidate = self._collect(request.answers, stored, suite)
+            self._store_answers(candidate)
+            on_answers(candidate.sha256)
         previous = None
         prev_sha = manifest.previous_release
         if prev_sha is not None:
@@ -304,10 +340,14 @@ class GateRunner:
         report("answers", len(suite.item_ids), len(suite.item_ids))
         judge = self.judges.get(request.judge or self.options.judge)
         calibration = self._calibration(resolved, judge, policy, report)
-        n_rows = suite.n_rows * (2 if previous is not None else 1)
-        report("judge", 0, n_rows)
-        scores = score_release(suite, judge, candidate, previous, cache=self._score_cache())
-        report("judge", n_rows, n_rows)
+        scores = score_release(
+            suite,
+            judge,
+            candidate,
+            previous,
+            cache=self._score_cache(),
+            progress=lambda done, total: report("judge", done, total),
+        )
         report("statistics", 0, len(suite.slices))
         result = decide(scores, calibration, policy)
         report("statistics", len(suite.slices), len(suite.slices))
@@ -318,6 +358,19 @@ class GateRunner:
             "reused_scores": False,
         }
         return self._record(stored, result, extra, request, report)
+
+    def _collect(self, source: AnswerChoice, stored: StoredRelease, suite: Suite) -> Answers:
+        choice = self._readable(source, stored.tenant)
+        try:
+            return release_answers(choice, stored.manifest, suite, None)
+        except InvalidInputError as exc:
+            if choice.kind == "recorded" and "cannot be read" in str(exc):
+                # The reader's message may quote the file; say what it is, not what it holds.
+                raise InvalidInputError(
+                    f"answers {source.value!r}: not a readable answers file "
+                    f"({Path(choice.value).suffix}: JSONL or parquet with item_id, answer)"
+                ) from None
+            raise
 
     def _reapply(
         self, stored: StoredRelease, policy: GatePolicy, request: GateRequest, report: Progress
@@ -411,10 +464,15 @@ class GateRunner:
 
     # ---- read -------------------------------------------------------------------------------
 
-    def latest(self, release_sha: str, tenant: str) -> GateRecord:
-        """The release's latest gate result (``NotFoundError`` when it was never gated)."""
+    def latest(
+        self, release_sha: str, tenant: str, gate_result_sha256: str | None = None
+    ) -> GateRecord:
+        """The release's latest gate result, or the one ``gate_result_sha256`` names
+        (``NotFoundError`` when there is none)."""
         stored = self._release(release_sha, tenant)
         facts = self.store.facts(stored.sha256, "gate_result", tenant=stored.tenant)
+        if gate_result_sha256 is not None:
+            facts = [f for f in facts if f.payload["gate_result_sha256"] == gate_result_sha256]
         if not facts:
             raise NotFoundError(f"release {stored.sha256} has no gate result; run the gate")
         last = facts[-1]

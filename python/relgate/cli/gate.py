@@ -1,4 +1,4 @@
-"""`relgate gate run|show|reapply|override`: the gate through the server.
+"""`relgate gate run|status|show|reapply|override`: the gate through the server.
 
 Exit codes tell a script what the gate said: 0 pass, 20 pass with warnings (slices the gate
 could not vouch for, named), 21 insufficient (strict policy, or nothing vouched for), 22 fail;
@@ -262,6 +262,18 @@ def run_cmd(
         else:
             sys.stderr.write(progress.line(event) + "\n")
 
+    def run_started(run: Any) -> None:
+        # First: the run's id, so a caller whose stream breaks (a server restart) can wait.
+        if json_out:
+            event = {"event": "run", "run_id": run.run_id, "attached": run.attached}
+            sys.stderr.write(json.dumps(event) + "\n")
+        else:
+            how = "attached to unfinished run" if run.attached else "run"
+            sys.stderr.write(
+                f"gate: {how} {run.run_id} (if this stream breaks: relgate gate status "
+                f"{run.run_id} --wait)\n"
+            )
+
     suite_file = _local_file(suite, "--suite", must_exist=False)
     with conn.client() as client:
         if local is not None:
@@ -277,8 +289,68 @@ def run_cmd(
             reuse_scores=reuse_scores,
             tenant=tenant,
             on_stage=stage,
+            on_run=run_started,
         )
     _emit(result, json_out)
+
+
+@app.command("status")
+@handle_errors
+@with_connection
+def status_cmd(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The gate run (gr_..., printed by gate run).")
+    ],
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Wait until the run is done or failed (through server restarts), then print "
+            "its result and exit with its verdict's code.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.0, help="Give up waiting after this many seconds."),
+    ] = None,
+    tenant: TenantOpt = "",
+    json_out: JsonOpt = False,
+    *,
+    conn: Connection,
+) -> None:
+    """Where gate run RUN_ID stands (state, stage, rows done / total, attempts); a done run's
+    result exits with its verdict's code, a failed run with the gate error's."""
+    from relgate.errors import GateError
+
+    progress = Progress()
+
+    def stage(s: Any) -> None:
+        if s.stage in ("", "queued"):
+            return
+        event = progress.update(s.stage, s.done, s.total)
+        if json_out:
+            sys.stderr.write(json.dumps({"event": "progress", **event}) + "\n")
+        else:
+            sys.stderr.write(progress.line(event) + "\n")
+
+    with conn.client() as client:
+        if wait:
+            run = client.wait_gate_run(run_id, tenant=tenant, timeout=timeout, on_stage=stage)
+        else:
+            run = client.get_gate_run(run_id, tenant=tenant)
+    if run.state == "failed":
+        raise GateError(f"gate run {run.run_id} failed: {run.error}")
+    if run.state == "done" and run.HasField("result"):
+        if json_out:
+            print_json(run)
+            raise typer.Exit(verdict_exit(run.result))
+        typer.echo(f"gate run {run.run_id}: done (attempts {run.attempts})")
+        _emit(run.result, json_out)
+    if json_out:
+        print_json(run)
+    else:
+        line = f"gate run {run.run_id}: {run.state}, {run.stage} {run.done}/{run.total}"
+        typer.echo(line + f" (attempts {run.attempts})")
 
 
 @app.command("reapply")

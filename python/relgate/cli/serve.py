@@ -140,6 +140,16 @@ def serve(
         str | None,
         typer.Option("--gate-judge-base-url", help="Endpoint of an openai default judge."),
     ] = None,
+    gate_run_stale: Annotated[
+        float,
+        typer.Option(
+            "--gate-run-stale",
+            min=0.5,
+            max=3600,
+            help="Seconds a gate run may go without its server's heartbeat before the leader "
+            "resumes it from the rows already scored (docs/scale-out.md).",
+        ),
+    ] = 10.0,
     grace: Annotated[
         float, typer.Option("--grace", min=0.0, help="Seconds calls in flight get on SIGTERM.")
     ] = 10.0,
@@ -167,6 +177,8 @@ def serve(
         judge=JudgeChoice(
             gate_judge, judge_options(gate_judge, gate_judge_model, gate_judge_base_url)
         ),
+        run_heartbeat_s=min(1.0, gate_run_stale / 4),
+        run_stale_s=gate_run_stale,
     )
 
     async def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -324,10 +325,12 @@ class RelgateClient:
         tenant: str = "",
         on_stage: Callable[[gate_pb2.GateStage], None] | None = None,
         timeout: float | None = None,
+        on_run: Callable[[gate_pb2.GateRun], None] | None = None,
     ) -> gate_pb2.GateResult:
-        """Run the gate with the release's own policy; ``on_stage`` sees each progress message.
-        A gate run embeds a whole suite, so there is no deadline unless ``timeout`` sets one.
-        ``reuse_scores`` decides again from the stored scores (no judge call)."""
+        """Run the gate with the release's own policy; ``on_run`` sees the run first (its id:
+        ``wait_gate_run`` follows it should this stream break), ``on_stage`` each progress
+        message. A gate run embeds a whole suite, so there is no deadline unless ``timeout``
+        sets one. ``reuse_scores`` decides again from the stored scores (no judge call)."""
         request = gate_pb2.RunGateRequest(
             release_sha256=release_sha256,
             suite_path=suite_path,
@@ -340,6 +343,9 @@ class RelgateClient:
         for event in self._stream(self.gates.RunGate, request, timeout):
             if event.HasField("result"):
                 result = event.result
+            elif event.HasField("run"):
+                if on_run is not None:
+                    on_run(event.run)
             elif on_stage is not None:
                 on_stage(event.stage)
         if result is None:
@@ -373,6 +379,44 @@ class RelgateClient:
             request.what_if_policy.CopyFrom(policy_message(what_if_policy))
         reply: gate_pb2.GateResult = self._unary(self.gates.GetGateResult, request)
         return reply
+
+    def get_gate_run(self, run_id: str, *, tenant: str = "") -> gate_pb2.GateRun:
+        """A gate run by id: its state and progress, and its result once done."""
+        request = gate_pb2.GetGateRunRequest(run_id=run_id, tenant=tenant)
+        reply: gate_pb2.GateRun = self._unary(self.gates.GetGateRun, request)
+        return reply
+
+    def wait_gate_run(
+        self,
+        run_id: str,
+        *,
+        tenant: str = "",
+        poll_s: float = 0.5,
+        timeout: float | None = None,
+        on_stage: Callable[[gate_pb2.GateStage], None] | None = None,
+    ) -> gate_pb2.GateRun:
+        """Poll a gate run until it is done or failed (``on_stage`` sees each new progress);
+        the last reply. An unreachable server (a restart) is retried until ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[str, int, int] | None = None
+        while True:
+            try:
+                run = self.get_gate_run(run_id, tenant=tenant)
+            except RelgateError as exc:
+                # Only "not reachable" (a plain RelgateError, rpc_error) is waited out.
+                if type(exc) is not RelgateError or (
+                    "unavailable" not in str(exc).lower() and ("cannot reach" not in str(exc))
+                ):
+                    raise
+            else:
+                if on_stage is not None and (run.stage, run.done, run.total) != seen:
+                    seen = (run.stage, run.done, run.total)
+                    on_stage(gate_pb2.GateStage(stage=run.stage, done=run.done, total=run.total))
+                if run.state != "running":
+                    return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise RelgateError(f"gate run {run_id} did not finish within {timeout} s")
+            time.sleep(poll_s)
 
     def override_gate(
         self,

@@ -21,14 +21,16 @@ shas it registered with endpoints.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 
 from relgate._proto.relgate.v1 import gate_pb2
-from relgate.cli.gate import format_result
+from relgate.cli.gate import Progress, format_result
 from relgate.client import RelgateClient, answer_source
 from relgate.data import demo_answers_path, demo_suite_path
 from relgate.suite import load_suite
@@ -40,6 +42,7 @@ __all__ = [
     "demo_manifest",
     "gate_chapter",
     "register_demo_releases",
+    "stage_printer",
 ]
 
 DEMO_SUITE_REF = "truthfulqa-demo"
@@ -111,12 +114,30 @@ def demo_manifest(tag: str, suite_sha256: str, previous: str | None) -> dict[str
     }
 
 
+def stage_printer(
+    console: Console, every_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+) -> Callable[[gate_pb2.GateStage], None]:
+    """A RunGate ``on_stage`` callback that prints a stage's rows done / total with rate and
+    ETA (``relgate.cli.gate.Progress``) at most every ``every_s`` seconds, and its end."""
+    progress = Progress(clock)
+    last: dict[str, float] = {}
+
+    def stage(s: gate_pb2.GateStage) -> None:
+        event = progress.update(s.stage, s.done, s.total)
+        now = clock()
+        if s.done == s.total:
+            console.print(f"  [dim]{s.stage} done ({s.total})[/dim]")
+        elif s.done and now - last.get(s.stage, -math.inf) >= every_s:
+            last[s.stage] = now
+            console.print(f"  [dim]{Progress.line(event).removeprefix('gate: ')}[/dim]")
+
+    return stage
+
+
 def _gate(
     console: Console, client: RelgateClient, sha: str, name: str, endpoint: bool
 ) -> gate_pb2.GateResult:
-    def stage(s: gate_pb2.GateStage) -> None:
-        if s.done == s.total:
-            console.print(f"  [dim]{s.stage} done ({s.total})[/dim]")
+    stage = stage_printer(console)
 
     where = "its endpoint" if endpoint else "recorded outputs"
     console.print(

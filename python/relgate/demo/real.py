@@ -263,10 +263,9 @@ class RealGates:
 def _gate(console: Console, client: RelgateClient, sha: str, tag: str) -> gate_pb2.GateResult:
     from relgate.cli.gate import format_result
     from relgate.client import answer_source
+    from relgate.demo.gate import stage_printer
 
-    def stage(s: gate_pb2.GateStage) -> None:
-        if s.done == s.total:
-            console.print(f"  [dim]{s.stage} done ({s.total})[/dim]")
+    stage = stage_printer(console)
 
     console.print(
         f"gating {tag} [cyan]{sha[:12]}[/cyan]: answers generated now by SmolLM2 on llama.cpp, "

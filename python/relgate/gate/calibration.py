@@ -32,7 +32,7 @@ from relgate.canonical import canonical_sha256, text_sha256
 from relgate.errors import GateError, InvalidInputError
 from relgate.gate.statistic import kendall_grouped, slice_statistics
 from relgate.judge.base import Judge
-from relgate.judge.cache import ScoreCache, score_rows
+from relgate.judge.cache import RowProgress, ScoreCache, score_rows
 from relgate.suite import Suite
 
 __all__ = ["CALIBRATION_FORMAT", "Calibration", "SliceCalibration", "calibrate", "good_answers"]
@@ -163,8 +163,10 @@ def calibrate(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    progress: RowProgress | None = None,
 ) -> Calibration:
-    """Measure ``ceiling_S`` for every slice of ``suite`` with ``judge``."""
+    """Measure ``ceiling_S`` for every slice of ``suite`` with ``judge``; ``progress`` sees
+    the judged rows (``score_rows``)."""
     refs = suite.frame["reference"].to_list()
     items = suite.frame["item_id"].to_list()
     if answers is None:
@@ -184,6 +186,7 @@ def calibrate(
         [chosen[items[i]] for i in rows],
         [refs[i] for i in rows],
         cache,
+        progress=progress,
     )
     y = suite.grades()[rows]
     # Offsets and clusters of the kept rows (rows stay sorted by slice).

@@ -11,7 +11,7 @@ from relgate.gate.calibration import Calibration, calibrate
 from relgate.gate.result import GateResult, decide
 from relgate.gate.verdict import GateScores
 from relgate.judge.base import Judge
-from relgate.judge.cache import ScoreCache, score_rows
+from relgate.judge.cache import RowProgress, ScoreCache, score_rows
 from relgate.manifest import GatePolicy
 from relgate.suite import Suite
 
@@ -25,16 +25,29 @@ def score_release(
     previous: Answers | None = None,
     *,
     cache: ScoreCache | None = None,
+    progress: RowProgress | None = None,
 ) -> GateScores:
-    """Judge every suite row against the candidate's (and the previous release's) answer."""
+    """Judge every suite row against the candidate's (and the previous release's) answer;
+    ``progress`` sees rows done of both (``score_rows``, chunk by chunk)."""
     items = suite.frame["item_id"].to_list()
     refs = suite.frame["reference"].to_list()
     candidate.require(suite.item_ids)
-    x_new = score_rows(judge, items, [candidate[i] for i in items], refs, cache)
-    x_old = None
     if previous is not None:
         previous.require(suite.item_ids)
-        x_old = score_rows(judge, items, [previous[i] for i in items], refs, cache)
+    total = len(items) * (2 if previous is not None else 1)
+
+    def part(offset: int) -> RowProgress | None:
+        if progress is None:
+            return None
+        report = progress
+        return lambda done, _: report(offset + done, total)
+
+    x_new = score_rows(judge, items, [candidate[i] for i in items], refs, cache, progress=part(0))
+    x_old = None
+    if previous is not None:
+        x_old = score_rows(
+            judge, items, [previous[i] for i in items], refs, cache, progress=part(len(items))
+        )
     rows = pl.DataFrame(
         {
             "item_id": items,

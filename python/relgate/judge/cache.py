@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from relgate.canonical import text_sha256
 from relgate.errors import InvalidInputError
 from relgate.judge.base import Judge, check_scores
 
-__all__ = ["ScoreCache", "score_rows"]
+__all__ = ["CHUNK_PAIRS", "RowProgress", "ScoreCache", "score_rows"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS judge_scores (
@@ -90,46 +91,72 @@ class ScoreCache:
             self._conn.close()
 
 
+#: Distinct pairs one judge call scores (and the cache stores) at a time: bounded work per
+#: call, scores that survive a crash chunk by chunk, and progress a caller can show.
+CHUNK_PAIRS = 256
+
+#: ``(rows done, rows total)``: rows whose score is known (cached or freshly judged).
+RowProgress = Callable[[int, int], None]
+
+
 def score_rows(
     judge: Judge,
     item_ids: Sequence[str],
     answers: Sequence[str],
     references: Sequence[str],
     cache: ScoreCache | None = None,
+    *,
+    progress: RowProgress | None = None,
+    chunk: int = CHUNK_PAIRS,
 ) -> npt.NDArray[np.float64]:
     """Score each row ``(item_ids[i], answers[i], references[i])``, through ``cache`` if given.
 
-    Only the rows missing from the cache reach the judge, each distinct pair once.
+    Only the rows missing from the cache reach the judge, each distinct pair once, ``chunk``
+    distinct pairs per judge call; each chunk's scores are stored before the next call, so a
+    crash (or a judge error) loses at most the chunk in flight, and a rerun judges only the
+    rest. ``progress(done, total)`` counts rows: once for the cached ones, then after each
+    chunk.
     """
     if not len(item_ids) == len(answers) == len(references):
         raise InvalidInputError(
             f"score_rows: {len(item_ids)} items, {len(answers)} answers, "
             f"{len(references)} references; they must pair up"
         )
+    if chunk < 1:
+        raise InvalidInputError(f"score_rows: chunk must be at least 1 pair, not {chunk}")
     jsha = judge.judge_sha256
     keys: list[Key] = [
         (item, text_sha256(a), text_sha256(r), jsha)
         for item, a, r in zip(item_ids, answers, references, strict=True)
     ]
+    rows_of = Counter(keys)
     known = cache.get_many(keys) if cache is not None else {}
     todo: dict[Key, int] = {}
     for i, key in enumerate(keys):
         if key not in known and key not in todo:
             todo[key] = i
-    if todo:
-        idx = list(todo.values())
+    if cache is not None:
+        # Hits: rows that need no judge call of their own (cached, or a repeat of a pair).
+        cache.hits += len(keys) - len(todo)
+    done = len(keys) - sum(rows_of[k] for k in todo)
+    if progress is not None:
+        progress(done, len(keys))
+    pending = list(todo.items())
+    for start in range(0, len(pending), chunk):
+        part = pending[start : start + chunk]
         fresh = check_scores(
             np.asarray(
-                judge.score([answers[i] for i in idx], [references[i] for i in idx]),
+                judge.score([answers[i] for _, i in part], [references[i] for _, i in part]),
                 dtype=np.float64,
             ),
             "cached",
         )
-        new = list(zip(todo.keys(), (float(s) for s in fresh), strict=True))
+        new = [(key, float(s)) for (key, _), s in zip(part, fresh, strict=True)]
         known.update(new)
         if cache is not None:
             cache.put_many(new)
-    if cache is not None:
-        cache.hits += len(keys) - len(todo)
-        cache.misses += len(todo)
+            cache.misses += len(new)
+        done += sum(rows_of[key] for key, _ in new)
+        if progress is not None:
+            progress(done, len(keys))
     return np.fromiter((known[k] for k in keys), dtype=np.float64, count=len(keys))

@@ -31,6 +31,7 @@ from grpc_reflection.v1alpha import reflection
 
 from relgate.access import DEFAULT_TENANT
 from relgate.app.fleet import FleetHub
+from relgate.app.gate_runs import GateRunBook
 from relgate.app.gates import GateOptions, GateRunner
 from relgate.app.jobs import Dispatcher
 from relgate.app.probes import CountingTraceStore, dataset_anchors
@@ -134,6 +135,8 @@ class RunningServer:
     gateway: Gateway | None = None
     gates: GateRunner | None = None
     workers: Dispatcher | None = None
+    gate_runs: GateRunBook | None = None
+    _resuming: asyncio.Task[None] | None = None
     _serving: list[bool] = field(default_factory=lambda: [True])
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -177,6 +180,13 @@ class RunningServer:
             # Stop accepting, then let requests in flight finish (bounded by the grace).
             await self.gateway.stop(grace)
         await self._web.stop()
+        if self._resuming is not None:
+            self._resuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resuming
+        if self.gate_runs is not None:
+            # Before the score cache closes: a run in flight stays running (resumed later).
+            await asyncio.to_thread(self.gate_runs.close)
         if self.gates is not None:
             await asyncio.to_thread(self.gates.close)
         await asyncio.to_thread(self.store.close)
@@ -308,7 +318,10 @@ async def _start(
         ),
         KeyServicer(store.keys, authenticator),
         AttestationServicer(store.weights_root),
-        GateServicer(gates := GateRunner(store, _counted(with_workers(gate, workers), metrics))),
+        GateServicer(
+            gates := GateRunner(store, _counted(with_workers(gate, workers), metrics)),
+            book := GateRunBook(store, gates),
+        ),
         WorkerServicer(workers),
     ]
     if options.judge is None:
@@ -441,6 +454,11 @@ async def _start(
         gateway=gateway,
         gates=gates,
         workers=workers,
+        gate_runs=book,
+        # The leader resumes the gate runs whose server stopped (app/gate_runs.py).
+        _resuming=asyncio.create_task(
+            book.watch(lambda: rollouts.leadership.leading), name="relgate-gate-runs"
+        ),
         _serving=serving,
     )
     # Everything loaded so far lives as long as the server: out of the collector's sight, a full

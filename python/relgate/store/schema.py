@@ -53,6 +53,7 @@ __all__ = [
     "anchors",
     "api_keys",
     "facts",
+    "gate_runs",
     "key_revocations",
     "leases",
     "metadata",
@@ -229,6 +230,48 @@ rollout_evidence = Table(
     Column("fact", Text, nullable=False),
     Column("epoch", Integer, nullable=False),
     Column("created_at", String(32), nullable=False),
+)
+
+# ---- durable work (migration 0005): not append-only ----------------------------------------
+
+#: Gate runs (``relgate.store.gate_runs``): what a RunGate asked (decoded, as JSON), where it
+#: stands and who works on it (``owner``, ``heartbeat_at``: a run whose owner stopped beating
+#: is resumed by the leader), and its outcome (the ``gate_result`` fact's gate result sha256
+#: and receipt, or the error). One unfinished run per tenant, release and request.
+gate_runs = Table(
+    "gate_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("tenant", String(256), nullable=False),
+    Column("release_sha256", String(SHA), nullable=False),
+    Column("request_sha256", String(SHA), nullable=False),
+    Column("request", Text, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("answers_sha256", String(SHA)),
+    Column("stage", String(32), nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("stats", Text, nullable=False),
+    Column("error", Text),
+    Column("gate_result_sha256", String(SHA)),
+    Column("receipt_sha256", String(SHA)),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    CheckConstraint("state IN ('running', 'done', 'failed')", name="state_known"),
+    Index("ix_gate_runs_tenant_release", "tenant", "release_sha256"),
+    Index(
+        "uq_gate_runs_one_running",
+        "tenant",
+        "release_sha256",
+        "request_sha256",
+        unique=True,
+        sqlite_where=text("state = 'running'"),
+        postgresql_where=text("state = 'running'"),
+    ),
 )
 
 #: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).

@@ -103,6 +103,7 @@ def test_tenants_are_isolated(
     [
         ("/relgate.v1.GateService/GetGateResult", gate_pb2.GetGateResultRequest()),
         ("/relgate.v1.GateService/OverrideGate", gate_pb2.OverrideGateRequest()),
+        ("/relgate.v1.GateService/GetGateRun", gate_pb2.GetGateRunRequest()),
     ],
 )
 def test_gate_methods_authenticate_before_validating(
@@ -112,7 +113,8 @@ def test_gate_methods_authenticate_before_validating(
     assert status_code(lambda: raw_call(server.address, method, payload, None)) is (
         S.UNAUTHENTICATED
     )
-    # Authenticated, the empty request is refused for what it lacks (no release sha256).
+    # Authenticated, the empty request is refused for what it lacks (no release sha256, no
+    # run id).
     assert status_code(lambda: raw_call(server.address, method, payload, admin_key)) is (
         S.INVALID_ARGUMENT
     )

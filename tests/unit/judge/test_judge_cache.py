@@ -71,3 +71,60 @@ def test_judge_sha_covers_every_part() -> None:
         args = list(base)
         args[i] = changed
         assert judge_sha256(*args)[0] != sha  # type: ignore[arg-type]
+
+
+class _FailsAfter(WordOverlapJudge):
+    """TEST DOUBLE: a word-overlap judge whose call number ``fail_at`` raises (a crash mid-run)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def score(self, answers, references):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise JudgeError("judge lost mid-run")
+        return super().score(answers, references)
+
+
+def _rows(n: int) -> tuple[list[str], list[str], list[str]]:
+    items = [f"i{k // 2}" for k in range(n)]  # two rows per item
+    answers = [f"answer {k} words" for k in range(n)]
+    refs = [f"reference {k % 7} words" for k in range(n)]
+    return items, answers, refs
+
+
+def test_progress_is_monotone_per_chunk_and_counts_cached_rows() -> None:
+    items, answers, refs = _rows(25)
+    cache = ScoreCache()
+    judge = WordOverlapJudge()
+    score_rows(judge, items[:7], answers[:7], refs[:7], cache)  # 7 rows known beforehand
+    seen: list[tuple[int, int]] = []
+    out = score_rows(
+        judge, items, answers, refs, cache, chunk=5, progress=lambda *p: seen.append(p)
+    )
+    # Cached rows first, then one event per chunk of 5 fresh pairs, ending at the total.
+    assert seen == [(7, 25), (12, 25), (17, 25), (22, 25), (25, 25)]
+    np.testing.assert_array_equal(out, score_rows(WordOverlapJudge(), items, answers, refs))
+
+
+def test_a_crash_keeps_the_chunks_scored_and_a_rerun_judges_only_the_rest(tmp_path: Path) -> None:
+    items, answers, refs = _rows(20)
+    path = tmp_path / "scores.db"
+    failing = _FailsAfter(fail_at=3)
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(JudgeError, match="lost mid-run"):
+        score_rows(failing, items, answers, refs, ScoreCache(path), chunk=6,
+                   progress=lambda *p: seen.append(p))  # fmt: skip
+    assert seen == [(0, 20), (6, 20), (12, 20)]
+    assert len(ScoreCache(path)) == 12  # chunks 1 and 2 survived the error
+    rerun = WordOverlapJudge()
+    out = score_rows(rerun, items, answers, refs, ScoreCache(path), chunk=6)
+    assert rerun.pairs_scored == 8
+    np.testing.assert_array_equal(out, score_rows(WordOverlapJudge(), items, answers, refs))
+
+
+def test_chunk_must_be_positive(overlap_judge: WordOverlapJudge) -> None:
+    with pytest.raises(InvalidInputError, match="chunk must be at least 1"):
+        score_rows(overlap_judge, ITEMS, ANSWERS, REFS, chunk=0)

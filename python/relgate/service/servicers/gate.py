@@ -15,15 +15,16 @@ from typing import Any
 
 from relgate._proto.relgate.v1 import common_pb2, gate_pb2
 from relgate.access import Role
+from relgate.app.gate_runs import GateRunBook, RunView
 from relgate.app.gates import GateRecord, GateRequest, GateRunner
-from relgate.errors import InvalidInputError
+from relgate.errors import GateError, InvalidInputError
 from relgate.gate.calibration import SliceCalibration
 from relgate.service.rpc import Call, Rpc
 from relgate.service.servicers._convert import receipt_pb
 from relgate.service.servicers.release import check_sha256
 from relgate.wire.gate import answer_choice, judge_choice, policy_fields
 
-__all__ = ["GateServicer", "gate_result_pb"]
+__all__ = ["GateServicer", "gate_result_pb", "gate_run_pb"]
 
 _SLICE_VERDICTS = {
     "PASS": gate_pb2.SLICE_VERDICT_PASS,
@@ -32,6 +33,8 @@ _SLICE_VERDICTS = {
     "JUDGE_UNTRUSTED": gate_pb2.SLICE_VERDICT_JUDGE_UNTRUSTED,
 }
 _DONE = object()
+#: How often a RunGate attached to a run (or a waiting caller) reads the run's progress.
+ATTACHED_POLL_S = 0.5
 
 
 def _num(value: Any) -> float:
@@ -114,13 +117,52 @@ def gate_result_pb(record: GateRecord) -> gate_pb2.GateResult:
     return msg
 
 
+def gate_run_pb(view: RunView) -> gate_pb2.GateRun:
+    """A stored gate run as the API's message (with its result once done)."""
+    row = view.row
+    msg = gate_pb2.GateRun(
+        run_id=row.run_id,
+        release_sha256=row.release_sha256,
+        state=row.state,
+        stage=row.stage,
+        done=row.done,
+        total=row.total,
+        error=row.error or "",
+        attempts=row.attempts,
+        attempt_stats=[
+            gate_pb2.GateRunAttempt(
+                attempt=int(a["attempt"]),
+                owner=str(a["owner"]),
+                outcome=str(a["outcome"]),
+                cached_rows=int(a["cached_rows"]),
+                judged_pairs=int(a["judged_pairs"]),
+            )
+            for a in row.stats
+        ],
+        gate_result_sha256=row.gate_result_sha256 or "",
+        receipt_sha256=row.receipt_sha256 or "",
+        attached=view.attached,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+    if view.record is not None:
+        msg.result.CopyFrom(gate_result_pb(view.record))
+    return msg
+
+
 class GateServicer:
     """relgate.v1.GateService."""
 
     descriptor = gate_pb2.DESCRIPTOR.services_by_name["GateService"]
 
-    def __init__(self, runner: GateRunner) -> None:
+    def __init__(self, runner: GateRunner, book: GateRunBook | None = None) -> None:
         self._runner = runner
+        self._book = book or GateRunBook(runner.store, runner)
+
+    @property
+    def book(self) -> GateRunBook:
+        """The gate runs this servicer records (the server resumes them)."""
+        return self._book
 
     def rpcs(self) -> dict[str, Rpc]:
         """Method name -> role and implementation."""
@@ -129,6 +171,7 @@ class GateServicer:
             "GetGateResult": Rpc(Role.VIEWER, unary=self.get),
             "OverrideGate": Rpc(Role.RELEASER, unary=self.override),
             "Upload": Rpc(Role.RELEASER, upload=self.upload),
+            "GetGateRun": Rpc(Role.VIEWER, unary=self.get_run),
         }
 
     async def _release_sha(self, handle: str, tenant: str) -> str:
@@ -140,7 +183,8 @@ class GateServicer:
     async def run(
         self, request: gate_pb2.RunGateRequest, call: Call
     ) -> AsyncIterator[gate_pb2.GateProgress]:
-        """Run the gate off the event loop; stream its stages, then the result."""
+        """Record the run, run the gate off the event loop; stream the run, its stages, then
+        the result. Attaches to the unfinished run of the same request if there is one."""
         tenant = await call.tenant(request.tenant)
         gate_request = GateRequest(
             release_sha=await self._release_sha(request.release_sha256, tenant),
@@ -153,6 +197,13 @@ class GateServicer:
         )
         if gate_request.reuse_scores and gate_request.answers is not None:
             raise InvalidInputError("reuse_scores decides from stored scores; it takes no answers")
+        book = self._book
+        row, started = await asyncio.to_thread(book.begin, gate_request)
+        yield gate_pb2.GateProgress(run=gate_run_pb(RunView(row, attached=not started)))
+        if not started:
+            async for event in self._follow(row.run_id, tenant):
+                yield event
+            return
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -161,7 +212,7 @@ class GateServicer:
 
         def work() -> GateRecord:
             try:
-                return self._runner.run(gate_request, progress)
+                return book.execute(row, gate_request, progress)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
@@ -173,6 +224,31 @@ class GateServicer:
             )
         record = await task
         yield gate_pb2.GateProgress(result=gate_result_pb(record))
+
+    async def _follow(self, run_id: str, tenant: str) -> AsyncIterator[gate_pb2.GateProgress]:
+        """An attached RunGate: the run's progress as the store records it, then its result
+        (or its error)."""
+        seen: tuple[str, int, int] | None = None
+        while True:
+            view = await asyncio.to_thread(self._book.view, run_id, tenant)
+            row = view.row
+            if (row.stage, row.done, row.total) != seen and row.stage != "queued":
+                seen = (row.stage, row.done, row.total)
+                yield gate_pb2.GateProgress(
+                    stage=gate_pb2.GateStage(stage=row.stage, done=row.done, total=row.total)
+                )
+            if view.record is not None:
+                yield gate_pb2.GateProgress(result=gate_result_pb(view.record))
+                return
+            if row.state == "failed":
+                raise GateError(f"gate run {run_id} failed: {row.error}")
+            await asyncio.sleep(ATTACHED_POLL_S)
+
+    async def get_run(self, request: gate_pb2.GetGateRunRequest, call: Call) -> gate_pb2.GateRun:
+        """A gate run of the caller's tenant, with its result once done."""
+        tenant = await call.tenant(request.tenant)
+        view = await asyncio.to_thread(self._book.view, request.run_id.strip(), tenant)
+        return gate_run_pb(view)
 
     async def get(self, request: gate_pb2.GetGateResultRequest, call: Call) -> gate_pb2.GateResult:
         """The latest stored result, or a what-if policy applied to its stored scores."""

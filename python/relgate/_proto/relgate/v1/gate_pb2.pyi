@@ -157,12 +157,70 @@ class RunGateRequest(_message.Message):
     def __init__(self, release_sha256: _Optional[str] = ..., suite_path: _Optional[str] = ..., answers: _Optional[_Union[AnswerSource, _Mapping]] = ..., judge: _Optional[_Union[JudgeSpec, _Mapping]] = ..., reuse_scores: _Optional[bool] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class GateProgress(_message.Message):
-    __slots__ = ("stage", "result")
+    __slots__ = ("stage", "result", "run")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     stage: GateStage
     result: GateResult
-    def __init__(self, stage: _Optional[_Union[GateStage, _Mapping]] = ..., result: _Optional[_Union[GateResult, _Mapping]] = ...) -> None: ...
+    run: GateRun
+    def __init__(self, stage: _Optional[_Union[GateStage, _Mapping]] = ..., result: _Optional[_Union[GateResult, _Mapping]] = ..., run: _Optional[_Union[GateRun, _Mapping]] = ...) -> None: ...
+
+class GetGateRunRequest(_message.Message):
+    __slots__ = ("run_id", "tenant")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    tenant: str
+    def __init__(self, run_id: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class GateRunAttempt(_message.Message):
+    __slots__ = ("attempt", "owner", "outcome", "cached_rows", "judged_pairs")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CACHED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    JUDGED_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    owner: str
+    outcome: str
+    cached_rows: int
+    judged_pairs: int
+    def __init__(self, attempt: _Optional[int] = ..., owner: _Optional[str] = ..., outcome: _Optional[str] = ..., cached_rows: _Optional[int] = ..., judged_pairs: _Optional[int] = ...) -> None: ...
+
+class GateRun(_message.Message):
+    __slots__ = ("run_id", "release_sha256", "state", "stage", "done", "total", "error", "attempts", "attempt_stats", "gate_result_sha256", "receipt_sha256", "result", "attached", "created_at", "updated_at")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_STATS_FIELD_NUMBER: _ClassVar[int]
+    GATE_RESULT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ATTACHED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    release_sha256: str
+    state: str
+    stage: str
+    done: int
+    total: int
+    error: str
+    attempts: int
+    attempt_stats: _containers.RepeatedCompositeFieldContainer[GateRunAttempt]
+    gate_result_sha256: str
+    receipt_sha256: str
+    result: GateResult
+    attached: bool
+    created_at: str
+    updated_at: str
+    def __init__(self, run_id: _Optional[str] = ..., release_sha256: _Optional[str] = ..., state: _Optional[str] = ..., stage: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., attempt_stats: _Optional[_Iterable[_Union[GateRunAttempt, _Mapping]]] = ..., gate_result_sha256: _Optional[str] = ..., receipt_sha256: _Optional[str] = ..., result: _Optional[_Union[GateResult, _Mapping]] = ..., attached: _Optional[bool] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
 
 class GateStage(_message.Message):
     __slots__ = ("stage", "done", "total")

@@ -54,14 +54,21 @@ class GateServiceStub:
                 request_serializer=relgate_dot_v1_dot_gate__pb2.UploadChunk.SerializeToString,
                 response_deserializer=relgate_dot_v1_dot_gate__pb2.UploadResponse.FromString,
                 _registered_method=True)
+        self.GetGateRun = channel.unary_unary(
+                '/relgate.v1.GateService/GetGateRun',
+                request_serializer=relgate_dot_v1_dot_gate__pb2.GetGateRunRequest.SerializeToString,
+                response_deserializer=relgate_dot_v1_dot_gate__pb2.GateRun.FromString,
+                _registered_method=True)
 
 
 class GateServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RunGate(self, request, context):
-        """Run the gate on a registered release; streams progress, then the result as the last
-        message. Emits a gate_pass or gate_fail receipt. Needs role releaser.
+        """Run the gate on a registered release; streams the run (its id) first, then progress,
+        then the result as the last message. Emits a gate_pass or gate_fail receipt. The run is
+        kept in the store: the same request while it is unfinished attaches to it. Needs role
+        releaser.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +99,15 @@ class GateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGateRun(self, request, context):
+        """A gate run by its id (RunGate's first message names it): where it stands, and its result
+        once done. A run survives a control-plane restart (the leader resumes it from the rows
+        already scored), so a caller whose RunGate stream broke waits here. Needs role viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +130,11 @@ def add_GateServiceServicer_to_server(servicer, server):
                     servicer.Upload,
                     request_deserializer=relgate_dot_v1_dot_gate__pb2.UploadChunk.FromString,
                     response_serializer=relgate_dot_v1_dot_gate__pb2.UploadResponse.SerializeToString,
+            ),
+            'GetGateRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGateRun,
+                    request_deserializer=relgate_dot_v1_dot_gate__pb2.GetGateRunRequest.FromString,
+                    response_serializer=relgate_dot_v1_dot_gate__pb2.GateRun.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +245,33 @@ class GateService:
             '/relgate.v1.GateService/Upload',
             relgate_dot_v1_dot_gate__pb2.UploadChunk.SerializeToString,
             relgate_dot_v1_dot_gate__pb2.UploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGateRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relgate.v1.GateService/GetGateRun',
+            relgate_dot_v1_dot_gate__pb2.GetGateRunRequest.SerializeToString,
+            relgate_dot_v1_dot_gate__pb2.GateRun.FromString,
             options,
             channel_credentials,
             insecure,
