@@ -47,6 +47,7 @@ from relgate.store.chain import append_receipt
 from relgate.store.control import ControlRecords, Fence, check_fence
 from relgate.store.db import Database, check_name
 from relgate.store.engine import create_engine
+from relgate.store.jobs import JobRecords
 from relgate.store.keys import KeyRecords
 from relgate.store.migrate import upgrade_to_head
 from relgate.store.records import RegisterResult, StoredFact, StoredRelease
@@ -94,6 +95,8 @@ class Store:
         self.keys = KeyRecords(db)
         #: The control plane's leader lease and rollout evidence between decisions.
         self.control = ControlRecords(db)
+        #: The judge-worker job queue (``relgate.app.jobs`` serves it to workers).
+        self.jobs = JobRecords(db)
 
     @property
     def weights_root(self) -> Path:
