@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from relgate.store.jobs import DONE, LEASED, QUEUED, ClaimedJob, JobRow, Submitted
+from relgate.store.jobs import DONE, LEASED, QUEUED, ClaimedJob, JobRow, NewJob
 
 __all__ = ["JobQueue", "MemoryJobQueue"]
 
@@ -23,16 +23,8 @@ class JobQueue(Protocol):
     """What the dispatcher needs of a job queue (times are the dispatcher clock's seconds)."""
 
     def submit(
-        self,
-        job_id: str,
-        *,
-        tenant: str,
-        judge_sha256: str,
-        spec: str,
-        rows: int,
-        now: float,
-        max_pending: int,
-    ) -> Submitted: ...
+        self, tenant: str, jobs: Sequence[NewJob], *, now: float, max_pending: int
+    ) -> bool: ...
 
     def claimable(self, *, tenant: str, judge_sha256: str, now: float) -> bool: ...
 
@@ -94,27 +86,21 @@ class MemoryJobQueue:
         # Insertion order is submission order: the oldest claimable job comes first.
         self._rows: dict[str, _Row] = {}
 
-    def submit(
-        self,
-        job_id: str,
-        *,
-        tenant: str,
-        judge_sha256: str,
-        spec: str,
-        rows: int,
-        now: float,
-        max_pending: int,
-    ) -> Submitted:
+    def submit(self, tenant: str, jobs: Sequence[NewJob], *, now: float, max_pending: int) -> bool:
         with self._lock:
-            row = self._rows.get(job_id)
-            if row is not None:
-                row.updated_at = now
-                return "attached"
+            unique = {j.job_id: j for j in jobs}
+            fresh = [j for job_id, j in unique.items() if job_id not in self._rows]
             pending = sum(1 for r in self._rows.values() if r.tenant == tenant and r.state != DONE)
-            if pending >= max_pending:
-                return "full"
-            self._rows[job_id] = _Row(job_id, tenant, judge_sha256, spec, rows, now, now)
-            return "new"
+            if fresh and pending + len(fresh) > max_pending:
+                return False
+            for job_id in unique:
+                if (row := self._rows.get(job_id)) is not None:
+                    row.updated_at = now
+            for j in fresh:
+                self._rows[j.job_id] = _Row(
+                    j.job_id, tenant, j.judge_sha256, j.spec, j.rows, now, now
+                )
+            return True
 
     def claimable(self, *, tenant: str, judge_sha256: str, now: float) -> bool:
         with self._lock:

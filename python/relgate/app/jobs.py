@@ -64,7 +64,7 @@ from relgate.errors import (
     JudgeUnavailableError,
 )
 from relgate.judge.jobs import JobResult, JobSpec
-from relgate.store.jobs import DONE, LEASED, QUEUED, JobRow
+from relgate.store.jobs import DONE, LEASED, QUEUED, JobRow, NewJob
 
 __all__ = ["Dispatcher", "QueueLimits", "WorkerInfo", "decode_spec", "encode_spec"]
 
@@ -321,40 +321,44 @@ class Dispatcher:
 
     def submit(self, spec: JobSpec) -> str:
         """Queue a job, or attach to the identical one queued (or answered) before; its id."""
-        job_id = self._put(spec)
+        return self.submit_all([spec])[0]
+
+    def submit_all(self, specs: Sequence[JobSpec]) -> list[str]:
+        """Queue jobs (one transaction per tenant: all of a tenant's or none); their ids."""
+        job_ids = self._put(specs)
         with self._lock:
             self._bindable = False
-            held = self._specs.get(job_id)
-            self._specs[job_id] = (spec, (held[1] if held else 0) + 1)
+            for job_id, spec in zip(job_ids, specs, strict=True):
+                held = self._specs.get(job_id)
+                self._specs[job_id] = (spec, (held[1] if held else 0) + 1)
         self._notify()
-        return job_id
+        return job_ids
 
-    def _put(self, spec: JobSpec) -> str:
-        text = encode_spec(spec)
-        data = text.encode()
-        if len(data) > self.limits.max_spec_bytes:
-            raise InvalidInputError(
-                f"a judge job of {len(data)} bytes is over the {self.limits.max_spec_bytes}-byte"
-                " cap: score fewer rows per job (batch_rows)"
+    def _put(self, specs: Sequence[JobSpec]) -> list[str]:
+        job_ids: list[str] = []
+        by_tenant: dict[str, list[NewJob]] = {}
+        for spec in specs:
+            text = encode_spec(spec)
+            data = text.encode()
+            if len(data) > self.limits.max_spec_bytes:
+                raise InvalidInputError(
+                    f"a judge job of {len(data)} bytes is over the"
+                    f" {self.limits.max_spec_bytes}-byte cap: score fewer rows per job"
+                    " (batch_rows)"
+                )
+            job_ids.append(sha256_hex(data))
+            by_tenant.setdefault(spec.tenant, []).append(
+                NewJob(job_ids[-1], spec.judge_sha256, text, spec.rows)
             )
-        job_id = sha256_hex(data)
         now = self._clock()
         self._prune(now)
-        outcome = self._queue.submit(
-            job_id,
-            tenant=spec.tenant,
-            judge_sha256=spec.judge_sha256,
-            spec=text,
-            rows=spec.rows,
-            now=now,
-            max_pending=self.limits.max_pending,
-        )
-        if outcome == "full":
-            raise JudgeUnavailableError(
-                f"tenant {spec.tenant!r} has {self.limits.max_pending} unfinished judge jobs"
-                " (the cap): its workers are not keeping up"
-            )
-        return job_id
+        for tenant, jobs in by_tenant.items():
+            if not self._queue.submit(tenant, jobs, now=now, max_pending=self.limits.max_pending):
+                raise JudgeUnavailableError(
+                    f"tenant {tenant!r}: {len(jobs)} more judge job(s) would pass the cap of"
+                    f" {self.limits.max_pending} unfinished ones: its workers are not keeping up"
+                )
+        return job_ids
 
     def wait(self, job_ids: Sequence[str], timeout: float) -> list[JobResult]:
         """Results of ``job_ids`` in order, waiting up to ``timeout`` seconds in all.
@@ -398,7 +402,7 @@ class Dispatcher:
                 held = self._specs.get(job_id)
             if held is None:
                 raise JudgeUnavailableError(f"judge job {job_id[:12]} is gone from the queue")
-            self._put(held[0])
+            self._put([held[0]])
 
     def _decode_result(self, job_id: str, text: str | None) -> JobResult:
         assert text is not None
@@ -444,14 +448,7 @@ class Dispatcher:
 
     def run(self, specs: Sequence[JobSpec], timeout: float) -> list[JobResult]:
         """Submit jobs and wait for all of them."""
-        job_ids: list[str] = []
-        try:
-            for spec in specs:
-                job_ids.append(self.submit(spec))
-        except BaseException:
-            self._queue.withdraw(job_ids)
-            self._release(job_ids)
-            raise
+        job_ids = self.submit_all(specs)
         return self.wait(job_ids, timeout)
 
     # ---- waiting, expiry, retention ----------------------------------------------------------

@@ -23,23 +23,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import sqlalchemy as sa
 
 from relgate.store import schema
 from relgate.store.db import Database
 
-__all__ = ["DONE", "LEASED", "QUEUED", "ClaimedJob", "JobRecords", "JobRow", "Submitted"]
+__all__ = ["DONE", "LEASED", "QUEUED", "ClaimedJob", "JobRecords", "JobRow", "NewJob"]
 
 QUEUED, LEASED, DONE = "queued", "leased", "done"
 
-#: What ``submit`` did: inserted a new job, attached to a stored one, or refused (the tenant's
-#: pending jobs are at the cap).
-Submitted = Literal["new", "attached", "full"]
 
 _J = schema.judge_jobs
 _c = _J.c
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to store: its id (its content's sha256), judge, spec (JSON text) and rows."""
+
+    job_id: str
+    judge_sha256: str
+    spec: str
+    rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,49 +80,52 @@ class JobRecords:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def submit(
-        self,
-        job_id: str,
-        *,
-        tenant: str,
-        judge_sha256: str,
-        spec: str,
-        rows: int,
-        now: float,
-        max_pending: int,
-    ) -> Submitted:
-        """Store a queued job, or attach to the one stored under ``job_id`` (any state: a done
-        job's result is reused), touching it so retention keeps it."""
+    def submit(self, tenant: str, jobs: Sequence[NewJob], *, now: float, max_pending: int) -> bool:
+        """Store ``jobs`` (all of ``tenant``) as queued in one transaction, attaching to those
+        stored already (any state: a done job's result is reused) and touching them so
+        retention keeps them. All or nothing: False, and nothing written, when the new ones
+        would take the tenant's unfinished jobs over ``max_pending``."""
+        unique = {j.job_id: j for j in jobs}
+        if not unique:
+            return True
         with self.db.transaction(lock_key=f"judge_jobs/{tenant}") as conn:
-            touched = conn.execute(
-                sa.update(_J).where(_c.job_id == job_id).values(updated_at=now)
-            ).rowcount
-            if touched:
-                return "attached"
-            pending = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(_J)
-                .where(_c.tenant == tenant, _c.state != DONE)
-            ).scalar_one()
-            if pending >= max_pending:
-                return "full"
-            conn.execute(
-                sa.insert(_J).values(
-                    job_id=job_id,
-                    tenant=tenant,
-                    judge_sha256=judge_sha256,
-                    spec=spec,
-                    rows=rows,
-                    state=QUEUED,
-                    worker_id=None,
-                    lease_until=0.0,
-                    attempts=0,
-                    result=None,
-                    created_at=now,
-                    updated_at=now,
-                )
+            stored = set(
+                conn.execute(sa.select(_c.job_id).where(_c.job_id.in_(list(unique)))).scalars()
             )
-            return "new"
+            fresh = [j for job_id, j in unique.items() if job_id not in stored]
+            if fresh:
+                pending = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(_J)
+                    .where(_c.tenant == tenant, _c.state != DONE)
+                ).scalar_one()
+                if pending + len(fresh) > max_pending:
+                    return False
+                conn.execute(
+                    sa.insert(_J),
+                    [
+                        {
+                            "job_id": j.job_id,
+                            "tenant": tenant,
+                            "judge_sha256": j.judge_sha256,
+                            "spec": j.spec,
+                            "rows": j.rows,
+                            "state": QUEUED,
+                            "worker_id": None,
+                            "lease_until": 0.0,
+                            "attempts": 0,
+                            "result": None,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for j in fresh
+                    ],
+                )
+            if stored:
+                conn.execute(
+                    sa.update(_J).where(_c.job_id.in_(list(stored))).values(updated_at=now)
+                )
+            return True
 
     def claimable(self, *, tenant: str, judge_sha256: str, now: float) -> bool:
         """Whether a claim would find a job now (a read: idle long polls take no write lock)."""
