@@ -167,6 +167,7 @@ class MemoryJobQueue:
                 return False
             check(JobRow(r.job_id, r.tenant, r.judge_sha256, r.rows, r.state, r.worker_id))
             r.state, r.result, r.lease_until, r.updated_at = DONE, result, 0.0, now
+            r.spec = ""  # the id stands for it
             return True
 
     def results(self, job_ids: Sequence[str]) -> dict[str, str | None]:

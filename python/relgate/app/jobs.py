@@ -74,9 +74,9 @@ class QueueLimits:
     """Bounds on the job queue (see the module docstring)."""
 
     max_spec_bytes: int = 4 * 1024 * 1024  # under the server's 5 MiB message cap
-    max_pending: int = 10_000  # unfinished jobs per tenant
+    max_pending: int = 1_000  # unfinished jobs per tenant (a 10,000-row gate is 40 jobs)
     done_ttl_s: float = 3600.0
-    max_done: int = 100_000
+    max_done: int = 10_000  # done jobs keep their result only, not their spec
     abandon_ttl_s: float = 3600.0
     prune_every_s: float = 30.0
 

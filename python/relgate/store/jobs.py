@@ -221,7 +221,8 @@ class JobRecords:
             conn.execute(
                 sa.update(_J)
                 .where(_c.job_id == job_id)
-                .values(state=DONE, result=result, lease_until=0.0, updated_at=now)
+                # The spec is not kept: the id stands for it, and retention then holds results.
+                .values(state=DONE, result=result, spec="", lease_until=0.0, updated_at=now)
             )
             return True
 

@@ -167,6 +167,9 @@ def test_a_queued_job_survives_a_restart_and_its_result_is_reused(
     w = _register(after, "k1")
     assert _ids(after.pull(w, "k1", 8)) == [job]
     assert after.submit_result("k1", JobResult(job, w, scores=(0.3, 0.4)))
+    c = schema.judge_jobs.c
+    with store.db.read() as conn:  # a done job keeps its result, not its (large) spec
+        assert conn.execute(sa.select(c.spec).where(c.job_id == job)).scalar_one() == ""
     # The caller, restarted too, submits the identical batch: it attaches to the answered job.
     again = Dispatcher(clock=clock, queue=store.jobs)
     assert again.run([_spec()], timeout=0.0)[0].scores == (0.3, 0.4)
