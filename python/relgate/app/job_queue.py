@@ -127,15 +127,19 @@ class MemoryJobQueue:
                 if r.worker_id == worker_id and r.state == LEASED and r.lease_until > now
             )
             room = min(limit, capacity - held)
+            if room <= 0:
+                return []
+            mine = [
+                r
+                for r in self._rows.values()
+                if r.tenant == tenant and r.judge_sha256 == judge_sha256 and r.claimable(now)
+            ]
             taken: list[ClaimedJob] = []
-            for r in sorted(self._rows.values(), key=lambda r: (r.created_at, r.job_id)):
-                if len(taken) >= room:
-                    break
-                if r.tenant == tenant and r.judge_sha256 == judge_sha256 and r.claimable(now):
-                    r.state, r.worker_id, r.lease_until = LEASED, worker_id, now + lease_s
-                    r.attempts += 1
-                    r.updated_at = now
-                    taken.append(ClaimedJob(r.job_id, r.spec, r.attempts))
+            for r in sorted(mine, key=lambda r: (r.created_at, r.job_id))[:room]:
+                r.state, r.worker_id, r.lease_until = LEASED, worker_id, now + lease_s
+                r.attempts += 1
+                r.updated_at = now
+                taken.append(ClaimedJob(r.job_id, r.spec, r.attempts))
             return taken
 
     def renew(self, worker_id: str, job_ids: Sequence[str], *, lease_until: float) -> int:
