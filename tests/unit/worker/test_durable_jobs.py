@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from relgate.access import acting_as
+from relgate.app.job_queue import JobQueue, MemoryJobQueue
 from relgate.app.jobs import Dispatcher, QueueLimits
 from relgate.app.remote_judge import RemoteJudge
 from relgate.errors import (
@@ -56,6 +57,12 @@ def _ids(taken: list[tuple[str, JobSpec]]) -> list[str]:
     return [job_id for job_id, _ in taken]
 
 
+@pytest.fixture(params=["store", "memory"])
+def queue(request: pytest.FixtureRequest, store: Store) -> JobQueue:
+    """The store's queue, or the in-memory one (the same contract)."""
+    return store.jobs if request.param == "store" else MemoryJobQueue()
+
+
 @pytest.fixture
 def replica(store_url: str | None, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Opens another store on the same database (another control-plane replica's)."""
@@ -79,9 +86,9 @@ def _submit_apart(d: Dispatcher, clock: FakeClock, specs: list[JobSpec]) -> list
     return out
 
 
-def test_a_lapsed_lease_hands_the_job_out_again(store: Store) -> None:
+def test_a_lapsed_lease_hands_the_job_out_again(queue: JobQueue) -> None:
     clock = FakeClock()
-    d = Dispatcher(lease_s=2.0, clock=clock, queue=store.jobs)
+    d = Dispatcher(lease_s=2.0, clock=clock, queue=queue)
     first, second = _register(d, "k1"), _register(d, "k2")
     job = d.submit(_spec())
     assert _ids(d.pull(first, "k1", 4)) == [job]
@@ -99,9 +106,9 @@ def test_a_lapsed_lease_hands_the_job_out_again(store: Store) -> None:
     assert d.wait([job], timeout=1.0)[0].scores == (0.1, 0.2)
 
 
-def test_renewed_leases_hold_and_capacity_counts_held_jobs(store: Store) -> None:
+def test_renewed_leases_hold_and_capacity_counts_held_jobs(queue: JobQueue) -> None:
     clock = FakeClock()
-    d = Dispatcher(lease_s=2.0, clock=clock, queue=store.jobs)
+    d = Dispatcher(lease_s=2.0, clock=clock, queue=queue)
     w = _register(d, "k1", cap=2)
     jobs = _submit_apart(d, clock, [_spec(i) for i in range(3)])
     assert _ids(d.pull(w, "k1", 8)) == jobs[:2]  # oldest first, up to capacity
@@ -112,8 +119,8 @@ def test_renewed_leases_hold_and_capacity_counts_held_jobs(store: Store) -> None
     assert d.stats() == {"workers": 1, "queued": 1, "leased": 2, "retried": 0}
 
 
-def test_tenant_and_judge_isolation(store: Store) -> None:
-    d = Dispatcher(clock=FakeClock(), queue=store.jobs)
+def test_tenant_and_judge_isolation(queue: JobQueue) -> None:
+    d = Dispatcher(clock=FakeClock(), queue=queue)
     other_judge = _register(d, "kj", sha=SHA_B)
     other_tenant = _register(d, "kt", tenant="u")
     ours = _register(d, "ko")
@@ -233,10 +240,10 @@ def test_a_claim_skips_rows_another_transaction_holds(store: Store) -> None:
     assert got == [second]
 
 
-def test_bounds_refuse_big_specs_and_a_full_queue_per_tenant(store: Store) -> None:
+def test_bounds_refuse_big_specs_and_a_full_queue_per_tenant(queue: JobQueue) -> None:
     d = Dispatcher(
         clock=FakeClock(),
-        queue=store.jobs,
+        queue=queue,
         limits=QueueLimits(max_spec_bytes=2_000, max_pending=3),
     )
     with pytest.raises(InvalidInputError, match="over the 2000-byte cap"):
@@ -245,15 +252,15 @@ def test_bounds_refuse_big_specs_and_a_full_queue_per_tenant(store: Store) -> No
         d.submit(_spec(i))
     with pytest.raises(JudgeUnavailableError, match="would pass the cap of 3"):
         d.run([_spec(7), _spec(8)], timeout=0.0)
-    d.submit(_spec(0))  # attaching to a stored job is no new work
+    d.submit(_spec(0))  # attaching to a queued job is no new work
     d.submit(_spec(9, tenant="u"))  # another tenant's queue is its own
     assert d.stats()["queued"] == 4
 
 
-def test_retention_deletes_done_and_abandoned_jobs(store: Store) -> None:
+def test_retention_deletes_done_and_abandoned_jobs(queue: JobQueue) -> None:
     clock = FakeClock()
     limits = QueueLimits(done_ttl_s=100.0, max_done=2, abandon_ttl_s=500.0, prune_every_s=0.0)
-    d = Dispatcher(lease_s=1_000.0, clock=clock, queue=store.jobs, limits=limits)
+    d = Dispatcher(lease_s=1_000.0, clock=clock, queue=queue, limits=limits)
     w = _register(d, "k1", cap=64)
     *done, abandoned = _submit_apart(d, clock, [_spec(i) for i in range(4)] + [_spec(9)])
     d.pull(w, "k1", 4)
@@ -261,28 +268,28 @@ def test_retention_deletes_done_and_abandoned_jobs(store: Store) -> None:
         clock.now += 1
         assert d.submit_result("k1", JobResult(job, w, scores=(0.0, 0.0)))
     d.submit(_spec(20))  # every submit prunes (prune_every_s=0): beyond max_done, oldest go
-    assert set(store.jobs.results(done)) == set(done[2:])
+    assert set(queue.results(done)) == set(done[2:])
     clock.now += 150
     d.heartbeat(w, "k1")
     d.submit(_spec(21))
-    assert store.jobs.results(done) == {}
-    assert abandoned in store.jobs.results([abandoned])
+    assert queue.results(done) == {}
+    assert abandoned in queue.results([abandoned])
     clock.now += 500
     d.heartbeat(w, "k1")
     d.submit(_spec(22))
-    assert store.jobs.results([abandoned]) == {}
+    assert queue.results([abandoned]) == {}
 
 
-def test_a_timed_out_caller_withdraws_its_queued_jobs(store: Store) -> None:
-    d = Dispatcher(queue=store.jobs, poll_s=0.01)
+def test_a_timed_out_caller_withdraws_its_queued_jobs(queue: JobQueue) -> None:
+    d = Dispatcher(queue=queue, poll_s=0.01)
     with acting_as("t"), pytest.raises(JudgeUnavailableError, match="no live worker"):
         RemoteJudge(d, SHA_A, timeout=0.05).score(["a"], ["b"])
     assert d.stats()["queued"] == 0
 
 
-def test_a_failed_answer_is_not_reused(store: Store) -> None:
+def test_a_failed_answer_is_not_reused(queue: JobQueue) -> None:
     clock = FakeClock()
-    d = Dispatcher(clock=clock, queue=store.jobs)
+    d = Dispatcher(clock=clock, queue=queue)
     w = _register(d, "k1")
     job = d.submit(_spec())
     d.pull(w, "k1", 1)
