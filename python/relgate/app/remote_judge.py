@@ -2,9 +2,11 @@
 
 The gate and the monitors call ``score(answers, references)`` exactly as they call an
 in-process judge; the call is cut into jobs of ``batch_rows`` pairs, queued for the workers
-that run this judge (same ``judge_sha256``), and waited for with a deadline. A deadline that
-passes, with no live worker or a slow one, is a ``JudgeUnavailableError``: the gate fails the
-call, and the quality monitor reads it as INCONCLUSIVE (``relgate.rollout.replay``).
+that run this judge (same ``judge_sha256``; in the store when the server runs the dispatcher,
+so a worker of any control-plane replica may answer), and waited for with a deadline. A
+deadline that passes, with no live worker or a slow one, is a ``JudgeUnavailableError``: the
+gate fails the call, and the quality monitor reads it as INCONCLUSIVE
+(``relgate.rollout.replay``).
 """
 
 from __future__ import annotations

@@ -236,7 +236,8 @@ async def create_server(
     anchor kept in the data directory; `rollout.clock` replaces that clock entirely (tests).
 
     `gate` sets where suites are found (`suites_dir`), the default judge and the score cache.
-    `workers` is the judge-worker dispatcher (default: a fresh one); a gate judge of backend
+    `workers` is the judge-worker dispatcher (default: a fresh one; one built without a queue
+    keeps its jobs in the store, ``relgate.app.jobs``); a gate judge of backend
     ``worker`` (options ``judge_sha256``, ``timeout``) is scored by its workers.
     `web_extension` adds routes to the web port from the server's parts (the CLI and the demo
     pass ``relgate.dashboard.mount``).
@@ -299,6 +300,9 @@ async def _start(
     workers: Dispatcher,
     web_extension: WebExtensionFactory | None,
 ) -> RunningServer:
+    if workers.bindable:
+        # Jobs in the store: they survive a restart and reach workers of every replica.
+        workers.bind(store.jobs)
     admin_key_path = await asyncio.to_thread(bootstrap_admin_key, store.keys, root)
     # Created (mode 0600) on first start; its public key is pinned when the server verifies.
     signer = await asyncio.to_thread(TreeHeadSigner, root)

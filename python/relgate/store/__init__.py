@@ -1,4 +1,4 @@
-"""Durable state: releases, receipts, facts, tree heads, anchors and API keys.
+"""Durable state: releases, receipts, facts, tree heads, anchors, API keys and judge jobs.
 
 ``Store.open(url, data_dir=...)`` gives SQLite in WAL mode under the data directory by default,
 or PostgreSQL by URL. See ``relgate.store.store`` for the guarantees (append-only, atomic

@@ -46,14 +46,16 @@ class Database:
         self._clock = clock
 
     @contextlib.contextmanager
-    def transaction(self, *, lock_key: str) -> Iterator[Connection]:
-        """A write transaction serialized against every other writer of ``lock_key``."""
+    def transaction(self, *, lock_key: str | None) -> Iterator[Connection]:
+        """A write transaction serialized against every other writer of ``lock_key``
+        (``None`` on PostgreSQL: no advisory lock, the caller relies on row locks, as the job
+        queue's ``FOR UPDATE SKIP LOCKED``; SQLite always has one writer at a time)."""
         try:
             with self._write_lock, self.engine.connect() as conn:
                 # Read by the SQLite "begin" hook: writers start with BEGIN IMMEDIATE.
                 conn.execution_options(relgate_write=True)
                 with conn.begin():
-                    if self.postgres:
+                    if self.postgres and lock_key is not None:
                         conn.execute(
                             sa.text("SELECT pg_advisory_xact_lock(:key)"),
                             {"key": lock_id(lock_key)},

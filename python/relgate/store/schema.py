@@ -54,6 +54,7 @@ __all__ = [
     "api_keys",
     "facts",
     "gate_runs",
+    "judge_jobs",
     "key_revocations",
     "leases",
     "metadata",
@@ -272,6 +273,30 @@ gate_runs = Table(
         sqlite_where=text("state = 'running'"),
         postgresql_where=text("state = 'running'"),
     ),
+#: The judge-worker job queue (migration 0006): one row per job, content-addressed (``job_id`` is
+#: the sha256 of tenant, judge and canonical spec), claimed with ``FOR UPDATE SKIP LOCKED`` on
+#: PostgreSQL and under the write lock on SQLite (``relgate.store.jobs``). Rows change (claim,
+#: renew, complete) and are deleted by retention: not an append-only table.
+judge_jobs = Table(
+    "judge_jobs",
+    metadata,
+    Column("job_id", String(SHA), primary_key=True),
+    Column("tenant", String(256), nullable=False),
+    Column("judge_sha256", String(SHA), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("worker_id", String(64)),
+    # Wall-clock seconds: when another worker may take a leased job over.
+    Column("lease_until", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("result", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    CheckConstraint("state IN ('queued', 'leased', 'done')", name="state_known"),
+    Index("ix_judge_jobs_claim", "tenant", "judge_sha256", "state", "created_at"),
+    Index("ix_judge_jobs_worker_id", "worker_id"),
+    Index("ix_judge_jobs_state_updated_at", "state", "updated_at"),
 )
 
 #: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).

@@ -48,6 +48,7 @@ from relgate.store.control import ControlRecords, Fence, check_fence
 from relgate.store.db import Database, check_name
 from relgate.store.engine import create_engine
 from relgate.store.gate_runs import GateRunRecords
+from relgate.store.jobs import JobRecords
 from relgate.store.keys import KeyRecords
 from relgate.store.migrate import upgrade_to_head
 from relgate.store.records import RegisterResult, StoredFact, StoredRelease
@@ -97,6 +98,8 @@ class Store:
         self.control = ControlRecords(db)
         #: Gate runs: request, state, owner and outcome (relgate.store.gate_runs).
         self.gate_runs = GateRunRecords(db)
+        #: The judge-worker job queue (``relgate.app.jobs`` serves it to workers).
+        self.jobs = JobRecords(db)
 
     @property
     def weights_root(self) -> Path:

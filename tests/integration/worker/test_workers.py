@@ -103,7 +103,9 @@ def test_worker_process_scores_a_gate_like_the_in_process_judge(
         with acting_as(DEFAULT_TENANT):  # the gate runner sets this for its release's tenant
             through_worker = score_release(suite, remote, v2, v1)
         _until("a heartbeat", lambda: d.live_workers(judge.judge_sha256)[0].heartbeats >= 1)
-        assert d.live_workers(judge.judge_sha256)[0].completed >= 2
+        # v1 and v2 answer these 120 rows alike: the second call's batch is the same content,
+        # so it attaches to the first's job (content-addressed) and reuses its result.
+        assert d.live_workers(judge.judge_sha256)[0].completed == 1
         assert remote.description == judge.description
     in_process = score_release(suite, judge, v2, v1)
     for column in ("x_candidate", "x_previous"):

@@ -8,9 +8,11 @@ under another key, or for a worker that was never registered or has expired, is 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from relgate._proto.relgate.v1 import worker_pb2
 from relgate.access import Role
@@ -19,6 +21,8 @@ from relgate.errors import InvalidInputError
 from relgate.judge.jobs import JobResult
 from relgate.service.rpc import Call, Rpc
 from relgate.wire.worker import job_message
+
+T = TypeVar("T")
 
 # A long poll holds a thread of the default executor; cap it so a stuck worker cannot pin
 # threads for long, and the worker's own heartbeat keeps it alive between polls.
@@ -37,6 +41,12 @@ class WorkerServicer:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self._polls = ThreadPoolExecutor(MAX_CONCURRENT_POLLS, thread_name_prefix="relgate-poll")
+
+    async def _off_loop(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn`` on a poll thread: the dispatcher's queue may be the store (blocking I/O)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._polls, functools.partial(fn, *args, **kwargs)
+        )
 
     def rpcs(self) -> dict[str, Rpc]:
         """Method name -> role and implementation."""
@@ -57,7 +67,8 @@ class WorkerServicer:
             raise InvalidInputError(f"judge_description_json is not JSON: {exc}") from None
         if not isinstance(description, dict):
             raise InvalidInputError("judge_description_json must be a JSON object")
-        worker = self.dispatcher.register(
+        worker = await self._off_loop(
+            self.dispatcher.register,
             key_sha256=call.principal.key_sha256,
             tenant=call.principal.tenant,
             name=request.name[:128],
@@ -77,8 +88,11 @@ class WorkerServicer:
         self, request: worker_pb2.HeartbeatRequest, call: Call
     ) -> worker_pb2.HeartbeatResponse:
         """Extend the worker's life and its jobs' leases."""
-        self.dispatcher.heartbeat(
-            request.worker_id, call.principal.key_sha256, list(request.job_ids)
+        await self._off_loop(
+            self.dispatcher.heartbeat,
+            request.worker_id,
+            call.principal.key_sha256,
+            list(request.job_ids),
         )
         return worker_pb2.HeartbeatResponse()
 
@@ -101,7 +115,8 @@ class WorkerServicer:
         self, request: worker_pb2.SubmitResultRequest, call: Call
     ) -> worker_pb2.SubmitResultResponse:
         """Record a result (idempotent by job id)."""
-        accepted = self.dispatcher.submit_result(
+        accepted = await self._off_loop(
+            self.dispatcher.submit_result,
             call.principal.key_sha256,
             JobResult(
                 job_id=request.job_id,
