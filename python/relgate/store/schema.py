@@ -273,6 +273,8 @@ gate_runs = Table(
         sqlite_where=text("state = 'running'"),
         postgresql_where=text("state = 'running'"),
     ),
+)
+
 #: The judge-worker job queue (migration 0006): one row per job, content-addressed (``job_id`` is
 #: the sha256 of tenant, judge and canonical spec), claimed with ``FOR UPDATE SKIP LOCKED`` on
 #: PostgreSQL and under the write lock on SQLite (``relgate.store.jobs``). Rows change (claim,
