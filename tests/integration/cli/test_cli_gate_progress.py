@@ -22,7 +22,7 @@ from relgate.service.server import BackgroundServer, RunningServer
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[3]
-ANSWERS = ROOT / "examples" / "answers" / "good.jsonl"
+ANSWERS = ROOT / "examples" / "answers" / "recorded.jsonl"
 MANIFEST = ROOT / "examples" / "manifests" / "closed-weight-api.json"
 
 

@@ -45,7 +45,7 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
     root = tmp_path / "root"
     root.mkdir()
     options = GateOptions(
-        data_root=root, max_upload_bytes=100_000, judge_factory=lambda choice: RaisingJudge()
+        data_root=root, max_upload_bytes=200_000, judge_factory=lambda choice: RaisingJudge()
     )
     with BackgroundServer(tmp_path / "data", gateway_port=None, gate=options) as running:
         yield running
@@ -88,8 +88,8 @@ def test_uploads_over_the_cap_or_of_the_wrong_kind_are_refused(
     server: RunningServer, client: RelgateClient, tmp_path: Path
 ) -> None:
     big = tmp_path / "big.jsonl"
-    big.write_bytes(b'{"item_id": "x", "answer": "y"}\n' * 5000)  # 160 kB > 100 kB cap
-    with pytest.raises(InvalidInputError, match="over the server's cap of 100000 bytes"):
+    big.write_bytes(b'{"item_id": "x", "answer": "y"}\n' * 8000)  # 256 kB > 200 kB cap
+    with pytest.raises(InvalidInputError, match="over the server's cap of 200000 bytes"):
         client.upload(big, kind="answers", chunk_bytes=8192)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
