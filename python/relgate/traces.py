@@ -28,6 +28,24 @@ from relgate.errors import InvalidInputError, NotFoundError
 Clock = Callable[[], float]
 
 
+#: A mirrored (shadow) request's trace id is the id of the served request it mirrors plus this
+#: suffix: how shadow scoring pairs the candidate's mirrored answer with the answer served to
+#: the same request (``shadow_trace_id``, ``served_trace_id``).
+SHADOW_SUFFIX = ".shadow"
+
+
+def shadow_trace_id(served_id: str) -> str:
+    """The trace id of the mirror of the served request ``served_id``."""
+    return served_id + SHADOW_SUFFIX
+
+
+def served_trace_id(shadow_id: str) -> str | None:
+    """The served request a mirrored trace id mirrors (None: not a mirror's id)."""
+    if not shadow_id.endswith(SHADOW_SUFFIX) or len(shadow_id) == len(SHADOW_SUFFIX):
+        return None
+    return shadow_id[: -len(SHADOW_SUFFIX)]
+
+
 class TraceSink(Protocol):
     """Where recorded traces also go (must not block: queue and return)."""
 
@@ -318,4 +336,12 @@ class TraceStore:
         return self.quantile(release, window_s, 0.95)
 
 
-__all__ = ["Clock", "StatusCounts", "Trace", "TraceStore"]
+__all__ = [
+    "SHADOW_SUFFIX",
+    "Clock",
+    "StatusCounts",
+    "Trace",
+    "TraceStore",
+    "served_trace_id",
+    "shadow_trace_id",
+]

@@ -11,6 +11,9 @@ gathers, without blocking the loop (HTTP replays are async, judging runs in a wo
   endpoint with the candidate's own prompt template, judged against the stable answer (grade 1,
   or the user's feedback grade) and the slice's negative anchors (the suite's human-graded-bad
   answers plus hedges) with the gate's judge and statistic (``relgate.rollout.replay``);
+- during a cold start's shadow of the live release, the same quality reading on the candidate's
+  mirrored answers paired with the answers served to the same requests (``relgate.app.shadow``);
+  the phase function decides the shadow on it (``relgate.rollout.shadow``);
 - after 100%, one ``MinuteQuality`` per clock minute: a ``sample_rate`` sample of the live
   release's traces of that minute, replayed through the previous release for the reference
   answer, scored the same way.
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from relgate.app.shadow import mirrored_pairs
 from relgate.errors import RelgateError
 from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
@@ -43,6 +47,7 @@ from relgate.rollout.monitors import (
 )
 from relgate.rollout.observe import MinuteQuality, SliceMinute, sampled
 from relgate.rollout.replay import ReplayTrace, replay_quality, replayable, select_recent
+from relgate.rollout.shadow import shadow_ends_at
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import RolloutStatus
 from relgate.routing import ReleaseRoute
@@ -224,10 +229,13 @@ class RolloutProbe:
         self._requests += delta
         if status.paused or self.stable is None:
             return
-        if self.spec.cold_start:
-            # Shadow: score the mirrored candidate on the stable's traffic, for the record.
-            if self._replay_due(status.step_index, now):
-                self._quality = await self._replay(now, status.step_index)
+        if self.spec.cold_start and status.step_index < 0:
+            # Shadow: the candidate's mirrored answers against the live release's (app/shadow.py).
+            # Scored again the moment the period ends: the decision reads every pair it had.
+            ends = shadow_ends_at(self.spec, status, now)
+            last = self._replayed[1] if self._replayed is not None else None
+            if self._replay_due(-1, now) or (last is not None and last < ends <= now):
+                self._quality = await self._shadow(now)
             return
         if status.step_index < 0:
             return
@@ -283,6 +291,21 @@ class RolloutProbe:
         # differences of the sequential test (rollout/replay.py, rollout/sequential.py).
         reruns = await self._ask(self.stable, chosen)
         return self._ledger.fold(await self._score(by_slice, answers, reruns))
+
+    async def _shadow(self, now: float) -> QualityReading:
+        """A cold start's mirrored answers paired with the live release's served answers to the
+        same requests, scored like a replay (the live release re-answers for the ceiling)."""
+        assert self.stable is not None
+        self._replayed = (-1, now)
+        self.replays += 1
+        pairs = mirrored_pairs(
+            self._traces,
+            self.candidate.release_sha256,
+            self.stable.release_sha256,
+            self.spec.thresholds.replay_cap,
+        )
+        reruns = await self._ask(self.stable, pairs.served)
+        return self._ledger.fold(await self._score(pairs.by_slice, pairs.answers, reruns))
 
     async def _ask(self, route: ReleaseRoute, traces: Sequence[Trace]) -> dict[str, str]:
         """Each trace's prompt through ``route`` (its own template); failed answers are left

@@ -320,13 +320,13 @@ class SteadyRouting(RolloutRouting):
         act()
 
     def set_weight(self, weight_bp: int) -> None:
-        if self._stable is None:
+        if self._mirror is None:
             return
         want: _Serving
         if weight_bp >= FULL_WEIGHT_BP:
             want = (self._candidate, None, 0, False)
         else:
-            want = (self._stable, self._candidate, weight_bp, False)
+            want = (self._mirror, self._candidate, weight_bp, False)
         self._publish_if_new(want, lambda: super(SteadyRouting, self).set_weight(weight_bp))
 
     def swap_to(self, release: str) -> None:

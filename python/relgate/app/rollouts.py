@@ -10,14 +10,13 @@ State is derived from the store, never kept beside it:
   them and resumes the latest one of each tenant that is not over.
 
 There is one writer per rollout: its controller, ticked under the rollout's lock by the tick
-task; gRPC commands queue into the controller and trigger a tick. Every tenant has its own
-routing table (``relgate.app.routing``), served by the server's gateway.
+task; gRPC commands queue into the controller and trigger a tick. Each tenant's routing table
+(``relgate.app.routing``) is served by the server's gateway.
 
 Several servers may share one store: only the holder of the store's leader lease
 (``relgate.app.leader``) ticks and decides, every decision fenced by its epoch. The others
-follow: they rebuild their view (and their gateway's routing) from the store whenever it
-changes, serve reads and watches, and refuse commands with the leader's name. A follower that
-takes the lease over rebuilds its view first, then resumes every unfinished rollout.
+follow: they rebuild their view (and routing) from the store whenever it changes, serve reads,
+watches, refuse commands with the leader's name; a new leader rebuilds, then resumes them all.
 """
 
 from __future__ import annotations
@@ -481,6 +480,7 @@ class RolloutManager:
             record=flog.record,
             log=StartEvidence(flog, start_evidence),
             rollout_id=rid,
+            mirror=mirror,
         )
         ar = ActiveRollout(rid, tenant, controller, probe, flog, tick_clock)
         holder.append(ar)

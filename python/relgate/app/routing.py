@@ -238,12 +238,13 @@ class RolloutRouting:
         self._mirror = mirror if stable is None else stable
 
     def set_weight(self, weight_bp: int) -> None:
-        if self._table is None or self._stable is None:
+        # A cold start's canary (after a passing shadow) splits with the release it mirrored.
+        if self._table is None or self._mirror is None:
             return
         if weight_bp >= FULL_WEIGHT_BP:
             self._table.serve_only(self._candidate, subject=self._candidate)
         else:
-            self._table.canary(self._stable, self._candidate, weight_bp)
+            self._table.canary(self._mirror, self._candidate, weight_bp)
 
     def swap_to(self, release: str) -> None:
         if self._table is not None:

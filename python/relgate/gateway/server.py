@@ -60,7 +60,7 @@ from relgate.routing import (
     RoutingSnapshot,
     SwapRecord,
 )
-from relgate.traces import Trace, TraceStore
+from relgate.traces import Trace, TraceStore, shadow_trace_id
 
 T = TypeVar("T")
 
@@ -407,7 +407,7 @@ class Gateway:
         )
         mirror = snap.mirror_target(cls) if ep is None else None
         if mirror is not None:
-            self._start_shadow(mirror, body, cls, snap, prompt, variables)
+            self._start_shadow(mirror, body, cls, snap, prompt, variables, trace_id)
 
         loop = asyncio.get_running_loop()
         self._seq += 1
@@ -505,10 +505,12 @@ class Gateway:
         snap: RoutingSnapshot,
         prompt: str,
         variables: tuple[tuple[str, str], ...],
+        served_id: str,
     ) -> None:
         if len(self._shadow_tasks) >= self._max_shadow:
             return
-        task = asyncio.create_task(self._shadow(route, body, cls, snap, prompt, variables))
+        mirror = self._shadow(route, body, cls, snap, prompt, variables, served_id)
+        task = asyncio.create_task(mirror)
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
@@ -520,10 +522,12 @@ class Gateway:
         snap: RoutingSnapshot,
         prompt: str,
         variables: tuple[tuple[str, str], ...],
+        served_id: str,
     ) -> None:
         clock = self.traces.clock
         admitted = clock()
-        trace_id = "tr_" + uuid.uuid4().hex
+        # Linked to the served request's trace: shadow scoring pairs the two answers.
+        trace_id = shadow_trace_id(served_id)
         try:
             fwd = self._forward_body(body, route, _class_attrs(cls))
         except InvalidInputError:

@@ -118,6 +118,7 @@ class RolloutController:
         record: RecordFn,
         log: FactLog | None = None,
         rollout_id: str = "",
+        mirror: str | None = None,
     ) -> None:
         if (stable is None) != spec.cold_start:
             raise InvalidInputError(
@@ -127,6 +128,9 @@ class RolloutController:
         self.rollout_id = rollout_id
         self.candidate = candidate
         self.stable = stable
+        # A cold start's shadow mirrors the live release: its answers are scored against this
+        # one's, and its canary (after a passing shadow) splits traffic with it.
+        self.mirror = mirror
         self._clock = clock
         self._readings = readings
         self._routing = routing
@@ -137,6 +141,8 @@ class RolloutController:
         self._status = RolloutStatus.from_facts(self._log.load())
         if self._status.started and self._status.candidate != candidate:
             raise InvalidInputError("the fact log belongs to another candidate release")
+        if self._status.shadow_mirror is not None:
+            self.mirror = self._status.shadow_mirror
 
     @classmethod
     def resume(
@@ -268,10 +274,10 @@ class RolloutController:
             self._route_back()
         elif s.completed_at is not None:
             self._routing.swap_to(self.candidate)
+        elif s.step_index >= 0:  # a canary (a cold start's, after its shadow passed)
+            self._routing.set_weight(s.step_weight_bp)
         elif self.spec.cold_start:
             self._routing.set_shadow(s.shadow_ended_at is None)
-        elif s.step_index >= 0:
-            self._routing.set_weight(s.step_weight_bp)
 
     def _route_back(self) -> None:
         # A cold start has no previous release: going back means ending the shadow. (The phase
@@ -351,7 +357,8 @@ class RolloutController:
                     facts.append(Fact(FactKind.STEP_ENTERED, now, step))
                 else:
                     self._routing.set_shadow(True)
-                    facts.append(Fact(FactKind.SHADOW_STARTED, now))
+                    shadow = {} if self.mirror is None else {"mirror": self.mirror}
+                    facts.append(Fact(FactKind.SHADOW_STARTED, now, shadow))
             case Action.ADVANCE:
                 self._routing.set_weight(decision.weight_bp)
                 step = {"index": decision.step_index, "weight_bp": decision.weight_bp}

@@ -25,6 +25,7 @@ from relgate.rollout.checkpoint import (
 )
 from relgate.rollout.monitors import Verdict
 from relgate.rollout.observe import evaluate_observer
+from relgate.rollout.shadow import ShadowOutcome, evaluate_shadow, shadow_ends_at
 from relgate.rollout.spec import FULL_WEIGHT_BP, RolloutSpec
 from relgate.rollout.status import RolloutStatus
 
@@ -166,7 +167,7 @@ def compute_phase(spec: RolloutSpec, status: RolloutStatus, now: float) -> Phase
         phase = Phase.INCONCLUSIVE if status.pause_source == "inconclusive" else Phase.PAUSED
         return _decision(phase, status, f"paused: {status.pause_reason}")
 
-    if spec.cold_start:
+    if spec.cold_start and status.step_index < 0:
         return _shadow(spec, status, now)
     if status.step_index < 0:
         first = spec.steps[0]
@@ -207,6 +208,9 @@ def _observing(spec: RolloutSpec, status: RolloutStatus) -> PhaseDecision:
 
 def _shadow(spec: RolloutSpec, status: RolloutStatus, now: float) -> PhaseDecision:
     started = status.shadow_started_at if status.shadow_started_at is not None else now
+    if status.shadow_mirror is not None:
+        return _scored_shadow(spec, status, now, started)
+    # Nothing was live to mirror (a tenant's first release): no answer to compare with.
     ends = started + spec.shadow_s
     if now < ends:
         return _decision(Phase.SHADOW, status, "shadowing", wake_at=ends)
@@ -225,6 +229,56 @@ def _shadow(spec: RolloutSpec, status: RolloutStatus, now: float) -> PhaseDecisi
         {"shadow_started_at": started, "shadow_s": spec.shadow_s, "actor": actor, "at": at},
         step_index=len(spec.steps) - 1,
         weight_bp=FULL_WEIGHT_BP,
+    )
+
+
+def _scored_shadow(
+    spec: RolloutSpec, status: RolloutStatus, now: float, started: float
+) -> PhaseDecision:
+    """A shadow of the live release, decided on its mirrored answers (rollout/shadow.py): harm
+    on a slice rolls back at once (an always-valid test, as a canary's failed monitor); at the
+    end, no harm enters the first canary step, too little evidence pauses for a human."""
+    ends = shadow_ends_at(spec, status, now)
+    verdict = evaluate_shadow(status.latest().quality, spec.thresholds)
+    evidence = {
+        "shadow": verdict.to_dict(),
+        "mirror": status.shadow_mirror,
+        "shadow_started_at": started,
+        "shadow_s": spec.shadow_s,
+        "shadow_ends_at": ends,
+    }
+    if verdict.outcome is ShadowOutcome.FAIL:
+        return _decision(
+            Phase.SHADOW,
+            status,
+            f"shadow: {verdict.reason}",
+            Action.ROLLBACK,
+            ReceiptKind.AUTO_ROLLBACK,
+            {"cause": "shadow", **evidence},
+            weight_bp=0,
+        )
+    if now < ends:
+        why = f"shadowing ({verdict.outcome}: {verdict.reason})"
+        return _decision(Phase.SHADOW, status, why, evidence=evidence, wake_at=ends)
+    if verdict.outcome is ShadowOutcome.PASS:
+        first = spec.steps[0]
+        return _decision(
+            Phase.PROMOTING,
+            status,
+            f"shadow passed: {verdict.reason}; first canary step",
+            Action.ADVANCE,
+            ReceiptKind.CHECKPOINT_PROMOTE,
+            {**evidence, "to_step_index": 0, "to_weight_bp": first.weight_bp},
+            step_index=0,
+            weight_bp=first.weight_bp,
+        )
+    return _decision(
+        Phase.INCONCLUSIVE,
+        status,
+        f"shadow {verdict.outcome}: {verdict.reason}",
+        Action.PAUSE,
+        ReceiptKind.CHECKPOINT_INCONCLUSIVE,
+        evidence,
     )
 
 

@@ -33,7 +33,7 @@ class FactKind(StrEnum):
     RESUME = "resume"  # data: actor, reason
     PROMOTE = "promote"  # data: actor, reason
     HOLD_EXTENDED = "hold_extended"  # data: index (checkpoint_hold was emitted for this step)
-    SHADOW_STARTED = "shadow_started"
+    SHADOW_STARTED = "shadow_started"  # data: mirror (the live release mirrored; optional)
     SHADOW_ENDED = "shadow_ended"
     COMPLETED = "completed"  # the candidate serves 100% and is the stable release now
     MINUTE = "minute"  # data: an observer minute (MinuteQuality.to_dict)
@@ -139,6 +139,7 @@ class RolloutStatus:
     hold_extended_steps: frozenset[int] = frozenset()
     shadow_started_at: float | None = None
     shadow_ended_at: float | None = None
+    shadow_mirror: str | None = None
     completed_at: float | None = None
     minutes: tuple[MinuteQuality, ...] = ()
     rolled_back_at: float | None = None
@@ -231,7 +232,10 @@ class RolloutStatus:
                     raise InvalidInputError("hold_extended needs an integer index")
                 return replace(s, hold_extended_steps=s.hold_extended_steps | {index})
             case FactKind.SHADOW_STARTED:
-                return replace(s, shadow_started_at=fact.at)
+                mirror = d.get("mirror")
+                if mirror is not None and not isinstance(mirror, str):
+                    raise InvalidInputError("shadow_started: mirror must be a release sha256")
+                return replace(s, shadow_started_at=fact.at, shadow_mirror=mirror or None)
             case FactKind.SHADOW_ENDED:
                 return replace(s, shadow_ended_at=fact.at, promote_requests=())
             case FactKind.COMPLETED:
