@@ -21,6 +21,7 @@ from relgate.receipts.model import Receipt, live_release_of
 from relgate.rollout.checkpoint import HoldProgress, evaluate_monitors, hold_progress
 from relgate.rollout.monitors import MonitorVerdict
 from relgate.rollout.phase import TERMINAL_PHASES, PhaseDecision, compute_phase, rollout_over
+from relgate.rollout.shadow import evaluate_shadow
 from relgate.rollout.spec import RolloutSpec
 from relgate.rollout.status import Fact, FactKind, Reading, RolloutStatus
 from relgate.routing import FULL_WEIGHT_BP
@@ -351,6 +352,10 @@ def rollout_view(
         if step.has_hold:
             hold = hold_progress(step, status, clock())
         monitors = list(evaluate_monitors(status.latest(), spec.thresholds))
+    elif status.shadow_mirror is not None and status.step_index < 0 and not phase_over:
+        # A cold start's shadow of the live release: the quality of its mirrored answers
+        # (relgate.rollout.shadow), what the shadow is decided on.
+        monitors = [evaluate_shadow(status.latest().quality, spec.thresholds).monitor]
     state, note, served, live_now = served_state(
         str(decision.phase), candidate, status.step_weight_bp, store.list_receipts(tenant=tenant)
     )

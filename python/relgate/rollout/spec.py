@@ -136,9 +136,10 @@ class ObserverSpec:
 class RolloutSpec:
     """Steps, thresholds and observer settings of one rollout; ``cold_start`` asks for shadow.
 
-    A cold start (a release without a previous release) is not canaried: the candidate is
-    shadowed (mirrored traffic, scored, never served) for ``shadow_s`` seconds, then a human
-    promotes it.
+    A cold start (a release without a previous release) is first shadowed (mirrored traffic,
+    scored, never served) for ``shadow_s`` seconds. A shadow of a live release is decided on its
+    mirrored answers (``relgate.rollout.shadow``): no harm enters ``steps[0]`` against the
+    mirrored release; with nothing live to mirror, a human promotes it.
     """
 
     steps: tuple[StepSpec, ...] = DEFAULT_STEPS

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from relgate.cli import app
-from rollout_helpers import FAST_SPEC, Env
+from rollout_helpers import FAST_SPEC, Env, wait_for
 from typer.testing import CliRunner
 
 
@@ -50,8 +50,18 @@ def test_roll_verbs_and_rollback(env: Env, tmp_path: Path) -> None:
     assert code == 5
     code, out = _run(env, "rollback", "--to", v2, "--reason", "skip the canary")
     assert code == 8, out  # v2 never served: a rollback cannot bypass its canary
-    env.register("v3", "b1")  # a new model line: shadowed, then promoted by a human
-    env.make_live("v3")
+    # A new model line: shadowed against v1 and scored (the same answers: no harm), then
+    # straight to 100% (docs/rollout-spec.md, shadow_s).
+    v3 = env.register("v3", "b1")
+    straight = {**FAST_SPEC, "shadow_s": 30, "steps": [{"weight_bp": 10000}]}
+    spec.write_text(json.dumps(straight))
+    code, out = _run(env, "roll", "start", v3, "--spec", str(spec), "--json")
+    assert code == 0 and json.loads(out)["phase"] == "Shadow", out
+    env.traffic(100)
+    traces = env.server.rollouts.traces
+    wait_for(lambda: sum(t.shadow for t in traces.all_traces()) >= 100, what="mirrors")
+    env.clock.advance(31)
+    wait_for(lambda: env.server.rollouts.live_release("default") == v3, 120, what="v3 live")
     v1 = env.shas["v1"]
     code, out = _run(env, "rollback", "--to", v1, "--reason", "v3 misbehaves", "--json")
     assert code == 0, out

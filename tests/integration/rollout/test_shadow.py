@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 from relgate.cli.roll import rollout_dict
+from relgate.dashboard.rollouts import rollout_view
 from relgate.data import demo_suite_path
 from relgate.errors import InvalidTransitionError
 from relgate.traces import served_trace_id
@@ -73,6 +74,11 @@ def test_a_shadow_without_harm_enters_its_first_canary_step(env: Env) -> None:
     quality = {k: r for k, r in by_monitor.items() if k.startswith("quality:")}
     assert set(quality) == {"quality:Law", "quality:Health"}
     assert all(r["verdict"] == "HOLDS" and r["samples"] >= 10 for r in quality.values())
+
+    # The dashboard's rollout page shows the same reading as the shadow's monitor.
+    view = rollout_view(env.server.store, "default", rid, clock=env.clock, live=env.server.rollouts)
+    assert [m.monitor for m in view.monitors] == ["quality"]
+    assert {row["slice"] for row in view.monitors[0].evidence["slices"]} == {"Law", "Health"}
 
     env.clock.advance(570)  # past the end of the shadow
     wait_for(lambda: "checkpoint_promote" in env.kinds(fresh), what="the decision")
