@@ -18,7 +18,7 @@ import operator
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
@@ -181,6 +181,29 @@ class TraceStore:
             self._event(trace)
         for sink in self._sinks:
             sink(trace)
+
+    def restore(self, traces: Iterable[Trace]) -> int:
+        """Refill the buffers with persisted traces, oldest first (``relgate.app.trace_log``):
+        the replay sees them again; the release windows, the counters and the sinks do not (they
+        describe this process's traffic). Returns how many were restored."""
+        n = 0
+        with self._lock:
+            for trace in traces:
+                key = (trace.slice, trace.shadow)
+                buf = self._buffers.get(key)
+                if buf is None:
+                    if len(self._buffers) >= self._max_slices:
+                        continue
+                    buf = self._buffers[key] = deque(maxlen=self._per_slice)
+                if trace.id in self._by_id:
+                    continue
+                if len(buf) == buf.maxlen:
+                    self._forget(buf[0][_ID])
+                row = _as_row(trace)
+                buf.append(row)
+                self._by_id[trace.id] = row
+                n += 1
+        return n
 
     def record_event(self, trace: Trace) -> None:
         """Feed only the release's window (time, latency, status) with a request whose text was

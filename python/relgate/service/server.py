@@ -39,6 +39,7 @@ from relgate.app.receipts import AnchorSchedule
 from relgate.app.remote_judge import with_workers
 from relgate.app.rollouts import RolloutManager, RolloutOptions
 from relgate.app.routing import local_hub
+from relgate.app.trace_log import TraceLog
 from relgate.errors import InvalidInputError
 from relgate.gateway.server import Gateway
 from relgate.judge import make_judge
@@ -137,6 +138,7 @@ class RunningServer:
     workers: Dispatcher | None = None
     gate_runs: GateRunBook | None = None
     _resuming: asyncio.Task[None] | None = None
+    trace_log: TraceLog | None = None
     _serving: list[bool] = field(default_factory=lambda: [True])
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -187,6 +189,8 @@ class RunningServer:
         if self.gate_runs is not None:
             # Before the score cache closes: a run in flight stays running (resumed later).
             await asyncio.to_thread(self.gate_runs.close)
+        if self.trace_log is not None:
+            await asyncio.to_thread(self.trace_log.stop)
         if self.gates is not None:
             await asyncio.to_thread(self.gates.close)
         await asyncio.to_thread(self.store.close)
@@ -342,6 +346,10 @@ async def _start(
         manifest_of = store.manifest
         options = dataclasses.replace(options, anchors=dataset_anchors(manifest_of, gates.suites))
     traces = CountingTraceStore(clock=options.clock)
+    # The replay's traces outlive the process (bounded): reloaded now, written off the path.
+    trace_log = TraceLog(store.traces, clock=options.clock, registry=metrics.registry)
+    await asyncio.to_thread(trace_log.restore, traces)
+    traces.add_sink(trace_log)
     gateway = None
     gateway_port, anonymous = gateway_at
     if gateway_port is not None:
@@ -441,6 +449,7 @@ async def _start(
 
         anchor = AnchorSchedule(store, signer, sinks, interval=anchor_interval, on_anchor=on_anchor)
         anchor.start()
+    trace_log.start()
     running = RunningServer(
         data_dir=root,
         host=host,
@@ -463,6 +472,7 @@ async def _start(
         _resuming=asyncio.create_task(
             book.watch(lambda: rollouts.leadership.leading), name="relgate-gate-runs"
         ),
+        trace_log=trace_log,
         _serving=serving,
     )
     # Everything loaded so far lives as long as the server: out of the collector's sight, a full

@@ -62,6 +62,7 @@ __all__ = [
     "releases",
     "rollout_evidence",
     "tenant_releases",
+    "traces",
     "tree_heads",
 ]
 
@@ -300,6 +301,25 @@ judge_jobs = Table(
     Index("ix_judge_jobs_worker_id", "worker_id"),
     Index("ix_judge_jobs_state_updated_at", "state", "updated_at"),
 )
+
+#: The gateway traces the replay monitor samples (served and mirrored requests with an answer),
+#: so a restarted control plane replays the traffic it had: ``trace`` is the trace's JSON. Rows
+#: are bounded per (tenant, release, slice, shadow) and by age, oldest pruned first
+#: (``relgate.store.traces``): not an append-only table.
+traces = Table(
+    "traces",
+    metadata,
+    Column("tenant", String(256), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("release_sha256", String(SHA), nullable=False),
+    Column("slice", String(256), nullable=False),
+    Column("shadow", Integer, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("trace", Text, nullable=False),
+    Index("ix_traces_tenant_release_sha256_slice_shadow_time",
+          "tenant", "release_sha256", "slice", "shadow", "time"),
+    Index("ix_traces_time", "time"),
+)  # fmt: skip
 
 #: Tables whose rows never change once written (triggers refuse UPDATE and DELETE).
 APPEND_ONLY_TABLES: tuple[str, ...] = (

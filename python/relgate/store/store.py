@@ -59,6 +59,7 @@ from relgate.store.rows import (
     stored_release,
     tenant_release_row,
 )
+from relgate.store.traces import TraceRecords
 from relgate.store.weights import (
     DEFAULT_SPOT_K,
     RECHECK_KIND,
@@ -100,6 +101,8 @@ class Store:
         self.gate_runs = GateRunRecords(db)
         #: The judge-worker job queue (``relgate.app.jobs`` serves it to workers).
         self.jobs = JobRecords(db)
+        #: The traces the replay monitor needs, bounded (``relgate.store.traces``).
+        self.traces = TraceRecords(db)
 
     @property
     def weights_root(self) -> Path:
