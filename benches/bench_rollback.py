@@ -8,7 +8,13 @@ canary of v2 over v1, lets traffic flow, then aborts it: the controller's decisi
 manual_rollback receipt's ``at``), the gateway's swap record, and the first trace admitted after
 the swap give the timings. Printed as percentiles over rounds, against the 100 ms goal.
 
+By default the two backends and the load generator run in a second process, as clients and
+model servers do in production; ``--client-in-process`` runs them on threads of the server's
+own process (the anchor, and how this bench measured before): there they share its
+interpreter lock, and the decision's ~2 ms of store work waits tens of ms for it.
+
     python benches/bench_rollback.py [--rounds 20] [--rate 300] [--profile] [--replicas N]
+        [--client-in-process]
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import asyncio
 import atexit
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -172,6 +180,86 @@ def _wait_synced(fleet: list[Replica]) -> None:
         time.sleep(0.05)
 
 
+def _serve_clients(latency: float) -> None:
+    """The client process (``--serve-clients``): two backends, then one load run per stdin
+    line (a LoadSpec as JSON), answering ``started`` when it begins and ``done`` when over."""
+
+    async def run() -> None:
+        knobs = BackendKnobs(base_latency_s=latency)
+        b1, b2 = TestBackend("b1", knobs), TestBackend("b2", knobs)
+        await b1.start()
+        await b2.start()
+        print(json.dumps([b1.base_url, b2.base_url]), flush=True)
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            task = asyncio.create_task(run_load(LoadSpec(**json.loads(line))))
+            print("started", flush=True)
+            await task
+            print("done", flush=True)
+        await b1.stop()
+        await b2.stop()
+
+    asyncio.run(run())
+
+
+class _Clients:
+    """Backends and load, in this process (the anchor) or in a client process."""
+
+    def __init__(self, latency: float, in_process: bool) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.runner: threading.Thread | None = None
+        if in_process:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, daemon=True).start()
+            knobs = BackendKnobs(base_latency_s=latency)
+            self.backends = [TestBackend("b1", knobs), TestBackend("b2", knobs)]
+            for b in self.backends:
+                asyncio.run_coroutine_threadsafe(b.start(), self.loop).result(30)
+            self.urls = [b.base_url for b in self.backends]
+            return
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-clients", "--latency", str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.urls = json.loads(self.proc.stdout.readline())
+
+    def start_load(self, spec: LoadSpec) -> None:
+        if self.proc is None:
+            self.runner = threading.Thread(target=lambda: asyncio.run(run_load(spec)))
+            self.runner.start()
+            return
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        fields = {k: getattr(spec, k) for k in spec.__dataclass_fields__}
+        self.proc.stdin.write(json.dumps(fields) + "\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "started":
+            raise RuntimeError("the client process did not start the load")
+
+    def wait_load(self) -> None:
+        if self.proc is None:
+            assert self.runner is not None
+            self.runner.join()
+            return
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "done":
+            raise RuntimeError("the client process did not finish the load")
+
+    def close(self) -> None:
+        if self.proc is None:
+            for b in self.backends:
+                asyncio.run_coroutine_threadsafe(b.stop(), self.loop).result(30)
+            return
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def main() -> None:
     """Run the rounds and print the timings."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -185,29 +273,31 @@ def main() -> None:
         action="store_true",
         help="run the second half of the rounds with the heap unfrozen (the pre-fix anchor)",
     )
+    ap.add_argument(
+        "--client-in-process",
+        action="store_true",
+        help="backends and load generator on threads of the server's process (the anchor)",
+    )
+    ap.add_argument("--serve-clients", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_clients:
+        _serve_clients(args.latency)
+        return
     marks: dict[str, list[float]] = {}
     if args.profile:
         _instrument(marks)
 
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-
-    def on_loop(coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
-
-    knobs = BackendKnobs(base_latency_s=args.latency)
-    b1, b2 = TestBackend("b1", knobs), TestBackend("b2", knobs)
-    on_loop(b1.start())
-    on_loop(b2.start())
+    clients = _Clients(args.latency, args.client_in_process)
+    atexit.register(clients.close)
+    url1, url2 = clients.urls
     # Wall clock (time.time) everywhere, so trace times and the decision time compare.
     options = RolloutOptions(tick_interval_s=0.05, judge=None)
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(Path(tmp), rollout=options) as srv:
         assert srv.admin_key_path is not None
         key = srv.admin_key_path.read_text().strip()
         c = RelgateClient(srv.address, api_key=key)
-        v1 = c.register_release(_manifest("v1", b1.base_url, None)).release.sha256
-        v2 = c.register_release(_manifest("v2", b2.base_url, v1)).release.sha256
+        v1 = c.register_release(_manifest("v1", url1, None)).release.sha256
+        v2 = c.register_release(_manifest("v2", url2, v1)).release.sha256
         _gate(srv, v1)
         _gate(srv, v2)
         boot = c.start_rollout(v1, overrides={"shadow_s": 0})
@@ -246,11 +336,10 @@ def main() -> None:
                 sessions=10_000,
                 session_prefix=f"r{i}-",
             )
-            runner = threading.Thread(target=lambda spec=load: asyncio.run(run_load(spec)))
-            runner.start()
+            clients.start_load(load)
             time.sleep(0.5)  # a bench, not a test: let the canary carry traffic first
             c.control("Abort", ro.rollout_id, "bench")
-            runner.join()
+            clients.wait_load()
             if fleet:
                 time.sleep(0.5)  # the replica's last trace batch (sent every 200 ms)
             # The abort decision (with replicas, swap_acked receipts follow it in the chain).
@@ -281,8 +370,7 @@ def main() -> None:
                     acked_all.append(max(t for n, t in acks[0].acked if n != "in-process"))
         stop_replicas(fleet)
         c.close()
-    on_loop(b1.stop())
-    on_loop(b2.stop())
+    clients.close()
 
     def row(name: str, xs: list[float]) -> None:
         if not xs:
@@ -294,7 +382,11 @@ def main() -> None:
             f"max {max(xs) * 1e3:8.2f} ms  p99/goal {p99 / GOAL_S:5.2f}  (n={len(xs)})"
         )
 
-    print(f"rollback bench: {args.rounds} rounds at {args.rate:g} req/s, backend {args.latency}s")
+    where = "in the server's process" if args.client_in_process else "in a client process"
+    print(
+        f"rollback bench: {args.rounds} rounds at {args.rate:g} req/s, backend {args.latency}s, "
+        f"backends and load {where}"
+    )
     row("decision -> swap visible", decision_to_swap)
     row("decision -> first served by previous", decision_to_served)
     if args.unfreeze_half:
