@@ -16,33 +16,18 @@ import pytest
 import relgate
 from relgate.attest import oms
 from relgate.cli import app
+from relgate.testing.keys import write_ec_keypair
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
 pytest.importorskip("model_signing")
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from model_signing import hashing, signing, verifying
 
 runner = CliRunner()
 
 
 def _keys(tmp: Path, name: str) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    priv, pub = tmp / f"{name}.pem", tmp / f"{name}.pub"
-    priv.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    pub.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return priv, pub
+    return write_ec_keypair(tmp, name)
 
 
 @pytest.fixture

@@ -121,10 +121,9 @@ def test_export_a_registered_attestation_as_an_oms_bundle(
     """`attest export --release SHA --oms`: the root the release registered, signed over the
     operator's copy of the checkpoint; stock model_signing verifies the bundle."""
     pytest.importorskip("model_signing")
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
     from model_signing import verifying
     from relgate.cli import app
+    from relgate.testing.keys import write_ec_keypair
     from typer.testing import CliRunner
 
     path = _minilm(server)
@@ -132,20 +131,7 @@ def test_export_a_registered_attestation_as_an_oms_bundle(
     doc["model"] = {"kind": "local", "path": path, "endpoint": "http://127.0.0.1:9/v1"}
     result = admin.register_release(json.dumps(doc))
     registered = json.loads(result.release.manifest_json)["weights_attestation"]["root"]
-    key = ec.generate_private_key(ec.SECP256R1())
-    priv, pub = tmp_path / "k.pem", tmp_path / "k.pub"
-    priv.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    pub.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    priv, pub = write_ec_keypair(tmp_path, "k")
     model, sig = _root(server) / path, tmp_path / "model.sig"
     env = {
         "RELGATE_SERVER": server.address,
