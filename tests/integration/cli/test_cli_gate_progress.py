@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from relgate.app.gates import GateOptions
 from relgate.cli import app
 from relgate.client import RelgateClient, answer_source
 from relgate.service.server import BackgroundServer, RunningServer
+from relgate.testing.judges import WordOverlapJudge
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,26 +27,9 @@ ANSWERS = ROOT / "examples" / "answers" / "recorded.jsonl"
 MANIFEST = ROOT / "examples" / "manifests" / "closed-weight-api.json"
 
 
-class OverlapJudge:
-    """TEST DOUBLE judge: Jaccard overlap of lower-cased words (fast, deterministic)."""
-
-    judge_sha256 = "5" * 64
-    description: Mapping[str, Any] = {"backend": "overlap-test-double"}
-
-    def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
-        out = []
-        for a, r in zip(answers, references, strict=True):
-            wa, wr = set(a.lower().split()), set(r.lower().split())
-            out.append(len(wa & wr) / len(wa | wr) if wa | wr else 0.0)
-        return np.asarray(out, dtype=np.float64)
-
-    def agree(self, answer: str, reference: str) -> float:
-        return float(self.score([answer], [reference])[0])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
-    options = GateOptions(judge_factory=lambda choice: OverlapJudge())
+    options = GateOptions(judge_factory=lambda choice: WordOverlapJudge("5" * 64))
     with BackgroundServer(tmp_path / "data", gateway_port=None, gate=options) as running:
         yield running
 
@@ -93,7 +77,7 @@ def test_gate_run_json_streams_judge_progress_chunk_by_chunk(
     assert attempt["outcome"] == "done" and attempt["judged_pairs"] > 5000
 
 
-class SlowOverlapJudge(OverlapJudge):
+class SlowOverlapJudge(WordOverlapJudge):
     """TEST DOUBLE: the overlap judge, 50 ms per call (a run long enough to attach to)."""
 
     def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
@@ -102,7 +86,7 @@ class SlowOverlapJudge(OverlapJudge):
 
 
 def test_a_second_run_gate_attaches_to_the_unfinished_run(tmp_path: Path) -> None:
-    options = GateOptions(judge_factory=lambda choice: SlowOverlapJudge())
+    options = GateOptions(judge_factory=lambda choice: SlowOverlapJudge("5" * 64))
     with BackgroundServer(tmp_path / "data", gateway_port=None, gate=options) as server:
         assert server.admin_key_path is not None
         key = server.admin_key_path.read_text().strip()

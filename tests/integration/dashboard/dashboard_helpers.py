@@ -15,13 +15,10 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from relgate import dashboard
 from relgate.access import Role
 from relgate.app.gates import GateOptions, GateRequest
@@ -36,6 +33,7 @@ from relgate.rollout.spec import RolloutSpec
 from relgate.service.auth import create_key
 from relgate.service.server import BackgroundServer, RunningServer
 from relgate.suite import load_suite
+from relgate.testing.judges import WordOverlapJudge
 
 DEMO_SUITE = "truthfulqa-demo"
 ROLLOUT_ID = "ro_dashboardtest0001"
@@ -49,27 +47,6 @@ SPEC: dict[str, Any] = {
     ],
     "thresholds": {"min_latency_samples": 5, "min_error_requests": 5, "min_replay_rows": 10},
 }
-
-
-class OverlapJudge:
-    """TEST DOUBLE judge: Jaccard overlap of lower-cased words (no model)."""
-
-    backend = "test-double"
-    judge_sha256 = "d0" * 32
-
-    @property
-    def description(self) -> Mapping[str, Any]:
-        return {"backend": self.backend}
-
-    def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
-        out = []
-        for a, r in zip(answers, references, strict=True):
-            wa, wr = set(a.lower().split()), set(r.lower().split())
-            out.append(len(wa & wr) / len(wa | wr) if wa | wr else 0.0)
-        return np.asarray(out, dtype=np.float64)
-
-    def agree(self, answer: str, reference: str) -> float:
-        return float(self.score([answer], [reference])[0])
 
 
 def manifest(tag: str, previous: str | None, suite_sha: str) -> ReleaseManifest:
@@ -123,7 +100,7 @@ def start_server(tmp: Path) -> BackgroundServer:
     return BackgroundServer(
         tmp / "data",
         gateway_port=None,
-        gate=GateOptions(judge_factory=lambda choice: OverlapJudge()),
+        gate=GateOptions(judge_factory=lambda choice: WordOverlapJudge("d0" * 32)),
         rollout=RolloutOptions(clock=ManualClock()),
         web_extension=dashboard.mount,
     )

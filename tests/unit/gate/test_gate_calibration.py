@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import polars as pl
 import pytest
 from relgate.answers import Answers
@@ -17,27 +13,11 @@ from relgate.gate import Calibration, GatePolicy, calibrate, run_gate
 from relgate.gate.calibration import good_answers
 from relgate.judge import ScoreCache
 from relgate.suite import Suite
+from relgate.testing.judges import WordOverlapJudge as _Overlap
 
 
-class WordOverlapJudge:
-    """TEST DOUBLE judge: Jaccard overlap of lower-cased words; counts the pairs it scores."""
-
-    judge_sha256 = "9" * 64
-    description: Mapping[str, Any] = {"backend": "test-double"}
-
-    def __init__(self) -> None:
-        self.pairs_scored = 0
-
-    def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
-        self.pairs_scored += len(answers)
-        out = []
-        for a, r in zip(answers, references, strict=True):
-            wa, wr = set(a.lower().split()), set(r.lower().split())
-            out.append(len(wa & wr) / len(wa | wr))
-        return np.asarray(out, dtype=np.float64)
-
-    def agree(self, answer: str, reference: str) -> float:
-        return float(self.score([answer], [reference])[0])
+def WordOverlapJudge() -> _Overlap:
+    return _Overlap("9" * 64)
 
 
 def toy_suite(n_items: int = 12) -> Suite:

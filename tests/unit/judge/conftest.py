@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from judge_doubles import WordOverlapJudge
+from relgate.testing.judges import WordOverlapJudge
 
 
 @pytest.fixture

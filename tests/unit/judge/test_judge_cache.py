@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from judge_doubles import WordOverlapJudge
 from relgate.errors import InvalidInputError, JudgeError
 from relgate.judge import ScoreCache, judge_sha256, score_rows
 from relgate.judge.base import check_scores
+from relgate.testing.judges import WordOverlapJudge
 
 ITEMS = ["a", "a", "b"]
 ANSWERS = ["the cat sat", "the cat sat", "dogs bark"]
@@ -73,21 +73,6 @@ def test_judge_sha_covers_every_part() -> None:
         assert judge_sha256(*args)[0] != sha  # type: ignore[arg-type]
 
 
-class _FailsAfter(WordOverlapJudge):
-    """TEST DOUBLE: a word-overlap judge whose call number ``fail_at`` raises (a crash mid-run)."""
-
-    def __init__(self, fail_at: int) -> None:
-        super().__init__()
-        self.calls = 0
-        self.fail_at = fail_at
-
-    def score(self, answers, references):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise JudgeError("judge lost mid-run")
-        return super().score(answers, references)
-
-
 def _rows(n: int) -> tuple[list[str], list[str], list[str]]:
     items = [f"i{k // 2}" for k in range(n)]  # two rows per item
     answers = [f"answer {k} words" for k in range(n)]
@@ -112,7 +97,7 @@ def test_progress_is_monotone_per_chunk_and_counts_cached_rows() -> None:
 def test_a_crash_keeps_the_chunks_scored_and_a_rerun_judges_only_the_rest(tmp_path: Path) -> None:
     items, answers, refs = _rows(20)
     path = tmp_path / "scores.db"
-    failing = _FailsAfter(fail_at=3)
+    failing = WordOverlapJudge(fail_at=3)
     seen: list[tuple[int, int]] = []
     with pytest.raises(JudgeError, match="lost mid-run"):
         score_rows(failing, items, answers, refs, ScoreCache(path), chunk=6,

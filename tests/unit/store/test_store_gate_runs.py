@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 from relgate.app.gate_runs import GateRunBook
 from relgate.app.gates import GateOptions, GateRequest, GateRunner
@@ -25,33 +23,7 @@ from relgate.judge.cache import ScoreCache
 from relgate.manifest import ReleaseManifest
 from relgate.store import Store
 from relgate.suite import load_suite
-
-
-class OverlapJudge:
-    """TEST DOUBLE judge: Jaccard word overlap; raises on call ``fail_at`` (a judge lost
-    mid-run) and counts the pairs it scores."""
-
-    judge_sha256 = "6" * 64
-    description: Mapping[str, Any] = {"backend": "overlap-test-double"}
-
-    def __init__(self, fail_at: int | None = None) -> None:
-        self.fail_at = fail_at
-        self.calls = 0
-        self.pairs = 0
-
-    def score(self, answers: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise JudgeError("overlap judge lost mid-run")
-        self.pairs += len(answers)
-        out = []
-        for a, r in zip(answers, references, strict=True):
-            wa, wr = set(a.lower().split()), set(r.lower().split())
-            out.append(len(wa & wr) / len(wa | wr) if wa | wr else 0.0)
-        return np.asarray(out, dtype=np.float64)
-
-    def agree(self, answer: str, reference: str) -> float:
-        return float(self.score([answer], [reference])[0])
+from relgate.testing.judges import WordOverlapJudge
 
 
 class Env:
@@ -60,7 +32,7 @@ class Env:
         suites.mkdir()
         suite = load_suite(demo_suite_path()).select_slices(["Health", "Law"])
         suite.write(suites / "small.csv")
-        self.judge = OverlapJudge()
+        self.judge = WordOverlapJudge("6" * 64)
         self.store = store
         self.runner = GateRunner(
             store, GateOptions(suites_dir=suites, judge_factory=lambda c: self.judge)
@@ -102,7 +74,7 @@ def test_a_run_is_recorded_and_marked_done_with_its_result(env: Env) -> None:
     assert done.answers_sha256 == record.fact["candidate_answers_sha256"]
     assert (done.stage, done.done, done.total) == ("receipt", 1, 1)
     (stats,) = done.stats
-    assert stats["outcome"] == "done" and stats["judged_pairs"] == env.judge.pairs > 0
+    assert stats["outcome"] == "done" and stats["judged_pairs"] == env.judge.pairs_scored > 0
     assert book.view(row.run_id, "default").record is not None
 
 
@@ -141,16 +113,16 @@ def test_a_failed_run_keeps_its_error_and_loses_nothing_stored(env: Env) -> None
     assert failed.answers_sha256 is not None
     assert (env.store.data_dir / "gates" / "answers" / f"{failed.answers_sha256}.parquet").is_file()
     cache = ScoreCache(env.store.data_dir / "gates" / "scores.db")
-    assert len(cache) == env.judge.pairs == 2 * 256
+    assert len(cache) == env.judge.pairs_scored == 2 * 256
     cache.close()
     # A new run (the failed one is finished) judges only the rest.
     env.judge.fail_at = None
-    before = env.judge.pairs
+    before = env.judge.pairs_scored
     retry, started = book.begin(env.request())
     assert started and retry.run_id != row.run_id
     book.execute(retry, env.request())
     stats = env.store.gate_runs.get(retry.run_id, tenant="default").stats[0]
-    assert stats["judged_pairs"] == env.judge.pairs - before
+    assert stats["judged_pairs"] == env.judge.pairs_scored - before
     assert stats["cached_rows"] >= 2 * 256
 
 
