@@ -25,12 +25,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
 from relgate.store import Store
 from relgate.store.control import CONTROL_PLANE_LEASE
+from relgate.testing.postgres import scratch_database
 
 _SERVING = re.compile(r"relgate serving grpc=(\S+)")
 
@@ -115,17 +114,8 @@ def main() -> None:
     args = ap.parse_args()
     if not args.store:
         raise SystemExit("--store (a PostgreSQL URL) or RELGATE_TEST_POSTGRES_URL is needed")
-    admin = sa.create_engine(args.store, isolation_level="AUTOCOMMIT")
-    name = f"relgate_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
+    with scratch_database(args.store, "relgate_bench") as url:
         out = run(url, args.rounds, args.ttl, args.tick)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
     ttl_ms, tick_ms = args.ttl * 1000, args.tick * 1000
     print(f"\nlease ttl (anchor): {ttl_ms:.0f} ms, follower poll {tick_ms:.0f} ms")
     for how, xs in out.items():

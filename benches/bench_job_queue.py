@@ -24,8 +24,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +31,7 @@ from relgate.app.job_queue import JobQueue, MemoryJobQueue
 from relgate.app.jobs import Dispatcher
 from relgate.judge.jobs import JobResult, JobSpec
 from relgate.store import Store
+from relgate.testing.postgres import scratch_database
 
 SHA = "c" * 64
 
@@ -114,24 +113,6 @@ def measure(
     return Row(name, jobs, seconds, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)))
 
 
-@contextmanager
-def postgres_database(url: str) -> Iterator[str]:
-    import sqlalchemy as sa
-
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"relgate_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 def dispatcher(queue: JobQueue, poll_s: float) -> Dispatcher:
     return Dispatcher(lease_s=30.0, queue=queue, poll_s=poll_s)
 
@@ -172,7 +153,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="relgate-bench-jobs-") as data:
         rows += run_store("sqlite", None, data, args)
         if args.postgres:
-            with postgres_database(args.postgres) as url:
+            with scratch_database(args.postgres, "relgate_bench") as url:
                 rows += run_store("postgresql", url, data, args)
     anchor = rows[0].jobs_per_s
     print(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from relgate.store import Store
+from relgate.testing.postgres import scratch_database
 from sqlalchemy.engine import Connection
 
 POSTGRES_URL = os.environ.get("RELGATE_TEST_POSTGRES_URL")
@@ -71,19 +71,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | 
         yield None
         return
     pytest.importorskip("psycopg")
-    import sqlalchemy as sa
-
     assert POSTGRES_URL is not None
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"relgate_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with scratch_database(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture

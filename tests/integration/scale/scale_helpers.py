@@ -7,7 +7,6 @@ import functools
 import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ import itertools
 from relgate.receipts.model import Receipt
 from relgate.store import Store
 from relgate.store.control import CONTROL_PLANE_LEASE, LeaseState
+from relgate.testing.postgres import scratch_database
 
 POSTGRES_URL = os.environ.get("RELGATE_TEST_POSTGRES_URL")
 
@@ -50,18 +50,8 @@ def fresh_postgres() -> Iterator[str]:
     dropped afterwards."""
     if POSTGRES_URL is None:
         pytest.skip("several control planes need PostgreSQL: set RELGATE_TEST_POSTGRES_URL")
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"relgate_scale_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with scratch_database(POSTGRES_URL, "relgate_scale") as url:
+        yield url
 
 
 def wait_for_lease(
