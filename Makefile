@@ -48,7 +48,7 @@ test-slow: dev ## the slow-marked tests (real model end to end, long simulations
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: dev ## run the end-to-end demo on the real model (SmolLM2 on llama.cpp; ~10-15 min on 2 cores)
+demo: dev ## run the end-to-end demo on the real model (SmolLM2 on llama.cpp; about 5 min on 2 cores after set-up)
 	$(PY) -m relgate.demo $(DEMO_ARGS)
 
 # Generated gRPC code: protoc writes `from relgate.v1 import ...`; the package lives at

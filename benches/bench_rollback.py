@@ -147,19 +147,19 @@ PROFILE: dict[str, list[float]] = {}
 def _profile_round(
     marks: dict[str, list[float]], decided: float, published: float, first: float | None
 ) -> None:
-    """The last marks before the swap, as offsets from the decision (ms)."""
+    """The marks from the decision to the first request served, each as an offset from the
+    one before (ms), and the receipts' commit after the swap."""
 
     def first_after(name: str, t: float) -> float | None:
         xs = [x for x in marks.get(name, []) if x >= t - 1e-6]
         return xs[0] if xs else None
 
     # The tick took `now` (the decision's `at`), refreshed the readings, then ran the
-    # controller on a worker thread, which recorded the receipt and published the swap.
+    # controller on a worker thread, which published the swap (a rollback acts first) and then
+    # recorded the command's and the decision's receipts.
     points = {
         "refresh:end": first_after("refresh:end", decided),
         "tick:start": first_after("tick:start", decided),
-        "record_decision:start": first_after("record_decision:start", decided),
-        "record_decision:end": first_after("record_decision:end", decided),
         "_publish:start": first_after("_publish:start", decided),
         "published": published,
         "first_served": first,
@@ -170,6 +170,10 @@ def _profile_round(
             continue
         PROFILE.setdefault(name, []).append(t - prev)
         prev = t
+    # The receipts, committed after the swap: the tick ends when they are.
+    tick_end = first_after("tick:end", published)
+    if tick_end is not None:
+        PROFILE.setdefault("receipts committed (after the swap)", []).append(tick_end - published)
 
 
 def _wait_synced(fleet: list[Replica]) -> None:

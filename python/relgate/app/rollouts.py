@@ -187,9 +187,15 @@ class RolloutManager:
             measure_weights=False,
         )
 
+        rid = self._latest.get(change.tenant)
+        ar = self._rollouts.get(rid) if rid else None
+
         async def record() -> None:
             try:
-                self._receipt(None, await asyncio.to_thread(write))
+                # A rollback swaps before its receipts are committed (docs/design.md §5): the
+                # ack waits for the rollout's tick, so the chain reads decision, then ack.
+                async with ar.lock if ar is not None else contextlib.nullcontext():
+                    self._receipt(None, await asyncio.to_thread(write))
             except Exception:
                 log.exception("swap_acked receipt of routing v%d failed", change.version)
 

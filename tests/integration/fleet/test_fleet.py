@@ -194,6 +194,12 @@ def test_a_canary_rolled_back_automatically_is_acked_by_every_replica(fleet: Any
         assert all(0 <= ms < ACK_DEADLINE_S * 1e3 for ms in ev["acked"].values())
     rollback = [r for r in acked() if r.evidence["candidate"] is None][-1]
     assert rollback.evidence["serves"] == v1
+    # The rollback swaps before its receipt is committed; its ack still follows it in the chain.
+    chain = [r.receipt_sha256 for r in server.store.list_receipts(release_sha=v2)]
+    decision = next(
+        r for r in server.store.list_receipts(release_sha=v2) if r.kind == "auto_rollback"
+    )
+    assert chain.index(decision.receipt_sha256) < chain.index(rollback.receipt_sha256)
     versions = {r.health()["serving"]["default"]["version"] for r in replicas}
     assert versions == {rollback.evidence["version"]}
 

@@ -231,6 +231,67 @@ def test_receipt_is_recorded_before_facts_are_appended() -> None:
     assert order == ["append", "checkpoint_promote", "append"]  # readings, then the decision
 
 
+def test_a_rollback_routes_back_before_anything_is_written() -> None:
+    """The swap does not wait for the commits (the readings', then the decision's): going back
+    to the stable release is the safe direction. Every other action is written first."""
+    order: list[Any] = []
+
+    class Log(MemoryFactLog):
+        def append(self, facts: Any) -> None:
+            order.append(("append", [f.kind for f in facts]))
+            super().append(facts)
+
+    h = Harness(log=Log())
+    h.controller._record = lambda kind, ev: order.append(kind)  # type: ignore[assignment]
+    h.step(0)
+    order.clear()
+    calls = h.routing.calls
+    real_swap = h.routing.swap_to
+    h.routing.swap_to = lambda sha: (order.append(("swap_to", sha)), real_swap(sha))[1]  # type: ignore[method-assign]
+    bad = Readings(requests=400, latency=latency(), errors=good().errors,
+                   quality=quality(health=0.95, law=0.1))  # fmt: skip
+    assert h.step(90, bad) is Phase.ROLLED_BACK
+    assert order[0] == ("swap_to", "v1")  # before the readings' and the decision's writes
+    assert order[1][0] == "append" and "auto_rollback" in order
+    assert calls.count(("swap_to", "v1")) == 1  # routed once, recorded after
+    # An abort: the swap comes before the command's own receipt too.
+    h2 = Harness(log=Log())
+    h2.step(0)
+    order.clear()
+    h2.routing.swap_to = lambda sha: order.append(("swap_to", sha))  # type: ignore[method-assign]
+    h2.controller._record = lambda kind, ev: order.append(kind)  # type: ignore[assignment]
+    h2.controller.abort("oncall", "freeze")
+    assert h2.step(1) is Phase.ABORTED
+    assert order[0] == ("swap_to", "v1") and "manual_rollback" in order
+
+
+def test_a_rollback_whose_commit_fails_restores_the_recorded_routing() -> None:
+    """The store refused the rollback's facts (down, or this leader was deposed): the routing
+    goes back to what is recorded, nothing is lost, and the next tick decides again."""
+
+    class Failing(MemoryFactLog):
+        fail = False
+
+        def append(self, facts: Any) -> None:
+            if self.fail:
+                raise OSError("store unavailable")
+            super().append(facts)
+
+    log = Failing()
+    h = Harness(log=log)
+    h.step(0)
+    bad = Readings(requests=400, latency=latency(), errors=good().errors,
+                   quality=quality(health=0.95, law=0.1))  # fmt: skip
+    log.fail = True
+    with pytest.raises(OSError):
+        h.step(90, bad)
+    assert h.routing.calls[-2:] == [("swap_to", "v1"), ("set_weight", 500)]
+    assert h.controller.status.rolled_back_at is None and h.kinds == []
+    log.fail = False
+    assert h.step(1, bad) is Phase.ROLLED_BACK
+    assert h.routing.calls[-1] == ("swap_to", "v1") and h.kinds == ["auto_rollback"]
+
+
 def test_construction_checks() -> None:
     with pytest.raises(InvalidInputError, match="cold start"):
         RolloutController(
