@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_GENERATION",
     "Answers",
     "Messages",
+    "endpoint_request",
     "from_endpoint",
     "from_transformers",
     "from_vllm",
@@ -156,6 +157,12 @@ def _request(msgs: Request, generation: Mapping[str, Any]) -> dict[str, Any]:
     if settings.get("seed") is None:
         settings["seed"] = request_seed(0, messages)
     return {"messages": messages, **settings}
+
+
+def endpoint_request(msgs: Request, model: str) -> dict[str, Any]:
+    """The chat-completion body :func:`from_endpoint` sends for one item (no generation
+    settings of its own: the release's, over the defaults), seed included."""
+    return {"model": model, **_request(msgs, _settings(None))}
 
 
 async def _from_endpoint(

@@ -71,9 +71,13 @@ def test_reworded_passes_and_the_legal_stop_sequence_fails_on_law_alone(gates: o
     v2 = {s.slice: s for s in gates.results["v2"].slices}
     law = v2["Law"]
     assert law.delta_ci.high < -0.05, law
-    # The untouched slices render byte for byte as v1's: same answers, change exactly 0.
+    # The untouched slices render byte for byte as v1's: v2's gate took v1's answers to them
+    # instead of asking the model again (change exactly 0); v1 rewords v0's instruction, so
+    # every one of its requests is new.
     for name in ("Economics", "Science"):
         assert v2[name].delta_vs_previous == 0.0, v2[name]
+    assert gates.reused["v1"] == 0
+    assert gates.reused["v2"] == sum(v2[n].items for n in ("Economics", "Science")), v2
 
 
 def test_an_a_a_release_passes(world: object, gates: object) -> None:

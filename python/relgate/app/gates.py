@@ -82,6 +82,7 @@ from relgate.gate.sources import (
     ResolvedSuite,
     SuiteResolver,
     release_answers,
+    reusable_answers,
 )
 from relgate.gate.verdict import GateScores
 from relgate.judge.base import Judge
@@ -120,6 +121,10 @@ class GateOptions:
     judge: JudgeChoice = field(default_factory=JudgeChoice)
     judge_factory: Callable[[JudgeChoice], Judge] | None = None
     score_cache: Path | None = None
+    #: With the release's endpoint as the answer source, take the previous release's answer to
+    #: a request that is byte for byte the one it sent to the same attested weights
+    #: (``relgate.gate.sources.reusable_answers``) instead of asking the model again.
+    reuse_answers: bool = True
     #: Gate runs in the store (``relgate.app.gate_runs``): how often a server beats for the
     #: runs it works on, and after how long without a beat the leader resumes a run.
     run_heartbeat_s: float = 1.0
@@ -319,15 +324,9 @@ class GateRunner:
         resolved = self._suite(manifest.dataset, request.suite_ref, stored.tenant)
         suite = resolved.suite
         report("answers", 0, len(suite.item_ids))
-        stored_sha, on_answers = answers
-        if stored_sha is not None:
-            candidate = self._load_stored_answers(stored_sha, stored.sha256)
-            candidate.require(suite.item_ids)
-        else:
-            candidate = self._collect(request.answers, stored, suite)
-            self._store_answers(candidate)
-            on_answers(candidate.sha256)
-        previous = None
+        # The previous release's answers first: a gate that cannot compare fails before it
+        # asks a model anything, and its endpoint answers may be this release's too.
+        previous, reuse = None, {}
         prev_sha = manifest.previous_release
         if prev_sha is not None:
             prev_fact = self._latest_fact(prev_sha, stored.tenant)
@@ -337,6 +336,22 @@ class GateRunner:
                     "gate it first (the comparison is paired by item)"
                 )
             previous = self._load_stored_answers(prev_fact["candidate_answers_sha256"], prev_sha)
+            if (
+                self.options.reuse_answers
+                and request.answers.kind == "endpoint"
+                and prev_fact.get("answers_source") == "endpoint"
+                and prev_fact.get("suite_sha256") == suite.sha256
+            ):
+                prev_manifest = self._release(prev_sha, stored.tenant).manifest
+                reuse = reusable_answers(manifest, prev_manifest, previous, suite)
+        stored_sha, on_answers = answers
+        if stored_sha is not None:
+            candidate = self._load_stored_answers(stored_sha, stored.sha256)
+            candidate.require(suite.item_ids)
+        else:
+            candidate = self._collect(request.answers, stored, suite, reuse)
+            self._store_answers(candidate)
+            on_answers(candidate.sha256)
         report("answers", len(suite.item_ids), len(suite.item_ids))
         judge = self.judges.get(request.judge or self.options.judge)
         calibration = self._calibration(resolved, judge, policy, report)
@@ -356,13 +371,17 @@ class GateRunner:
             "suite_ref": manifest.dataset.ref,
             "suite_path": str(resolved.path),
             "reused_scores": False,
+            "answers_source": request.answers.kind,
+            "answers_reused": len(reuse),
         }
         return self._record(stored, result, extra, request, report)
 
-    def _collect(self, source: AnswerChoice, stored: StoredRelease, suite: Suite) -> Answers:
+    def _collect(
+        self, source: AnswerChoice, stored: StoredRelease, suite: Suite, reuse: dict[str, str]
+    ) -> Answers:
         choice = self._readable(source, stored.tenant)
         try:
-            return release_answers(choice, stored.manifest, suite, None)
+            return release_answers(choice, stored.manifest, suite, None, reuse)
         except InvalidInputError as exc:
             if choice.kind == "recorded" and "cannot be read" in str(exc):
                 # The reader's message may quote the file; say what it is, not what it holds.

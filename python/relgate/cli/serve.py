@@ -150,6 +150,15 @@ def serve(
             "resumes it from the rows already scored (docs/scale-out.md).",
         ),
     ] = 10.0,
+    reuse_answers: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-answers/--no-reuse-answers",
+            help="Gating from the release's endpoint, take the previous release's answer to a "
+            "request byte for byte the one it sent to the same attested weights instead of "
+            "asking the model again (off: an engine whose seeded answers vary).",
+        ),
+    ] = True,
     grace: Annotated[
         float, typer.Option("--grace", min=0.0, help="Seconds calls in flight get on SIGTERM.")
     ] = 10.0,
@@ -179,6 +188,7 @@ def serve(
         ),
         run_heartbeat_s=min(1.0, gate_run_stale / 4),
         run_stale_s=gate_run_stale,
+        reuse_answers=reuse_answers,
     )
 
     async def main() -> None:

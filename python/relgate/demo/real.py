@@ -11,7 +11,8 @@ gateway fronting llama.cpp as it would front vLLM) and registers the three relea
   human overrides it);
 - v1, v0's instruction reworded (a harmless change: it must pass against v0);
 - v2, v1 plus a stop sequence ``" "`` for the legal class (it cuts every legal answer to one
-  word; every other request renders byte for byte as v1's, so its answers are v1's).
+  word; every other request renders byte for byte as v1's, so its answers are v1's: its gate
+  takes them from v1's gate and asks the model for the Law items only).
 
 ``real_gate_chapter`` gates the three through RunGate with answers generated live by the
 release's endpoint (each item rendered by the release for its slice, as the gateway renders
@@ -230,6 +231,7 @@ class RealGates:
 
     results: dict[str, gate_pb2.GateResult] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, int] = field(default_factory=dict)
     v0_override_sha256: str = ""
 
     def verdicts(self, tag: str) -> dict[str, str]:
@@ -292,7 +294,16 @@ def real_gate_chapter(console: Console, world: RealWorld) -> RealGates:
             t0 = time.monotonic()
             gates.results[tag] = _gate(console, client, world.shas[tag], tag)
             gates.seconds[tag] = time.monotonic() - t0
-            console.print(f"  [dim]{tag} gated in {gates.seconds[tag]:.0f} s[/dim]")
+            facts = world.running.store.facts(world.shas[tag], "gate_result", tenant="default")
+            reused = int(facts[-1].payload.get("answers_reused", 0)) if facts else 0
+            gates.reused[tag] = reused
+            said = (
+                f"; {reused} answers taken from the previous release's gate (the same request "
+                "byte for byte, seed included, to the same weights), the rest asked now"
+                if reused
+                else ""
+            )
+            console.print(f"  [dim]{tag} gated in {gates.seconds[tag]:.0f} s{said}[/dim]")
             if tag == "v0":
                 console.print(
                     "v0 is a cold start: it passes only through a gate override; overriding "

@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from relgate.answers import Answers, from_endpoint, from_transformers, from_vllm, load_answers
+from relgate.answers import (
+    Answers,
+    endpoint_request,
+    from_endpoint,
+    from_transformers,
+    from_vllm,
+    load_answers,
+)
+from relgate.canonical import canonical_json
 from relgate.errors import IntegrityError, InvalidInputError, NotFoundError
 from relgate.judge import make_judge
 from relgate.judge.base import Judge
@@ -41,6 +49,7 @@ __all__ = [
     "ResolvedSuite",
     "SuiteResolver",
     "release_answers",
+    "reusable_answers",
 ]
 
 _SUITE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
@@ -172,10 +181,52 @@ class AnswerChoice:
     value: str = ""
 
 
+def _rendered(manifest: ReleaseManifest, suite: Suite) -> dict[str, Any]:
+    # Each item rendered by the one function the gateway renders live traffic with, for the
+    # item's slice: the class that slice belongs to applies its template and settings.
+    slice_of = suite.slice_of()
+    return {item: manifest.render_prompt(p, slice_of[item]) for item, p in suite.prompts().items()}
+
+
+def _weights_identity(manifest: ReleaseManifest) -> bytes | None:
+    """The model as an endpoint request reaches it: the model section and the registered
+    weights root. None for weights nobody attested (an API model can change behind its name)."""
+    root = (manifest.weights_attestation or {}).get("root")
+    if not manifest.open_weights or not root:
+        return None
+    return canonical_json({"model": manifest.model.model_dump(mode="json"), "root": root})
+
+
+def reusable_answers(
+    manifest: ReleaseManifest, previous: ReleaseManifest, answers: Mapping[str, str], suite: Suite
+) -> dict[str, str]:
+    """The previous release's endpoint ``answers`` (to this same ``suite``) that are also this
+    release's: the items whose request is byte for byte the one the previous release sent
+    (messages, settings, per-request seed) to the same endpoint and the same attested weights.
+    A seeded request to the same weights is answered alike, so asking again would spend the
+    model's time for the same text (docs/design.md §3, "Answers")."""
+    mine = _weights_identity(manifest)
+    if mine is None or mine != _weights_identity(previous):
+        return {}
+    model, prev_model = manifest.served_model, previous.served_model
+    ours, theirs = _rendered(manifest, suite), _rendered(previous, suite)
+    return {
+        item: answers[item]
+        for item, rendered in ours.items()
+        if item in answers
+        and endpoint_request(rendered, model) == endpoint_request(theirs[item], prev_model)
+    }
+
+
 def release_answers(
-    choice: AnswerChoice, manifest: ReleaseManifest, suite: Suite, base_dir: Path | None
+    choice: AnswerChoice,
+    manifest: ReleaseManifest,
+    suite: Suite,
+    base_dir: Path | None,
+    reuse: Mapping[str, str] | None = None,
 ) -> Answers:
-    """The release's answers to every suite prompt from ``choice``."""
+    """The release's answers to every suite prompt from ``choice``; with the endpoint,
+    ``reuse`` (from :func:`reusable_answers`) is not asked again."""
     if choice.kind == "recorded":
         if not choice.value.strip():
             raise InvalidInputError("answers: recorded_outputs_path is empty")
@@ -184,16 +235,19 @@ def release_answers(
             path = base_dir / path
         answers = load_answers(path)
     else:
-        # Each item rendered by the one function the gateway renders live traffic with, for
-        # the item's slice: the class that slice belongs to applies its template and settings.
-        slice_of = suite.slice_of()
-        rendered = {
-            item: manifest.render_prompt(p, slice_of[item]) for item, p in suite.prompts().items()
-        }
+        rendered = _rendered(manifest, suite)
         if choice.kind == "endpoint":
-            answers = from_endpoint(
-                rendered, base_url=manifest.model.endpoint, model=manifest.served_model
+            reused = dict(reuse or {})
+            ask = {i: r for i, r in rendered.items() if i not in reused}
+            asked = (
+                from_endpoint(ask, base_url=manifest.model.endpoint, model=manifest.served_model)
+                if ask
+                else Answers({})
             )
+            source = f"endpoint {manifest.model.endpoint} model {manifest.served_model}"
+            if reused:
+                source += f" ({len(reused)} reused from the previous release's gate)"
+            answers = Answers({**asked.texts, **reused}, source=source)
         else:
             # In-process engines take one setting for all items: the release's own.
             make = from_vllm if choice.kind == "vllm" else from_transformers
