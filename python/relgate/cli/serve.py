@@ -156,7 +156,7 @@ def serve(
             "--reuse-answers/--no-reuse-answers",
             help="Gating from the release's endpoint, take the previous release's answer to a "
             "request byte for byte the one it sent to the same attested weights instead of "
-            "asking the model again (off: an engine whose seeded answers vary).",
+            "asking the model again (off: ask every item again).",
         ),
     ] = True,
     grace: Annotated[

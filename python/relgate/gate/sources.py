@@ -203,8 +203,8 @@ def reusable_answers(
     """The previous release's endpoint ``answers`` (to this same ``suite``) that are also this
     release's: the items whose request is byte for byte the one the previous release sent
     (messages, settings, per-request seed) to the same endpoint and the same attested weights.
-    A seeded request to the same weights is answered alike, so asking again would spend the
-    model's time for the same text (docs/design.md §3, "Answers")."""
+    The release changed nothing about such a request: asking again would spend the model's time
+    on a noisy estimate of a change that is zero (docs/design.md §3, "Answers")."""
     mine = _weights_identity(manifest)
     if mine is None or mine != _weights_identity(previous):
         return {}
