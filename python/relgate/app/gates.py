@@ -398,9 +398,12 @@ class GateRunner:
         report("statistics", 0, 1)
         result = decide(*self._stored_scores(latest), policy)
         report("statistics", 1, 1)
-        extra = {
-            k: latest.fact.get(k) for k in ("sample_set_sha256", "suite_ref", "suite_path")
-        } | {"reused_scores": True, "reapplied_to": latest.gate_result_sha256}
+        # The same answers, scored under another policy: where they came from carries over.
+        kept = ("sample_set_sha256", "suite_ref", "suite_path", "answers_source", "answers_reused")
+        extra = {k: latest.fact.get(k) for k in kept} | {
+            "reused_scores": True,
+            "reapplied_to": latest.gate_result_sha256,
+        }
         return self._record(stored, result, extra, request, report)
 
     def _stored_scores(self, record: GateRecord) -> tuple[GateScores, Calibration]:

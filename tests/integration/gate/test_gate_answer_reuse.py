@@ -83,6 +83,10 @@ def test_a_gate_asks_the_model_only_what_the_release_changed(tmp_path: Path, reu
                 _gate(c, shas["v1"])
                 items = len(backend.received)
                 assert items == 103 and _fact(server, shas["v1"])["answers_reused"] == 0
+                # v1's stored scores re-applied (its latest fact now): its answers' source stays.
+                c.run_gate(shas["v1"], reuse_scores=True)
+                assert len(backend.received) == items
+                assert _fact(server, shas["v1"])["answers_source"] == "endpoint"
                 _gate(c, shas["v2"])
                 asked = len(backend.received) - items
                 v1, v2 = _fact(server, shas["v1"]), _fact(server, shas["v2"])
