@@ -10,6 +10,9 @@ The server-path form (a path the server reads itself) is kept only for files und
 server's ``--data-root`` and for the files the package ships (the demo answers): a path is
 resolved (``..`` and symlinks followed) and refused unless it stays under one of those roots.
 Errors name the path, never the file's contents.
+
+``AnswerArchive`` keeps the answers each gate run collected, content-addressed, so a later gate
+(the next release's comparison, a resumed run) reads them instead of asking a model again.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from relgate.errors import InvalidInputError, NotFoundError
+import polars as pl
+
+from relgate.answers import Answers, load_answers
+from relgate.errors import GateError, IntegrityError, InvalidInputError, NotFoundError
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
     "UPLOAD_PREFIX",
+    "AnswerArchive",
     "UploadStore",
     "resolve_server_path",
 ]
@@ -130,3 +137,52 @@ def resolve_server_path(value: str, data_root: Path | None, what: str) -> Path:
     if not resolved.is_file():
         raise NotFoundError(f"{what} {value!r} not found on the server")
     return resolved
+
+
+class AnswerArchive:
+    """The answers gate runs collected, as ``ROOT/<sha256>.parquet`` (written once, through a
+    temporary file; checked against their name when read)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, answers_sha: str) -> Path:
+        """Where the answers hashing to ``answers_sha`` are kept."""
+        return self.root / f"{answers_sha}.parquet"
+
+    def put(self, answers: Answers) -> None:
+        """Keep ``answers`` (a no-op when they are kept already)."""
+        path = self.path(answers.sha256)
+        if path.is_file():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.parquet")
+        items = sorted(answers)
+        pl.DataFrame(
+            {
+                "item_id": items,
+                "answer": [answers[i] for i in items],
+                "answer_sha256": [answers.answer_sha256[i] for i in items],
+            }
+        ).write_parquet(tmp)
+        tmp.replace(path)
+
+    def get(self, answers_sha: str, release_sha: str) -> Answers:
+        """The answers of ``release_sha`` that hash to ``answers_sha`` (``GateError`` when this
+        server does not keep them, ``IntegrityError`` when the file does not hash to its name)."""
+        path = self.path(answers_sha)
+        if not path.is_file():
+            raise GateError(
+                f"the answers of release {release_sha} ({answers_sha}) are not stored on this "
+                "server; gate that release here first"
+            )
+        answers = load_answers(path)
+        if answers.sha256 != answers_sha:
+            raise IntegrityError(
+                f"stored answers of release {release_sha} do not hash to their name",
+                path=str(path),
+                rule="answers_sha256_mismatch",
+                expected=answers_sha,
+                actual=answers.sha256,
+            )
+        return answers

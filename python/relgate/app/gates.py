@@ -43,13 +43,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from relgate.access import acting_as
-from relgate.answers import Answers, load_answers
+from relgate.answers import Answers
 from relgate.app.gate_inputs import (
     DEFAULT_MAX_UPLOAD_BYTES,
     UPLOAD_PREFIX,
+    AnswerArchive,
     UploadStore,
     resolve_server_path,
 )
@@ -154,6 +153,7 @@ class GateRunner:
         self.root = store.data_dir / "gates"
         self.suites = SuiteResolver(opts.suites_dir)
         self.uploads = UploadStore(self.root / "uploads", opts.max_upload_bytes)
+        self.answers = AnswerArchive(self.root / "answers")
         self.judges = JudgePool(opts.judge_factory)
         self._cache: ScoreCache | None = None
         self._run_lock = threading.Lock()
@@ -181,42 +181,6 @@ class GateRunner:
     def _release(self, release_sha: str, tenant: str) -> StoredRelease:
         # Another tenant's release is absent, not forbidden: existence is data.
         return self.store.get_release(release_sha, tenant=tenant)
-
-    def _answers_path(self, answers_sha: str) -> Path:
-        return self.root / "answers" / f"{answers_sha}.parquet"
-
-    def _store_answers(self, answers: Answers) -> None:
-        path = self._answers_path(answers.sha256)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.parquet")
-            items = sorted(answers)
-            pl.DataFrame(
-                {
-                    "item_id": items,
-                    "answer": [answers[i] for i in items],
-                    "answer_sha256": [answers.answer_sha256[i] for i in items],
-                }
-            ).write_parquet(tmp)
-            tmp.replace(path)
-
-    def _load_stored_answers(self, answers_sha: str, release_sha: str) -> Answers:
-        path = self._answers_path(answers_sha)
-        if not path.is_file():
-            raise GateError(
-                f"the answers of release {release_sha} ({answers_sha}) are not stored on this "
-                "server; gate that release here first"
-            )
-        answers = load_answers(path)
-        if answers.sha256 != answers_sha:
-            raise IntegrityError(
-                f"stored answers of release {release_sha} do not hash to their name",
-                path=str(path),
-                rule="answers_sha256_mismatch",
-                expected=answers_sha,
-                actual=answers.sha256,
-            )
-        return answers
 
     def _latest_fact(self, release_sha: str, tenant: str) -> dict[str, Any] | None:
         facts = self.store.facts(release_sha, "gate_result", tenant=tenant)
@@ -335,7 +299,7 @@ class GateRunner:
                     f"previous release {prev_sha} has no gate run with stored answers; "
                     "gate it first (the comparison is paired by item)"
                 )
-            previous = self._load_stored_answers(prev_fact["candidate_answers_sha256"], prev_sha)
+            previous = self.answers.get(prev_fact["candidate_answers_sha256"], prev_sha)
             if (
                 self.options.reuse_answers
                 and request.answers.kind == "endpoint"
@@ -346,11 +310,11 @@ class GateRunner:
                 reuse = reusable_answers(manifest, prev_manifest, previous, suite)
         stored_sha, on_answers = answers
         if stored_sha is not None:
-            candidate = self._load_stored_answers(stored_sha, stored.sha256)
+            candidate = self.answers.get(stored_sha, stored.sha256)
             candidate.require(suite.item_ids)
         else:
             candidate = self._collect(request.answers, stored, suite, reuse)
-            self._store_answers(candidate)
+            self.answers.put(candidate)
             on_answers(candidate.sha256)
         report("answers", len(suite.item_ids), len(suite.item_ids))
         judge = self.judges.get(request.judge or self.options.judge)

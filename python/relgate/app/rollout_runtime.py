@@ -22,6 +22,7 @@ tick clock, and the route lookup.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -31,14 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relgate.app.probes import ProbeOptions, RolloutProbe
-from relgate.app.routing import RolloutRouting
+from relgate.app.routing import LOCAL_REPLICA, RolloutRouting
 from relgate.errors import InvalidTransitionError
 from relgate.judge.base import Judge
-from relgate.receipts.model import Receipt
+from relgate.receipts.model import Receipt, ReceiptKind
 from relgate.rollout.controller import RolloutController
 from relgate.rollout.phase import Phase, PhaseDecision, rollout_over
 from relgate.rollout.status import Fact, FactKind, RolloutStatus
-from relgate.routing import FULL_WEIGHT_BP, ReleaseRoute
+from relgate.routing import FULL_WEIGHT_BP, FleetAcks, ReleaseRoute, RoutingChange
 from relgate.store import Store
 from relgate.store.control import Fence
 
@@ -50,6 +51,7 @@ __all__ = [
     "TickClock",
     "last_fact_time",
     "manifest_routes",
+    "swap_acked_write",
 ]
 
 log = logging.getLogger("relgate.rollout")
@@ -421,3 +423,27 @@ def refuse_early_shadow_promote(ar: ActiveRollout, now: float) -> None:
             f"(shadow_s {ar.controller.spec.shadow_s:g}): promote once it has run its "
             "course, or start the rollout with a shorter shadow_s (--spec)"
         )
+
+
+def swap_acked_write(
+    store: Store, change: RoutingChange, acks: FleetAcks, subject: str | None
+) -> Callable[[], Receipt] | None:
+    """The write of a swap's ``swap_acked`` receipt: which replicas acked it, how long each
+    took, which did not. None when only the in-process gateway serves the tenant (it acks in
+    the publishing call: no receipt for it)."""
+    names = {n for n, _ in acks.acked} | set(acks.missing)
+    if not names - {LOCAL_REPLICA}:
+        return None
+    evidence = {**acks.evidence(), "serves": change.serves, "candidate": change.candidate,
+                "weight_bp": change.weight_bp}  # fmt: skip
+    outcome = "acked by all" if acks.complete else f"{len(acks.missing)} replica(s) missing"
+    return functools.partial(
+        store.record_decision,
+        tenant=change.tenant,
+        release_sha=subject or change.serves,
+        kind=ReceiptKind.SWAP_ACKED,
+        evidence=evidence,
+        actor="relgate-fleet",
+        reason=f"routing v{change.version}: {outcome}",
+        measure_weights=False,
+    )

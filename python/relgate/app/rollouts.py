@@ -46,12 +46,13 @@ from relgate.app.rollout_runtime import (
     last_fact_time,
     manifest_routes,
     refuse_early_shadow_promote,
+    swap_acked_write,
 )
-from relgate.app.routing import LOCAL_REPLICA, RolloutRouting, RoutingTable, local_hub
+from relgate.app.routing import RolloutRouting, RoutingTable, local_hub
 from relgate.errors import GateError, InvalidInputError, InvalidTransitionError, NotFoundError
 from relgate.gateway.server import Gateway
 from relgate.judge.base import Judge
-from relgate.receipts.model import Receipt, ReceiptKind, live_release_of
+from relgate.receipts.model import Receipt, live_release_of
 from relgate.rollout.controller import RolloutController
 from relgate.rollout.phase import PhaseDecision, compute_phase, rollout_over
 from relgate.rollout.spec import RolloutSpec
@@ -167,26 +168,11 @@ class RolloutManager:
         return r
 
     def _swap_acked(self, change: RoutingChange, acks: FleetAcks, subject: str | None) -> None:
-        """A swap served by replica processes completed (or its deadline passed): a
-        ``swap_acked`` receipt says which replicas acked it, how long each took, which did not.
-        (The in-process gateway alone acks in the publishing call: no receipt for it.)"""
-        names = {n for n, _ in acks.acked} | set(acks.missing)
-        if not names - {LOCAL_REPLICA} or self._loop is None:
+        """A swap served by replica processes completed (or its deadline passed): its
+        ``swap_acked`` receipt, written after the rollout's tick."""
+        write = swap_acked_write(self._store, change, acks, subject)
+        if write is None or self._loop is None:
             return
-        evidence = {**acks.evidence(), "serves": change.serves, "candidate": change.candidate,
-                    "weight_bp": change.weight_bp}  # fmt: skip
-        outcome = "acked by all" if acks.complete else f"{len(acks.missing)} replica(s) missing"
-        write = functools.partial(
-            self._store.record_decision,
-            tenant=change.tenant,
-            release_sha=subject or change.serves,
-            kind=ReceiptKind.SWAP_ACKED,
-            evidence=evidence,
-            actor="relgate-fleet",
-            reason=f"routing v{change.version}: {outcome}",
-            measure_weights=False,
-        )
-
         rid = self._latest.get(change.tenant)
         ar = self._rollouts.get(rid) if rid else None
 
